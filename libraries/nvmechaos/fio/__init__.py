@@ -1,0 +1,1 @@
+"""fio: job files, runs, and the typed result model every verdict reads."""

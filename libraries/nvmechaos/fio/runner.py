@@ -1,0 +1,296 @@
+"""Running fio: prepare a job in its own folder, start it, wait for it, and collect its result.
+
+Every path fio writes (JSON, interval logs) is relative to the run folder, and fio runs with that
+folder as its working directory, so the same prepared job runs unchanged on this host or, copied, in
+a guest or on a remote host (see :meth:`PreparedJob.argv`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from nvmechaos.errors import FioOutputError, FioRunError, TargetError
+from nvmechaos.fio.jobfile import JobFile, find_job_file
+from nvmechaos.fio.model import FioArtifacts, FioResult
+from nvmechaos.fio.parser import parse_fio_file
+from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
+
+JSON_NAME = "fio.json"
+STDOUT_NAME = "fio.stdout"
+STDERR_NAME = "fio.stderr"
+JOB_NAME = "job.fio"
+COMMAND_NAME = "command.txt"
+LOG_PREFIX = "fio"
+LOG_KINDS = ("iops", "bw", "lat", "clat", "slat")
+_TIME = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>us|ms|s|m|h|d)?\s*$", re.IGNORECASE)
+_TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def fio_seconds(value: str) -> float | None:
+    """Convert a fio time value ("30", "30s", "500ms", "2m") to seconds; None if not one."""
+    match = _TIME.match(value)
+    if not match:
+        return None
+    unit = (match.group("unit") or "s").lower()
+    return float(match.group("number")) * _TIME_UNITS[unit]
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """A job file rendered with its overrides into a run folder, ready to run."""
+
+    name: str
+    run_dir: Path
+    job_file: JobFile
+    source: Path
+
+    def argv(self, fio_binary: str = "fio") -> list[str]:
+        """The fio command, with paths relative to the run folder (fio's working directory)."""
+        return [fio_binary, "--output-format=json+", f"--output={JSON_NAME}", JOB_NAME]
+
+    @property
+    def expected_seconds(self) -> float | None:
+        """Upper bound of the job's planned duration, from runtime and ramp_time; None if unbounded."""
+        runtimes = [fio_seconds(v) for v in self.job_file.values("runtime")]
+        if not runtimes or None in runtimes:
+            return None
+        ramps = [fio_seconds(v) or 0.0 for v in self.job_file.values("ramp_time")]
+        # Stonewalled jobs run one after another, so the sum bounds every layout.
+        jobs = max(1, len(self.job_file.job_names))
+        return sum(r or 0.0 for r in runtimes) * jobs + sum(ramps) * jobs
+
+
+def prepare_job(
+    job: str | Path,
+    overrides: Mapping[str, object],
+    run_dir: Path,
+    search_dirs: Iterable[Path] = (),
+    log_avg_msec: int = 1000,
+) -> PreparedJob:
+    """Find ``job``, apply ``overrides``, and write the job file as it will run into ``run_dir``.
+
+    Interval logs of IOPS, bandwidth and latency (averaged over ``log_avg_msec``) are switched on
+    for every job; a job file or override that sets its own ``log_avg_msec`` wins.
+
+    Raises:
+        JobFileError: the job file is missing or malformed, or an override is invalid.
+        TargetError: ``run_dir`` cannot be created.
+    """
+    source = find_job_file(job, search_dirs)
+    job_file = JobFile.load(source)
+    job_file.apply(overrides)
+    job_file.set_defaults({"log_avg_msec": log_avg_msec})
+    job_file.apply({
+        "write_iops_log": LOG_PREFIX,
+        "write_bw_log": LOG_PREFIX,
+        "write_lat_log": LOG_PREFIX,
+        "per_job_logs": 1,
+    })
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / JOB_NAME).write_text(job_file.render(), encoding="utf-8")
+    except OSError as error:
+        raise TargetError(f"cannot write the run folder '{run_dir}': {error.strerror}") from None
+    return PreparedJob(name=source.stem, run_dir=run_dir, job_file=job_file, source=source)
+
+
+def check_local_target(prepared: PreparedJob) -> None:
+    """Fail early, and clearly, when a job would write into a place that does not exist or is read-only.
+
+    Raises:
+        TargetError: naming the option, the job and the path.
+    """
+    job_file = prepared.job_file
+    sections = [s.name for s in job_file.sections]
+    for section in sections:
+        directory = job_file.get("directory", section)
+        if directory:
+            for path in directory.split(":"):
+                if not Path(path).is_dir():
+                    raise TargetError(f"target directory '{path}' (option directory, [{section}]) does not exist")
+                if not os.access(path, os.W_OK | os.X_OK):
+                    raise TargetError(f"target directory '{path}' (option directory, [{section}]) is not writable")
+        filename = job_file.get("filename", section)
+        if filename and not directory:
+            for path_text in filename.split(":"):
+                _check_target_file(Path(path_text), section, prepared.run_dir)
+
+
+def _check_target_file(path: Path, section: str, run_dir: Path) -> None:
+    resolved = path if path.is_absolute() else run_dir / path
+    if resolved.exists():
+        if not os.access(resolved, os.W_OK):
+            raise TargetError(f"target '{path}' (option filename, [{section}]) is not writable")
+        return
+    if not resolved.parent.is_dir():
+        raise TargetError(
+            f"target '{path}' (option filename, [{section}]): directory '{resolved.parent}' does not exist"
+        )
+    if not os.access(resolved.parent, os.W_OK | os.X_OK):
+        raise TargetError(f"target '{path}' (option filename, [{section}]): '{resolved.parent}' is not writable")
+
+
+class FioProcess:
+    """A fio run in progress on this host (what ``Start Fio Job`` returns)."""
+
+    def __init__(self, prepared: PreparedJob, process: OwnedProcess, started_wall: float) -> None:
+        self.prepared = prepared
+        self.process = process
+        self.started_wall = started_wall
+        self.started_monotonic = process.started
+
+    @property
+    def name(self) -> str:
+        return self.prepared.name
+
+    def is_running(self) -> bool:
+        return self.process.is_running()
+
+    def wait(self, timeout: float | None = None, allow_errors: bool = False) -> FioResult:
+        """Wait for fio to end and return its result.
+
+        Raises:
+            FioRunError: fio still runs after ``timeout`` seconds (it is then stopped), was rejected,
+                killed, or (unless ``allow_errors``) a job reported an error.
+            FioOutputError: fio's JSON is truncated or malformed.
+        """
+        try:
+            self.process.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.stop()
+            raise FioRunError(
+                f"fio job '{self.name}' still ran after {timeout:g} s and was stopped "
+                f"(output in {self.prepared.run_dir})"
+            ) from None
+        finally:
+            # A keyword timeout or Ctrl-C interrupts the wait: never leave fio running behind it.
+            if self.process.is_running():
+                self.process.stop()
+        return collect_result(self.prepared, self.process.popen.returncode, allow_errors=allow_errors)
+
+    def stop(self) -> None:
+        """Stop fio (SIGTERM lets it write its JSON, SIGKILL after a grace period)."""
+        self.process.stop(grace=10.0)
+
+
+def start_fio(
+    prepared: PreparedJob,
+    fio_binary: str = "fio",
+    scope: str = "",
+    registry: ProcessRegistry = REGISTRY,
+) -> FioProcess:
+    """Start the prepared job on this host in the background.
+
+    Raises:
+        FioRunError: fio is not installed or cannot be executed.
+        TargetError: the job would write where it cannot.
+    """
+    check_local_target(prepared)
+    binary = shutil.which(fio_binary)
+    if binary is None:
+        raise FioRunError(
+            f"fio is not installed: no '{fio_binary}' on PATH (install the 'fio' package, e.g. apt-get install fio)"
+        )
+    argv = prepared.argv(binary)
+    run_dir = prepared.run_dir
+    (run_dir / COMMAND_NAME).write_text(" ".join(argv) + "\n", encoding="utf-8")
+    with open(run_dir / STDOUT_NAME, "wb") as stdout, open(run_dir / STDERR_NAME, "wb") as stderr:
+        try:
+            process = spawn(f"fio {prepared.name}", argv, scope=scope, cwd=run_dir,
+                            stdout=stdout, stderr=stderr, registry=registry)
+        except OSError as error:
+            raise FioRunError(f"cannot start fio '{binary}': {error.strerror}") from None
+    return FioProcess(prepared, process, started_wall=time.time())
+
+
+def collect_result(prepared: PreparedJob, exit_code: int | None, allow_errors: bool = False) -> FioResult:
+    """Read the result of a finished run from its folder and judge how fio ended.
+
+    Raises:
+        FioRunError: fio rejected the job, was killed, or (unless ``allow_errors``) a job reported an error.
+        FioOutputError: the JSON is truncated or malformed.
+    """
+    run_dir = prepared.run_dir
+    json_path = run_dir / JSON_NAME
+    diagnostics = _fio_messages(run_dir)
+    if not json_path.exists() or json_path.stat().st_size == 0:
+        raise FioRunError(f"fio {_how_it_ended(exit_code)} and wrote no results for '{prepared.name}'"
+                          f"{': ' + diagnostics if diagnostics else ''}")
+    try:
+        result = parse_fio_file(json_path)
+    except FioOutputError as error:
+        if exit_code:
+            raise FioOutputError(f"fio {_how_it_ended(exit_code)}; {error}") from None
+        raise
+    if exit_code is not None and exit_code < 0:
+        raise FioRunError(f"fio {_how_it_ended(exit_code)} while running '{prepared.name}'")
+    result = replace(result, exit_code=exit_code, artifacts=_artifacts(prepared),
+                     description=prepared.name)
+    failed = [job for job in result.jobs if job.error]
+    if failed and not allow_errors:
+        details = "; ".join(f"job '{job.name}' error={job.error} ({os.strerror(job.error)})" for job in failed)
+        extra = f": {diagnostics}" if diagnostics else ""
+        raise FioRunError(f"fio reported errors in '{prepared.name}': {details}{extra}")
+    if exit_code and not failed and not allow_errors:
+        raise FioRunError(f"fio {_how_it_ended(exit_code)} for '{prepared.name}'"
+                          f"{': ' + diagnostics if diagnostics else ''}")
+    return result
+
+
+def _how_it_ended(exit_code: int | None) -> str:
+    if exit_code is None:
+        return "did not end"
+    if exit_code < 0:
+        try:
+            return f"was killed by {signal.Signals(-exit_code).name}"
+        except ValueError:
+            return f"was killed by signal {-exit_code}"
+    return f"exited with code {exit_code}"
+
+
+def _fio_messages(run_dir: Path, limit: int = 3) -> str:
+    """fio's own complaint lines ("fio: ...", "Bad option ..."), the most telling first."""
+    lines: list[str] = []
+    for name in (STDERR_NAME, STDOUT_NAME, JSON_NAME):
+        path = run_dir / name
+        if not path.exists():
+            continue
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                text = line.strip()
+                if text.startswith("{") or text.startswith('"'):
+                    break
+                if text and text not in lines:
+                    lines.append(text)
+    return " | ".join(lines[:limit])
+
+
+def _artifacts(prepared: PreparedJob) -> FioArtifacts:
+    run_dir = prepared.run_dir
+    logs = {
+        kind: tuple(sorted(run_dir.glob(f"{LOG_PREFIX}_{kind}.*.log"), key=_log_index))
+        for kind in LOG_KINDS
+    }
+    return FioArtifacts(
+        directory=run_dir,
+        json=run_dir / JSON_NAME,
+        stderr=run_dir / STDERR_NAME,
+        job_file=run_dir / JOB_NAME,
+        command=run_dir / COMMAND_NAME,
+        logs={kind: files for kind, files in logs.items() if files},
+    )
+
+
+def _log_index(path: Path) -> int:
+    try:
+        return int(path.name.rsplit(".", 2)[-2])
+    except ValueError:
+        return 0

@@ -1,0 +1,148 @@
+"""Owning external processes: start them so they cannot outlive us, and end them on every path.
+
+Every process the framework starts (fio, qemu, nbdkit, proxies) goes through :func:`spawn`, which
+ - puts it in a session of its own, so a terminal's Ctrl-C reaches Robot, which then cleans up in
+   order, instead of killing children mid-write;
+ - asks the kernel to SIGKILL it when the thread that started it dies (``PR_SET_PDEATHSIG``), so a
+   Robot process killed with SIGKILL leaves nothing behind;
+ - records it in a :class:`ProcessRegistry` so listeners can end whatever a test or suite left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Run in the child between fork and exec (Linux only)."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # The parent may have died between fork and prctl: then we would never get the signal.
+    if os.getppid() == 1:
+        os._exit(1)
+
+
+@dataclass
+class OwnedProcess:
+    """A process we started, with what we need to describe and end it."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    argv: tuple[str, ...]
+    scope: str
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def is_running(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, grace: float = 3.0) -> int | None:
+        """End the process and its process group: SIGTERM, then SIGKILL after ``grace`` seconds.
+
+        Returns the exit code (negative for a signal), or None if it could not be reaped.
+        """
+        if self.popen.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.popen.wait(timeout=5)
+        # Children of the leader (fio's job processes) may outlive it; end the whole group.
+        self._signal_group(signal.SIGKILL)
+        return self.popen.returncode
+
+    def kill(self) -> int | None:
+        """End the process group at once with SIGKILL (power cut, hung process)."""
+        self._signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=5)
+        return self.popen.returncode
+
+    def _signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signum)
+
+
+class ProcessRegistry:
+    """Remembers every process we started, grouped by scope (a test or suite id)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._processes: list[OwnedProcess] = []
+
+    def add(self, process: OwnedProcess) -> None:
+        with self._lock:
+            self._processes.append(process)
+
+    def running(self, scope: str | None = None) -> list[OwnedProcess]:
+        with self._lock:
+            return [p for p in self._processes if p.is_running() and (scope is None or p.scope == scope)]
+
+    def stop_scope(self, scope: str | None = None) -> list[OwnedProcess]:
+        """Stop every process of ``scope`` (all when None) still running; return the ones stopped."""
+        with self._lock:
+            chosen = [p for p in self._processes if scope is None or p.scope == scope]
+            self._processes = [p for p in self._processes if p not in chosen]
+        stopped = [p for p in chosen if p.is_running()]
+        for process in chosen:
+            process.stop()
+        return stopped
+
+
+REGISTRY = ProcessRegistry()
+
+
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    *,
+    scope: str = "",
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    stdin: int | IO[bytes] | None = subprocess.DEVNULL,
+    stdout: int | IO[bytes] | None = None,
+    stderr: int | IO[bytes] | None = None,
+    registry: ProcessRegistry = REGISTRY,
+) -> OwnedProcess:
+    """Start ``argv`` as an owned process (see the module docstring).
+
+    Raises:
+        FileNotFoundError: the program does not exist.
+        PermissionError: the program is not executable.
+    """
+    preexec: Callable[[], None] | None = _die_with_parent if sys.platform.startswith("linux") else None
+    popen = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+        preexec_fn=preexec,  # noqa: PLW1509 - only prctl, which is async-signal-safe
+    )
+    process = OwnedProcess(name=name, popen=popen, argv=tuple(argv), scope=scope)
+    registry.add(process)
+    return process
