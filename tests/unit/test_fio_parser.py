@@ -352,11 +352,6 @@ def test_lat_percentiles_and_slat() -> None:
         assert direction.slat.mean_ns > 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "model.DirectionResult.completion_latency documents 'clat by default, lat with lat_percentiles', "
-    "but fio 3.33 with lat_percentiles=1 reports percentiles in both clat_ns and lat_ns, and "
-    "completion_latency checks clat first, so it returns clat"
-))
 def test_completion_latency_is_lat_with_lat_percentiles() -> None:
     direction = parsed("lat_percentiles.json").job("latency").directions["read"]
     assert direction.completion_latency is direction.lat
@@ -571,12 +566,6 @@ def test_cut_after_a_value_is_called_truncated() -> None:
         parse_fio_text(text[:cut], source="t")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "parser._extract_json calls JSON 'truncated' only when the decode error's position is at the end "
-    "of the text; a report cut inside a string (e.g. in a job name or option) fails with "
-    "'Unterminated string starting at' whose position is the string's opening quote, so it is "
-    "reported as 'malformed'"
-))
 def test_cut_inside_a_string_is_called_truncated() -> None:
     text = fixture("randrw_json.json").read_text(encoding="utf-8")
     cut = text.index('"jobname" : "randrw"') + len('"jobname" : "ran')
@@ -753,10 +742,6 @@ def test_override_with_a_line_break(job_path: Path) -> None:
         job.apply({"filename": "a\n[evil]"})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "jobfile._option_line writes str(value), so a Python bool override renders as 'time_based=True', "
-    "which fio 3.33 rejects ('fio: failed parsing time_based=True')"
-))
 def test_boolean_override_renders_as_fio_accepts(job_path: Path) -> None:
     job = JobFile.load(job_path)
     job.apply({"time_based": True})
@@ -891,11 +876,6 @@ def test_expected_seconds_unbounded(tmp_path: Path, text: str, overrides: dict[s
     assert _prepare(tmp_path, text, overrides).expected_seconds is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runner.PreparedJob.expected_seconds only looks at the runtime values that are set; when one job "
-    "has a runtime and another has none (so runs until its size is done), it still returns a bound "
-    "(here 2 s x 2 jobs) instead of None"
-))
 def test_expected_seconds_with_a_job_without_runtime(tmp_path: Path) -> None:
     assert _prepare(tmp_path, "[a]\nruntime=2\n[b]\nsize=10G\n").expected_seconds is None
 

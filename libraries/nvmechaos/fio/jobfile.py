@@ -46,7 +46,20 @@ def _option_name(line: str) -> str | None:
     return _canonical(stripped.split("=", 1)[0].strip())
 
 
+def _section_value(section: _Section, key: str) -> str | None:
+    wanted = _canonical(key)
+    found: str | None = None
+    for line in section.lines:
+        if _option_name(line) == wanted:
+            parts = line.split("=", 1)
+            found = parts[1].strip() if len(parts) == 2 else ""
+    return found
+
+
 def _option_line(key: str, value: object) -> str:
+    if isinstance(value, bool):
+        # fio spells booleans as a bare flag or 0, never True/False.
+        value = "" if value else "0"
     text = "" if value is None else str(value)
     if "\n" in text or "\r" in text:
         raise JobFileError(f"override '{key}' has a line break in its value")
@@ -94,16 +107,21 @@ class JobFile:
 
     def get(self, key: str, section: str | None = None) -> str | None:
         """Return the last value of ``key`` in ``section`` (or anywhere), None when unset."""
-        wanted = _canonical(key)
         found: str | None = None
         for candidate in self.sections:
-            if section is not None and candidate.name != section:
-                continue
-            for line in candidate.lines:
-                if _option_name(line) == wanted:
-                    parts = line.split("=", 1)
-                    found = parts[1].strip() if len(parts) == 2 else ""
+            if section is None or candidate.name == section:
+                found = _section_value(candidate, key) if candidate.has(key) else found
         return found
+
+    def effective(self, key: str, job: str) -> str | None:
+        """The value ``key`` has for ``job``: its own, else the last [global] before it sets."""
+        value: str | None = None
+        for section in self.sections:
+            if section.name == "global":
+                value = _section_value(section, key) if section.has(key) else value
+            elif section.name == job:
+                return _section_value(section, key) if section.has(key) else value
+        return value
 
     def values(self, key: str) -> list[str]:
         """Every value ``key`` has in the file, one per section that sets it."""

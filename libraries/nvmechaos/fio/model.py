@@ -58,7 +58,7 @@ class DirectionResult:
     @property
     def completion_latency(self) -> LatencyStats | None:
         """The latency block that carries percentiles: clat by default, lat with ``lat_percentiles``."""
-        for stats in (self.clat, self.lat):
+        for stats in (self.lat, self.clat):
             if stats is not None and stats.percentiles_ns:
                 return stats
         return self.clat or self.lat

@@ -59,7 +59,9 @@ def _extract_json(text: str, source: str) -> tuple[dict[str, Any], str, str]:
         if isinstance(document, dict):
             return document, text[: match.start()], text[end:]
     if first_error is not None:
-        problem = "is truncated" if first_error.pos >= len(text.rstrip()) else "is malformed"
+        # A cut inside a string is reported at the string's opening quote, on the last line.
+        last_line_start = text.rstrip().rfind("\n") + 1
+        problem = "is truncated" if first_error.pos >= last_line_start else "is malformed"
         raise FioOutputError(
             f"{source}: fio's JSON {problem} (line {first_error.lineno}, column {first_error.colno}: "
             f"{first_error.msg}); fio may have been killed or crashed"

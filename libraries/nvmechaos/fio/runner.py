@@ -58,14 +58,17 @@ class PreparedJob:
 
     @property
     def expected_seconds(self) -> float | None:
-        """Upper bound of the job's planned duration, from runtime and ramp_time; None if unbounded."""
-        runtimes = [fio_seconds(v) for v in self.job_file.values("runtime")]
-        if not runtimes or None in runtimes:
-            return None
-        ramps = [fio_seconds(v) or 0.0 for v in self.job_file.values("ramp_time")]
-        # Stonewalled jobs run one after another, so the sum bounds every layout.
-        jobs = max(1, len(self.job_file.job_names))
-        return sum(r or 0.0 for r in runtimes) * jobs + sum(ramps) * jobs
+        """Upper bound of the job's planned duration (every job's runtime and ramp_time added up, as if
+        all were stonewalled); None when any job has no runtime, i.e. runs until its size is done."""
+        total = 0.0
+        for name in self.job_file.job_names:
+            runtime = self.job_file.effective("runtime", name)
+            seconds = fio_seconds(runtime) if runtime is not None else None
+            if seconds is None:
+                return None
+            ramp = self.job_file.effective("ramp_time", name)
+            total += seconds + ((fio_seconds(ramp) or 0.0) if ramp is not None else 0.0)
+        return total
 
 
 def prepare_job(
