@@ -1,0 +1,57 @@
+"""HTML fragments for Robot's log: compact tables of a run's figures and of a verdict."""
+
+from __future__ import annotations
+
+from html import escape
+
+from nvmechaos.fio.model import FioResult, LatencyStats
+from nvmechaos.thresholds import METRICS, Verdict
+
+_TABLE = ('<table style="border-collapse:collapse;font-size:12px" border="1" cellpadding="3">'
+          "<tr>{head}</tr>{rows}</table>")
+
+
+def _ms(value_ns: float | None) -> str:
+    return "–" if value_ns is None else f"{value_ns / 1e6:.3f}"
+
+
+def result_table_html(result: FioResult) -> str:
+    """One row per job and direction: IOPS, MB/s, mean/max latency and percentiles in ms."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in (
+        "job", "dir", "IOPS", "MB/s", "I/Os", "mean ms", "p50 ms", "p99 ms", "p99.9 ms", "p99.99 ms",
+        "max ms", "error"))
+    rows = []
+    for job in result.jobs:
+        directions = job.active_directions
+        if not directions:
+            rows.append(f"<tr><td>{escape(job.name)}</td><td colspan=10>no I/O</td><td>{job.error}</td></tr>")
+        for direction in directions:
+            stats = direction.completion_latency
+            total = direction.lat or direction.clat
+
+            def pct(percent: float, stats: LatencyStats | None = stats) -> str:
+                return _ms(stats.percentile(percent) if stats is not None else None)
+
+            cells = [
+                job.name, direction.direction, f"{direction.iops:,.0f}", f"{direction.bw_bytes / 1e6:,.1f}",
+                f"{direction.total_ios:,}", _ms(total.mean_ns if total else None), pct(50.0), pct(99.0),
+                pct(99.9), pct(99.99), _ms(total.max_ns if total else None), str(job.error),
+            ]
+            rows.append("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in cells) + "</tr>")
+    return _TABLE.format(head=head, rows="".join(rows))
+
+
+def verdict_table_html(verdict: Verdict) -> str:
+    """Every check with its limit, measured value and outcome; failures first."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in ("job", "dir", "metric", "limit", "measured", ""))
+    rows = []
+    for check in sorted(verdict.checks, key=lambda c: c.passed):
+        unit = METRICS[check.metric].unit if check.metric in METRICS else ""
+        measured = "–" if check.measured is None else f"{check.measured:,.3f}"
+        colour = "#dfd" if check.passed else "#fdd"
+        cells = [check.job, check.direction, check.metric, f"{check.limit:,.3f} {unit}".strip(),
+                 f"{measured} {unit}".strip(), "pass" if check.passed else "FAIL"]
+        rows.append(f'<tr style="background:{colour}">' + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    for problem in verdict.problems:
+        rows.append(f'<tr style="background:#fdd"><td colspan=6>{escape(problem)}</td></tr>')
+    return _TABLE.format(head=head, rows="".join(rows))

@@ -1,0 +1,399 @@
+"""Threshold profiles (YAML under ``variables/``) and the verdicts that check fio results against them.
+
+A threshold file holds named profiles::
+
+    profiles:
+      default:
+        description: Seed limits for a host file or block device
+        limits:                      # every job, every direction that did I/O
+          min_iops: 1000
+          max_latency_ms: 50
+        write:                       # one direction only (read, write, trim)
+          min_iops: 500
+        jobs:                        # one fio job (by name), optionally one of its directions
+          tenant_b:
+            min_iops: 100
+            read: {max_p99_latency_ms: 20}
+      emulated:
+        extends: default             # start from another profile's limits
+        limits: {min_iops: 200}
+
+The most specific value wins: job+direction, then job, then direction, then ``limits``. Metric
+names carry their unit (``_ms``, ``_mbps`` = 10^6 bytes/s, ``_pct``) and their sense (``min_``:
+the measured value must not be lower; ``max_``: not higher).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nvmechaos.errors import ThresholdError
+from nvmechaos.fio.model import DIRECTIONS, DirectionResult, FioResult
+
+PERFORMANCE = "performance"
+CONSISTENCY = "consistency"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric a limit can be set on."""
+
+    key: str
+    category: str
+    label: str
+    unit: str
+    description: str
+
+    @property
+    def is_minimum(self) -> bool:
+        return self.key.startswith("min_")
+
+
+def _latency_metrics() -> list[Metric]:
+    metrics = [
+        Metric("max_mean_latency_ms", PERFORMANCE, "mean latency", "ms", "mean completion latency"),
+        Metric("max_latency_ms", PERFORMANCE, "max latency", "ms", "worst single I/O latency"),
+    ]
+    for name, percent in (("50", 50.0), ("90", 90.0), ("95", 95.0), ("99", 99.0), ("99_9", 99.9),
+                          ("99_99", 99.99)):
+        metrics.append(Metric(f"max_p{name}_latency_ms", PERFORMANCE, f"p{percent:g} latency", "ms",
+                              f"{percent:g}th percentile completion latency"))
+    return metrics
+
+
+METRICS: dict[str, Metric] = {
+    metric.key: metric
+    for metric in [
+        Metric("min_iops", PERFORMANCE, "IOPS", "IOPS", "I/O operations per second"),
+        Metric("min_bw_mbps", PERFORMANCE, "bandwidth", "MB/s", "bandwidth in 10^6 bytes per second"),
+        *_latency_metrics(),
+        Metric("max_iops_cov_pct", CONSISTENCY, "IOPS coefficient of variation", "%",
+               "standard deviation of per-interval IOPS over its mean"),
+        Metric("min_iops_min_mean_ratio", CONSISTENCY, "IOPS min/mean ratio", "",
+               "lowest per-interval IOPS over the mean"),
+        Metric("max_bw_cov_pct", CONSISTENCY, "bandwidth coefficient of variation", "%",
+               "standard deviation of per-interval bandwidth over its mean"),
+        Metric("min_bw_min_mean_ratio", CONSISTENCY, "bandwidth min/mean ratio", "",
+               "lowest per-interval bandwidth over the mean"),
+        Metric("max_latency_p99_99_p50_ratio", CONSISTENCY, "latency p99.99/p50 ratio", "",
+               "tail latency spread: 99.99th percentile over the median"),
+    ]
+}
+_PERCENTILE_OF_METRIC = {
+    "max_p50_latency_ms": 50.0, "max_p90_latency_ms": 90.0, "max_p95_latency_ms": 95.0,
+    "max_p99_latency_ms": 99.0, "max_p99_9_latency_ms": 99.9, "max_p99_99_latency_ms": 99.99,
+}
+_PROFILE_KEYS = {"description", "extends", "limits", "jobs", *DIRECTIONS}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated threshold profile."""
+
+    name: str
+    source: str
+    description: str = ""
+    limits: Mapping[str, float] = field(default_factory=dict)
+    directions: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    jobs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    job_directions: Mapping[tuple[str, str], Mapping[str, float]] = field(default_factory=dict)
+
+    def limits_for(self, job: str, direction: str) -> dict[str, float]:
+        """The limits that apply to ``direction`` of ``job``, most specific last."""
+        merged: dict[str, float] = dict(self.limits)
+        merged.update(self.directions.get(direction, {}))
+        merged.update(self.jobs.get(job, {}))
+        merged.update(self.job_directions.get((job, direction), {}))
+        return merged
+
+    def with_overrides(self, overrides: Mapping[str, object]) -> Profile:
+        """A copy with limits from keyword arguments.
+
+        Keys are metric names (``min_iops``), optionally scoped: ``read.min_iops``,
+        ``JOB.min_iops``, ``JOB.read.min_iops``. Values are numbers or numeric strings.
+
+        Raises:
+            ThresholdError: unknown metric, or a value that is not a non-negative number.
+        """
+        limits = dict(self.limits)
+        directions = {k: dict(v) for k, v in self.directions.items()}
+        jobs = {k: dict(v) for k, v in self.jobs.items()}
+        job_directions = {k: dict(v) for k, v in self.job_directions.items()}
+        for raw_key, raw_value in overrides.items():
+            *scope, key = raw_key.split(".")
+            where = f"override {raw_key}"
+            value = _limit_value(raw_value, key, where)
+            if not scope:
+                limits[key] = value
+            elif len(scope) == 1 and scope[0] in DIRECTIONS:
+                directions.setdefault(scope[0], {})[key] = value
+            elif len(scope) == 1:
+                jobs.setdefault(scope[0], {})[key] = value
+            elif len(scope) == 2 and scope[1] in DIRECTIONS:
+                job_directions.setdefault((scope[0], scope[1]), {})[key] = value
+            else:
+                raise ThresholdError(f"{where}: use METRIC, DIRECTION.METRIC, JOB.METRIC or JOB.DIRECTION.METRIC")
+        return Profile(self.name, self.source, self.description, limits, directions, jobs, job_directions)
+
+
+def _limit_value(raw: object, key: str, where: str) -> float:
+    if key not in METRICS:
+        raise ThresholdError(f"{where}: unknown metric '{key}' (known: {', '.join(sorted(METRICS))})")
+    if isinstance(raw, bool):
+        raise ThresholdError(f"{where}: limit {raw!r} is not a number")
+    try:
+        value = float(raw) if isinstance(raw, int | float | str) else math.nan
+    except ValueError:
+        value = math.nan
+    if math.isnan(value) or math.isinf(value):
+        raise ThresholdError(f"{where}: limit {raw!r} is not a number")
+    if value < 0:
+        raise ThresholdError(f"{where}: limit {raw!r} is negative")
+    return value
+
+
+def _limit_map(raw: Any, where: str) -> dict[str, float]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ThresholdError(f"{where}: expected a mapping of metric: limit, got {type(raw).__name__}")
+    return {str(key): _limit_value(value, str(key), f"{where}.{key}") for key, value in raw.items()}
+
+
+def load_profiles(path: Path | str) -> dict[str, Profile]:
+    """Load and validate every profile in a threshold file.
+
+    Raises:
+        ThresholdError: the file is missing or not YAML, or any profile is invalid (the message names
+            the file and the key).
+    """
+    source = Path(path)
+    try:
+        document = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ThresholdError(f"threshold file '{source}' does not exist") from None
+    except OSError as error:
+        raise ThresholdError(f"cannot read threshold file '{source}': {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ThresholdError(f"{source}: not valid YAML{at}: {getattr(error, 'problem', error)}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("profiles"), dict):
+        raise ThresholdError(f"{source}: expected a top-level 'profiles:' mapping")
+    raw_profiles: dict[str, Any] = document["profiles"]
+    resolved: dict[str, Profile] = {}
+
+    def resolve(name: str, chain: tuple[str, ...]) -> Profile:
+        if name in resolved:
+            return resolved[name]
+        if name in chain:
+            raise ThresholdError(f"{source}: profiles.{name}: 'extends' forms a loop ({' -> '.join(chain)})")
+        raw = raw_profiles[name]
+        where = f"{source}: profiles.{name}"
+        if not isinstance(raw, dict):
+            raise ThresholdError(f"{where}: expected a mapping")
+        unknown = set(map(str, raw)) - _PROFILE_KEYS
+        if unknown:
+            raise ThresholdError(f"{where}: unknown key '{sorted(unknown)[0]}' "
+                                 f"(allowed: {', '.join(sorted(_PROFILE_KEYS))})")
+        base = Profile(name, str(source))
+        parent = raw.get("extends")
+        if parent is not None:
+            if parent not in raw_profiles:
+                raise ThresholdError(f"{where}.extends: no profile '{parent}'")
+            base = resolve(str(parent), (*chain, name))
+        profile = _build_profile(name, raw, where, base, str(source))
+        resolved[name] = profile
+        return profile
+
+    for name in raw_profiles:
+        resolve(str(name), ())
+    return resolved
+
+
+def _build_profile(name: str, raw: Mapping[str, Any], where: str, base: Profile, source: str) -> Profile:
+    limits = {**base.limits, **_limit_map(raw.get("limits"), f"{where}.limits")}
+    directions = {d: dict(v) for d, v in base.directions.items()}
+    for direction in DIRECTIONS:
+        directions.setdefault(direction, {}).update(_limit_map(raw.get(direction), f"{where}.{direction}"))
+    jobs = {j: dict(v) for j, v in base.jobs.items()}
+    job_directions = {k: dict(v) for k, v in base.job_directions.items()}
+    raw_jobs = raw.get("jobs") or {}
+    if not isinstance(raw_jobs, dict):
+        raise ThresholdError(f"{where}.jobs: expected a mapping of job name to limits")
+    for job, job_raw in raw_jobs.items():
+        job_where = f"{where}.jobs.{job}"
+        if not isinstance(job_raw, dict):
+            raise ThresholdError(f"{job_where}: expected a mapping")
+        plain = {k: v for k, v in job_raw.items() if k not in DIRECTIONS}
+        jobs.setdefault(str(job), {}).update(_limit_map(plain, job_where))
+        for direction in DIRECTIONS:
+            if direction in job_raw:
+                job_directions.setdefault((str(job), direction), {}).update(
+                    _limit_map(job_raw[direction], f"{job_where}.{direction}"))
+    description = str(raw.get("description", base.description))
+    return Profile(name, source, description, limits, directions, jobs, job_directions)
+
+
+def get_profile(path: Path | str, name: str) -> Profile:
+    """Load one profile by name.
+
+    Raises:
+        ThresholdError: the file is invalid, or has no such profile (the message lists those it has).
+    """
+    profiles = load_profiles(path)
+    if name not in profiles:
+        raise ThresholdError(f"{path}: no profile '{name}' (profiles: {', '.join(sorted(profiles))})")
+    return profiles[name]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One limit checked against one measured value."""
+
+    job: str
+    direction: str
+    metric: str
+    limit: float
+    measured: float | None
+    passed: bool
+
+    def describe(self) -> str:
+        metric = METRICS.get(self.metric)
+        unit = f" {metric.unit}" if metric and metric.unit else ""
+        label = metric.label if metric else self.metric
+        sense = "at least" if self.metric.startswith("min_") else "at most"
+        if self.measured is None:
+            measured = "not measured (fio reported no such value)"
+        else:
+            measured = f"measured {_number(self.measured)}{unit}"
+        return (f"job '{self.job}' {self.direction}: {label} ({self.metric}) must be {sense} "
+                f"{_number(self.limit)}{unit}, {measured}")
+
+
+def _number(value: float) -> str:
+    if value == 0 or 0.01 <= abs(value) < 1e9:
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    return f"{value:.3g}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of checking a result against a profile."""
+
+    profile: str
+    checks: tuple[Check, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def violations(self) -> tuple[Check, ...]:
+        return tuple(check for check in self.checks if not check.passed)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and not self.violations
+
+    def failure_lines(self) -> list[str]:
+        return [*self.problems, *(check.describe() for check in self.violations)]
+
+
+def measure_performance(metric: str, direction: DirectionResult) -> float | None:
+    """The value of a performance metric for one direction of one job, None if fio did not report it."""
+    if metric == "min_iops":
+        return direction.iops
+    if metric == "min_bw_mbps":
+        return direction.bw_bytes / 1e6
+    latency = direction.lat or direction.clat
+    if metric == "max_mean_latency_ms":
+        return latency.mean_ns / 1e6 if latency else None
+    if metric == "max_latency_ms":
+        return latency.max_ns / 1e6 if latency else None
+    percent = _PERCENTILE_OF_METRIC.get(metric)
+    stats = direction.completion_latency
+    if percent is None or stats is None:
+        return None
+    value = stats.percentile(percent)
+    return value / 1e6 if value is not None else None
+
+
+def compare(limit_key: str, limit: float, measured: float | None) -> bool:
+    """True when ``measured`` honours the limit; a value that was not measured never does."""
+    if measured is None:
+        return False
+    return measured >= limit if limit_key.startswith("min_") else measured <= limit
+
+
+MeasureFn = Callable[[str, str, str], float | None]
+
+
+def evaluate(
+    profile: Profile,
+    jobs: Mapping[str, tuple[int, list[str]]],
+    category: str,
+    measure: MeasureFn,
+) -> Verdict:
+    """Check every limit of ``category`` for every job and direction.
+
+    ``jobs`` maps job name to (fio error code, directions that did I/O); ``measure(metric, job,
+    direction)`` returns the measured value. A job with an error, or that did no I/O, is a problem
+    whatever the limits.
+    """
+    checks: list[Check] = []
+    problems: list[str] = []
+    for job, (error, directions) in jobs.items():
+        if error:
+            problems.append(f"job '{job}': fio reported error {error} ({_strerror(error)}); it cannot pass")
+        if not directions:
+            problems.append(f"job '{job}': did no I/O; it cannot pass")
+        for direction in directions:
+            for key, limit in sorted(profile.limits_for(job, direction).items()):
+                if METRICS[key].category != category:
+                    continue
+                measured = measure(key, job, direction)
+                checks.append(Check(job, direction, key, limit, measured, compare(key, limit, measured)))
+    return Verdict(profile.name, tuple(checks), tuple(problems))
+
+
+def _strerror(code: int) -> str:
+    try:
+        return os.strerror(code)
+    except ValueError:
+        return "unknown error"
+
+
+def check_category(profile: Profile, overrides: Mapping[str, object], category: str) -> Profile:
+    """Apply overrides, refusing metrics that belong to another verdict.
+
+    Raises:
+        ThresholdError: an override names a metric of another category or an unknown one.
+    """
+    for raw_key in overrides:
+        key = raw_key.rsplit(".", 1)[-1]
+        metric = METRICS.get(key)
+        if metric is not None and metric.category != category:
+            keyword = "Fio Result Should Be Consistent" if metric.category == CONSISTENCY \
+                else "Fio Result Should Meet Thresholds"
+            raise ThresholdError(f"override {raw_key}: '{key}' is a {metric.category} metric; check it with "
+                                 f"'{keyword}'")
+    return profile.with_overrides(overrides)
+
+
+def job_activity(result: FioResult) -> dict[str, tuple[int, list[str]]]:
+    """Job name to (fio error code, directions that did I/O), the shape :func:`evaluate` takes."""
+    return {job.name: (job.error, [d.direction for d in job.active_directions]) for job in result.jobs}
+
+
+def check_thresholds(result: FioResult, profile: Profile) -> Verdict:
+    """Check a result's performance figures (IOPS, bandwidth, latency) against ``profile``."""
+
+    def measure(metric: str, job: str, direction: str) -> float | None:
+        return measure_performance(metric, result.job(job).directions[direction])
+
+    return evaluate(profile, job_activity(result), PERFORMANCE, measure)
