@@ -1,0 +1,194 @@
+"""What a VM is made of: memory, CPUs, guest, and NVMe controllers with their namespaces.
+
+Sizes accept bytes or a number with a binary unit: ``512``, ``64M``, ``1G``, ``1GiB`` (K, M, G and T
+are powers of 1024 with or without ``iB``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+from nvmechaos.vm.errors import VmSpecError
+
+_SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+FORMATS = ("raw", "qcow2")
+
+
+def parse_size(value: str | int, what: str = "size") -> int:
+    """Bytes from ``value`` (see the module docstring).
+
+    Raises:
+        VmSpecError: not a size, or not positive.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        match = _SIZE.match(str(value))
+        if not match:
+            raise VmSpecError(f"{what} '{value}' is not a size (use bytes or e.g. 64M, 1G, 1GiB)")
+        number = int(float(match.group("number")) * _UNITS[match.group("unit").lower()])
+    if number <= 0:
+        raise VmSpecError(f"{what} '{value}' must be more than 0 bytes")
+    return number
+
+
+def format_size(size: int) -> str:
+    """``1073741824`` -> ``1 GiB``; sizes that are not whole units stay in bytes."""
+    for unit, factor in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} B"
+
+
+@dataclass(frozen=True)
+class NbdExport:
+    """An NBD export a namespace reads and writes through (``nbd://HOST:PORT[/NAME]`` or
+    ``nbd+unix:///NAME?socket=PATH``)."""
+
+    host: str | None = None
+    port: int | None = None
+    socket: str | None = None
+    export: str = ""
+    reconnect_delay: int = 20
+
+    @classmethod
+    def parse(cls, uri: str) -> NbdExport:
+        """Raises VmSpecError on anything but the two forms above."""
+        parsed = urlparse(uri)
+        export = parsed.path.lstrip("/")
+        if parsed.scheme == "nbd":
+            if not parsed.hostname:
+                raise VmSpecError(f"NBD URI '{uri}' has no host (use nbd://HOST:PORT[/EXPORT])")
+            return cls(host=parsed.hostname, port=parsed.port or 10809, export=export)
+        if parsed.scheme == "nbd+unix":
+            sockets = parse_qs(parsed.query).get("socket")
+            if not sockets:
+                raise VmSpecError(f"NBD URI '{uri}' has no socket (use nbd+unix:///EXPORT?socket=PATH)")
+            return cls(socket=sockets[0], export=export)
+        raise VmSpecError(
+            f"NBD URI '{uri}' is not nbd://HOST:PORT[/EXPORT] or nbd+unix:///EXPORT?socket=PATH"
+        )
+
+    def blockdev(self, node: str) -> str:
+        """The ``-blockdev`` value of a protocol node reading this export."""
+        if self.socket is not None:
+            server = f"server.type=unix,server.path={_escape(self.socket)}"
+        else:
+            server = f"server.type=inet,server.host={self.host},server.port={self.port}"
+        export = f",export={_escape(self.export)}" if self.export else ""
+        return f"driver=nbd,node-name={node},{server}{export},reconnect-delay={self.reconnect_delay}"
+
+
+def _escape(value: str) -> str:
+    """QEMU option values escape commas by doubling them."""
+    return value.replace(",", ",,")
+
+
+@dataclass(frozen=True)
+class NamespaceSpec:
+    """One namespace: its size and what stores it.
+
+    ``backing`` is a raw or qcow2 file (created sparse in the VM's folder when None or missing), or
+    ``nbd`` an NBD URI. ``size`` None means "the size of the existing backing file".
+    """
+
+    size: int | None = None
+    backing: Path | None = None
+    format: str | None = None
+    nbd: str | None = None
+    block_size: int = 512
+
+    def __post_init__(self) -> None:
+        if self.format is not None and self.format not in FORMATS:
+            raise VmSpecError(f"namespace format '{self.format}' is not one of {', '.join(FORMATS)}")
+        if self.block_size not in (512, 4096):
+            raise VmSpecError(f"namespace block size {self.block_size} is not 512 or 4096")
+        if self.nbd is not None and self.backing is not None:
+            raise VmSpecError("a namespace has either a backing file or an NBD export, not both")
+        if self.nbd is not None:
+            NbdExport.parse(self.nbd)
+        if self.size is not None and self.size % self.block_size:
+            raise VmSpecError(
+                f"namespace size {self.size} is not a multiple of its block size {self.block_size}"
+            )
+
+
+@dataclass(frozen=True)
+class ControllerSpec:
+    """One NVMe controller on its own PCIe root port, with one or more namespaces."""
+
+    namespaces: tuple[NamespaceSpec, ...] = (NamespaceSpec(size=1 << 30),)
+    serial: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.namespaces:
+            raise VmSpecError("an NVMe controller needs at least one namespace")
+        if self.serial is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,20}", self.serial):
+            raise VmSpecError(f"NVMe serial '{self.serial}' must be 1-20 letters, digits, '.', '_' or '-'")
+
+
+@dataclass(frozen=True)
+class GuestSpec:
+    """The guest to boot: the built-in image (all None), a kernel+initrd, or a disk image.
+
+    For a user's image, ``ssh_key`` is the private key its ``ssh_user`` accepts, and ``host_key``
+    (``TYPE BASE64``) pins the guest's SSH host key; without it the key first seen is pinned.
+    """
+
+    kernel: Path | None = None
+    initrd: Path | None = None
+    append: str | None = None
+    disk_image: Path | None = None
+    ssh_user: str = "root"
+    ssh_key: Path | None = None
+    host_key: str | None = None
+
+    @property
+    def builtin(self) -> bool:
+        return self.kernel is None and self.disk_image is None
+
+    def check(self) -> None:
+        """Raises VmSpecError when a file the guest needs does not exist."""
+        if self.disk_image is not None and self.kernel is not None:
+            raise VmSpecError("give either a disk image or a kernel (and initrd), not both")
+        for what, path in (
+            ("kernel", self.kernel),
+            ("initrd", self.initrd),
+            ("disk image", self.disk_image),
+            ("SSH key", self.ssh_key),
+        ):
+            if path is not None and not path.is_file():
+                raise VmSpecError(f"{what} '{path}' does not exist")
+        if self.initrd is not None and self.kernel is None:
+            raise VmSpecError(f"initrd '{self.initrd}' given without a kernel")
+        if not self.builtin and self.ssh_key is None and self.kernel is None:
+            raise VmSpecError("a user disk image needs the SSH private key its guest accepts (ssh_key)")
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    """A whole VM (see the module docstring for sizes)."""
+
+    name: str = "vm"
+    memory_mib: int = 1024
+    cpus: int = 1
+    controllers: tuple[ControllerSpec, ...] = (ControllerSpec(),)
+    guest: GuestSpec = field(default_factory=GuestSpec)
+    accel: str = "auto"
+    extra_args: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.name):
+            raise VmSpecError(f"VM name '{self.name}' must be 1-64 letters, digits, '.', '_' or '-'")
+        if self.memory_mib < 128:
+            raise VmSpecError(f"VM memory {self.memory_mib} MiB is too small (at least 128 MiB)")
+        if not 1 <= self.cpus <= 64:
+            raise VmSpecError(f"VM CPUs {self.cpus} must be between 1 and 64")
+        if self.accel not in ("auto", "kvm", "tcg"):
+            raise VmSpecError(f"accelerator '{self.accel}' is not auto, kvm or tcg")
+        if not 1 <= len(self.controllers) <= 16:
+            raise VmSpecError(f"{len(self.controllers)} NVMe controllers: use 1 to 16")
