@@ -31,7 +31,7 @@ from pathlib import Path
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.guest.cpio import CpioWriter
 
-BUILDER_VERSION = "4"
+BUILDER_VERSION = "5"
 MANIFEST = "manifest.json"
 KERNEL_NAME = "vmlinuz"
 INITRD_NAME = "initrd.img"
@@ -143,6 +143,8 @@ class GuestRecipe:
     fio: str = "fio"
     nvme: str = "nvme"
     dropbear: str = "dropbear"
+    # dropbear runs /usr/lib/sftp-server for SFTP (SSHLibrary's Put File / Get File).
+    sftp_server: str = "/usr/lib/openssh/sftp-server"
     extra_programs: tuple[str, ...] = field(default_factory=tuple)
 
     def kernel_path(self) -> Path:
@@ -296,6 +298,10 @@ def _plan(recipe: GuestRecipe) -> _Plan:
     if recipe.with_fio:
         names.insert(0, recipe.fio)
     programs = {name: _which(name) for name in names}
+    sftp = Path(recipe.sftp_server)
+    if not sftp.is_file():
+        raise GuestImageError(f"'{sftp}' is not installed on this host (apt-get install openssh-sftp-server)")
+    programs["sftp-server"] = sftp
     libraries: list[Path] = []
     for program in programs.values():
         for library in shared_libraries(program):
@@ -432,6 +438,10 @@ def _fill(archive: CpioWriter, plan: _Plan, work: Path) -> None:
             _parents(archive, name)
             archive.symlink(name, "/bin/busybox")
     for name, path in plan.programs.items():
+        if name == "sftp-server":
+            _parents(archive, "usr/lib/sftp-server")
+            archive.copy("usr/lib/sftp-server", path, 0o755)
+            continue
         target = f"usr/bin/{name}"
         archive.copy(target, path, 0o755)
         archive.symlink(f"usr/sbin/{name}", f"/{target}")

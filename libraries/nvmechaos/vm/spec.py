@@ -192,3 +192,58 @@ class VmSpec:
             raise VmSpecError(f"accelerator '{self.accel}' is not auto, kvm or tcg")
         if not 1 <= len(self.controllers) <= 16:
             raise VmSpecError(f"{len(self.controllers)} NVMe controllers: use 1 to 16")
+
+
+def _namespace_from(item: object, where: str) -> NamespaceSpec:
+    if isinstance(item, (str, int)) and not isinstance(item, bool):
+        return NamespaceSpec(size=parse_size(item, f"{where} size"))
+    if not isinstance(item, dict):
+        raise VmSpecError(f"{where}: expected a size or a mapping with size/backing/format/nbd/block_size")
+    unknown = set(item) - {"size", "backing", "format", "nbd", "block_size"}
+    if unknown:
+        raise VmSpecError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+    size = item.get("size")
+    backing = item.get("backing")
+    return NamespaceSpec(
+        size=parse_size(size, f"{where} size") if size not in (None, "") else None,
+        backing=Path(str(backing)) if backing else None,
+        format=str(item["format"]) if item.get("format") else None,
+        nbd=str(item["nbd"]) if item.get("nbd") else None,
+        block_size=int(item.get("block_size", 512)),
+    )
+
+
+def controllers_from(layout: object) -> tuple[ControllerSpec, ...]:
+    """Controllers from data (YAML/JSON/Robot lists and dicts).
+
+    ``layout`` is a list with one entry per controller; each entry is a list of namespaces or a
+    mapping ``{serial: ..., namespaces: [...]}``; each namespace is a size (``1G``) or a mapping
+    ``{size, backing, format, nbd, block_size}``. A single mapping or size means one controller.
+
+    Raises:
+        VmSpecError: naming the controller and namespace at fault.
+    """
+    if isinstance(layout, (str, int, dict)):
+        layout = [layout]
+    if not isinstance(layout, (list, tuple)) or not layout:
+        raise VmSpecError("VM layout must be a non-empty list of controllers")
+    controllers = []
+    for index, entry in enumerate(layout):
+        where = f"controller {index}"
+        serial: str | None = None
+        items: object = entry
+        if isinstance(entry, dict) and "namespaces" in entry:
+            unknown = set(entry) - {"namespaces", "serial"}
+            if unknown:
+                raise VmSpecError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+            serial = str(entry["serial"]) if entry.get("serial") else None
+            items = entry["namespaces"]
+        if isinstance(items, (str, int, dict)):
+            items = [items]
+        if not isinstance(items, (list, tuple)) or not items:
+            raise VmSpecError(f"{where}: needs at least one namespace")
+        namespaces = tuple(
+            _namespace_from(item, f"{where} namespace {n + 1}") for n, item in enumerate(items)
+        )
+        controllers.append(ControllerSpec(namespaces=namespaces, serial=serial))
+    return tuple(controllers)

@@ -1,0 +1,111 @@
+"""Keywords that talk QMP to a VM: raw commands and the recorded event timeline."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from robot.api import logger
+from robot.api.deco import keyword
+
+from nvmechaos.errors import NvmeChaosError
+from nvmechaos.vm import QmpEvent, Vm
+from VmLibrary.context import VmContext, fail
+
+_LITERAL_START = (*tuple("-0123456789[{"), "true", "false", "null")
+
+
+def typed(value: Any) -> Any:
+    """Robot passes named arguments as strings; QMP wants numbers, booleans and objects typed.
+
+    A string that is a JSON number, boolean, null, list or object becomes that value; others stay
+    strings. (Pass ``arguments=`` a dictionary to keep e.g. a numeric string as a string.)
+    """
+    if isinstance(value, str) and value.strip().startswith(_LITERAL_START):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _row(event: QmpEvent, origin: float) -> str:
+    return f"{event.monotonic - origin:9.3f} s  {event.name:<24} {json.dumps(dict(event.data), default=str)}"
+
+
+class QmpKeywords:
+    """Execute QMP commands and read the VM's event timeline."""
+
+    def __init__(self, context: VmContext) -> None:
+        self.ctx = context
+
+    @keyword
+    def execute_qmp_command(self, vm: Vm, command: str, arguments: Any = None, **named: Any) -> Any:
+        """Run the QMP ``command`` with ``arguments`` (a dictionary or JSON) and/or named arguments;
+        return QEMU's ``return`` value.
+
+        Named argument values that look like JSON numbers, booleans, lists or objects are sent as such.
+        Fails with QEMU's error class and text, e.g. ``QMP 'device_del' failed: GenericError: Device
+        'nope' not found``.
+
+        Examples:
+        | ${status} =    Execute QMP Command    ${vm}    query-status
+        | Execute QMP Command    ${vm}    device_del    id=nvme0
+        | ${limits} =    Create Dictionary    iops-total=${200}
+        | Execute QMP Command    ${vm}    qom-set    path=tg0    property=limits    value=${limits}
+        """
+        payload: dict[str, Any] = {}
+        if isinstance(arguments, str) and arguments.strip():
+            try:
+                arguments = json.loads(arguments)
+            except ValueError as error:
+                fail(f"QMP arguments are not valid JSON: {error}")
+        if isinstance(arguments, dict):
+            payload.update(arguments)
+        elif arguments not in (None, ""):
+            fail(f"QMP arguments must be a dictionary or JSON object, not {type(arguments).__name__}")
+        payload.update({key: typed(value) for key, value in named.items()})
+        logger.info(f"QMP {command} {json.dumps(payload, default=str)}")
+        try:
+            result = vm.execute(command, payload or None)
+        except NvmeChaosError as error:
+            fail(error)
+        logger.info(f"QMP {command} returned {json.dumps(result, default=str)[:2000]}")
+        return result
+
+    @keyword
+    def wait_for_qmp_event(self, vm: Vm, name: str, timeout: float = 10.0, **match: Any) -> dict[str, Any]:
+        """Wait for the QMP event ``name`` whose data matches every named argument; return it as a
+        dictionary (``event``, ``data``, ``monotonic``, ``wall``, ``qemu_time``).
+
+        Events are recorded as they arrive, so an event that came before this keyword was called
+        is found too; each event is returned by at most one wait (a cursor moves past it). Nested
+        data is matched with dotted keys (``data.key``).
+
+        Examples:
+        | Execute QMP Command    ${vm}    device_del    id=nvme0
+        | ${event} =    Wait For QMP Event    ${vm}    DEVICE_DELETED    device=nvme0
+        | Wait For QMP Event    ${vm}    SHUTDOWN    timeout=30
+        """
+        try:
+            event = vm.wait_for_event(name, match or None, float(timeout))
+        except NvmeChaosError as error:
+            fail(error)
+        origin = vm.started_monotonic
+        logger.info(f"QMP event {_row(event, origin)} (seconds since QEMU started)")
+        return event.as_dict()
+
+    @keyword
+    def get_qmp_events(self, vm: Vm, name: str | None = None) -> list[dict[str, Any]]:
+        """Return every QMP event of ``vm`` so far (of every boot), or only those named ``name``,
+        oldest first, each a dictionary with ``event``, ``data``, ``monotonic`` (``time.monotonic()``
+        when it arrived), ``wall`` (``time.time()``), ``qemu_time`` and ``session`` (the boot).
+
+        Example:
+        | ${events} =    Get QMP Events    ${vm}    DEVICE_DELETED
+        | Length Should Be    ${events}    1
+        """
+        events = vm.events(name or None)
+        origin = vm.started_monotonic
+        logger.info("\n".join(_row(e, origin) for e in events) or "no QMP events")
+        return [e.as_dict() for e in events]

@@ -1,0 +1,90 @@
+*** Settings ***
+Documentation       VmLibrary against the real QEMU: launch, ready, QMP command and event, shut down,
+...                 power cut and restart on the same disks, and clean-up by the listener.
+Library             Collections
+Library             OperatingSystem
+Library             Process
+Library             VmLibrary    boot_timeout=120
+
+Test Tags           vm    acceptance
+
+
+*** Test Cases ***
+Launch Returns A Ready Handle
+    [Documentation]    The handle carries the SSH port, QMP socket, key file and device ids.
+    ${vm}    Launch NVMe VM    name=handle    size=256M
+    Should Be True    1024 <= ${vm.ssh_port} <= 65535
+    File Should Exist    ${vm.key_file}
+    Should Exist    ${vm.qmp_socket}
+    Should Be Equal    ${vm.device_ids}    ${{["nvme0"]}}
+    ${mode}    Evaluate    oct(__import__("os").stat($vm.run_dir).st_mode & 0o777)
+    Should Be Equal    ${mode}    0o700
+    ${devices}    Get VM Guest Devices    ${vm}
+    Should Be Equal    ${devices}    ${{{"NVMECHAOS0000": ["/dev/nvme0n1"]}}}
+    File Should Exist    ${vm.console_log}
+
+QMP Command And Event Are Recorded
+    [Documentation]    query-status works; device_del of the controller gives DEVICE_DELETED,
+    ...    device_add brings it back, and QEMU errors quote their class.
+    ${vm}    Launch NVMe VM    name=qmp    size=256M
+    ${status}    Execute QMP Command    ${vm}    query-status
+    Should Be Equal    ${status}[status]    running
+    Execute QMP Command    ${vm}    device_del    id=nvme0
+    ${event}    Wait For QMP Event    ${vm}    DEVICE_DELETED    timeout=20    device=nvme0
+    Should Be True    ${event}[monotonic] > 0
+    ${args}    Evaluate    $vm.controllers[0].device_add_arguments()
+    Execute QMP Command    ${vm}    device_add    arguments=${args}
+    Wait Until VM Is Ready    ${vm}    timeout=30
+    ${events}    Get QMP Events    ${vm}    DEVICE_DELETED
+    Length Should Be    ${events}    1
+    Run Keyword And Expect Error    QMP 'device_del' failed: DeviceNotFound: *
+    ...    Execute QMP Command    ${vm}    device_del    id=nope
+
+Shut Down, Power Cut And Restart On The Same Disks
+    [Documentation]    Data written before a clean shutdown and before a power cut is read back after restarts.
+    ${vm}    Launch NVMe VM    name=restart    size=64M
+    Guest Command Should Succeed    ${vm}    echo first | dd of=/dev/nvme0n1 bs=512 count=1 conv=sync,fsync
+    Shut Down VM    ${vm}
+    VM Should Not Be Running    ${vm}
+    Restart VM    ${vm}
+    ${out}    Guest Command Should Succeed    ${vm}    head -c 5 /dev/nvme0n1
+    Should Be Equal    ${out}    first
+    Guest Command Should Succeed    ${vm}    echo second | dd of=/dev/nvme0n1 bs=512 count=1 conv=sync,fsync
+    ${code}    Power Cut VM    ${vm}
+    Should Be Equal As Integers    ${code}    -9
+    Restart VM    ${vm}
+    ${out}    Guest Command Should Succeed    ${vm}    head -c 6 /dev/nvme0n1
+    Should Be Equal    ${out}    second
+    ${shutdowns}    Get QMP Events    ${vm}    SHUTDOWN
+    Length Should Be    ${shutdowns}    1
+
+Two Controllers With Two Namespaces Each
+    [Documentation]    Each controller sits on its own root port, with its own serial; all namespaces appear.
+    ${vm}    Launch NVMe VM    name=multi    size=128M    namespaces=2    controllers=2    serials=${{["SERA", "SERB"]}}
+    ${devices}    Get VM Guest Devices    ${vm}
+    Length Should Be    ${devices}[SERA]    2
+    Length Should Be    ${devices}[SERB]    2
+    Should Be Equal    ${vm.controllers[1].bus}    rp1
+
+The Listener Stops VMs Left Running
+    [Documentation]    A VM launched without teardown is gone once its test ended (checked by the next test).
+    ${vm}    Launch NVMe VM    name=leftover    size=64M    wait=False
+    Set Suite Variable    ${LEFTOVER_PID}    ${vm.pid}
+
+No QEMU Is Left From The Previous Test
+    [Documentation]    The pid of the previous test's VM no longer exists.
+    Should Not Exist    /proc/${LEFTOVER_PID}
+
+
+*** Keywords ***
+Guest Command Should Succeed
+    [Documentation]    Run ${command} in the guest with the engine's SSH client and return its stdout.
+    [Arguments]    ${vm}    ${command}
+    ${ssh}    Evaluate    $vm.ssh()
+    TRY
+        ${result}    Evaluate    $ssh.run($command)
+    FINALLY
+        Evaluate    $ssh.close()
+    END
+    Should Be Equal As Integers    ${result.exit_code}    0    ${result.stderr}
+    RETURN    ${result.stdout}
