@@ -1,0 +1,49 @@
+"""Fault injection: injectors that share one interface, schedules that drive them, and the
+fault timeline they record.
+
+- :mod:`nvmechaos.faults.base`: :class:`Injector` (start, apply, clear, stop, describe, is_alive,
+  timeline) and :class:`FaultEvent`.
+- :mod:`nvmechaos.faults.control`: fault parameters (:class:`LatencyParams`, :class:`ErrorParams`)
+  and the control file the NBD servers read.
+- :mod:`nvmechaos.faults.nbd`: :class:`NbdkitInjector` and :class:`PythonNbdProxy`.
+- :mod:`nvmechaos.faults.schedule`: :class:`Schedule`.
+"""
+
+from nvmechaos.faults.base import (
+    FaultError,
+    FaultEvent,
+    Injector,
+    InjectorDiedError,
+    InjectorStartError,
+    Timeline,
+)
+from nvmechaos.faults.control import (
+    ErrorParams,
+    FaultParamError,
+    FaultParams,
+    LatencyParams,
+    parse_duration,
+)
+from nvmechaos.faults.nbd import NbdInjector, NbdkitInjector, PythonNbdProxy, make_injector
+from nvmechaos.faults.schedule import Schedule, Window, periodic_windows
+
+__all__ = [
+    "ErrorParams",
+    "FaultError",
+    "FaultEvent",
+    "FaultParamError",
+    "FaultParams",
+    "Injector",
+    "InjectorDiedError",
+    "InjectorStartError",
+    "LatencyParams",
+    "NbdInjector",
+    "NbdkitInjector",
+    "PythonNbdProxy",
+    "Schedule",
+    "Timeline",
+    "Window",
+    "make_injector",
+    "parse_duration",
+    "periodic_windows",
+]

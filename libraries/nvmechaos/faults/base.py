@@ -1,0 +1,286 @@
+"""What every fault injector shares: the interface a schedule drives, and the fault timeline.
+
+An injector is started once, then faults are applied and cleared any number of times while a
+workload runs, then it is stopped. Every start, apply, clear and stop is recorded as a
+:class:`FaultEvent` stamped with ``time.monotonic()`` (the run's one clock, the same one the fio
+runner and the QMP session use) and ``time.time()`` (to line it up with fio's logs and the wall
+clock). The events are the fault timeline that impact verdicts and charts read.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from nvmechaos.errors import NvmeChaosError
+from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams
+
+KINDS = ("latency", "errors")
+
+
+class FaultError(NvmeChaosError):
+    """A fault injector could not do what was asked."""
+
+
+class InjectorStartError(FaultError):
+    """The injector's server could not be started (program missing, port or socket in use, ...)."""
+
+
+class InjectorDiedError(FaultError):
+    """The injector's server ended while it was still in use."""
+
+
+@dataclass(frozen=True)
+class FaultEvent:
+    """One entry of the fault timeline.
+
+    ``kind`` is ``latency``, ``errors`` or ``injector`` (start/stop of the injector itself);
+    ``action`` is ``start``, ``apply``, ``clear``, ``stop`` or ``died``; ``params`` what was applied
+    (delays in seconds per operation; rate, operations, errno name), empty for the others.
+    """
+
+    kind: str
+    action: str
+    params: Mapping[str, Any]
+    monotonic: float
+    wall: float
+    injector: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "action": self.action,
+            "params": dict(self.params),
+            "monotonic": self.monotonic,
+            "wall": self.wall,
+            "injector": self.injector,
+        }
+
+
+@dataclass
+class Timeline:
+    """A thread-safe, append-only list of fault events."""
+
+    clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
+    _events: list[FaultEvent] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(
+        self, kind: str, action: str, params: Mapping[str, Any] | None = None, source: str = ""
+    ) -> FaultEvent:
+        event = FaultEvent(
+            kind=kind,
+            action=action,
+            params=MappingProxyType(dict(params or {})),
+            monotonic=self.clock(),
+            wall=self.wall_clock(),
+            injector=source,
+        )
+        with self._lock:
+            self._events.append(event)
+        return event
+
+    @property
+    def events(self) -> list[FaultEvent]:
+        with self._lock:
+            return list(self._events)
+
+
+class Injector(ABC):
+    """The interface shared by every fault injector (NBD servers here; QMP faults can implement it too).
+
+    Subclasses implement :meth:`_start`, :meth:`_set`, :meth:`_stop` and :meth:`is_alive`; this class
+    validates, records the timeline, and runs the timers of faults with a duration.
+    """
+
+    def __init__(self, name: str, timeline: Timeline | None = None) -> None:
+        self.name = name
+        self.timeline_log = timeline or Timeline()
+        self._lock = threading.RLock()
+        self._active: dict[str, FaultParams] = {}
+        self._generation: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self._timers: dict[str, threading.Event] = {}
+        self._timer_errors: list[str] = []
+        self._started = False
+        self._stopped = False
+
+    # -- what subclasses provide --------------------------------------------------------------
+    @abstractmethod
+    def _start(self) -> None: ...
+
+    @abstractmethod
+    def _set(self, active: Mapping[str, FaultParams]) -> None:
+        """Make ``active`` (kind -> params; a missing kind means none) what the server does now."""
+
+    @abstractmethod
+    def _stop(self) -> None: ...
+
+    @abstractmethod
+    def is_alive(self) -> bool: ...
+
+    @abstractmethod
+    def _death_message(self) -> str: ...
+
+    def describe(self) -> dict[str, Any]:
+        """What this injector is and does right now (for logs and reports)."""
+        with self._lock:
+            return {
+                "name": self.name,
+                "type": type(self).__name__,
+                "alive": self.is_alive(),
+                "active": {kind: params.as_dict() for kind, params in self._active.items()},
+            }
+
+    # -- the interface ---------------------------------------------------------------------------
+    @property
+    def timeline(self) -> list[FaultEvent]:
+        """Every start/apply/clear/stop of this injector, oldest first."""
+        return self.timeline_log.events
+
+    @property
+    def active(self) -> dict[str, FaultParams]:
+        with self._lock:
+            return dict(self._active)
+
+    @property
+    def timer_errors(self) -> list[str]:
+        """Errors of duration timers that could not clear their fault (the injector died)."""
+        with self._lock:
+            return list(self._timer_errors)
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                raise FaultError(f"{self.name} is already started")
+            self._start()
+            self._started = True
+            self.timeline_log.record("injector", "start", self.describe_start(), self.name)
+
+    def describe_start(self) -> dict[str, Any]:
+        return {}
+
+    def apply(self, params: FaultParams, duration: float | None = None) -> FaultEvent:
+        """Apply ``params`` now (replacing the active fault of the same kind); with ``duration``
+        (seconds), clear it again after that long unless something else replaced it meanwhile.
+
+        Raises:
+            FaultError: not started, stopped, or the server died.
+            FaultParamError: ``duration`` is negative.
+        """
+        if duration is not None and duration < 0:
+            raise FaultParamError(f"duration '{duration}' is negative")
+        kind = params.kind
+        with self._lock:
+            self._check_usable()
+            self._cancel_timer(kind)
+            new_active = dict(self._active)
+            new_active[kind] = params
+            self._set(new_active)
+            self._active = new_active
+            self._generation[kind] += 1
+            event = self.timeline_log.record(
+                kind, "apply", {**params.as_dict(), **({"duration": duration} if duration else {})}, self.name
+            )
+            if duration is not None:
+                self._start_timer(kind, duration, self._generation[kind])
+            return event
+
+    def clear(self, kind: str | None = None) -> list[FaultEvent]:
+        """Clear the active fault of ``kind`` (``latency`` or ``errors``), or all when None.
+
+        Raises:
+            FaultError: not started, stopped, or the server died.
+            FaultParamError: unknown kind.
+        """
+        kinds = self._kinds(kind)
+        with self._lock:
+            self._check_usable()
+            for name in kinds:
+                self._cancel_timer(name)
+            was_active = set(self._active)
+            new_active = {k: v for k, v in self._active.items() if k not in kinds}
+            self._set(new_active)
+            self._active = new_active
+            events = []
+            for name in kinds:
+                self._generation[name] += 1
+                if name in was_active:  # clearing what is not there is not an event
+                    events.append(self.timeline_log.record(name, "clear", {}, self.name))
+            return events
+
+    def stop(self) -> None:
+        """Stop the server; safe to call more than once and after the server died."""
+        with self._lock:
+            for name in list(self._timers):
+                self._cancel_timer(name)
+            if self._stopped or not self._started:
+                self._stopped = True
+                return
+            self._stopped = True
+            self._active = {}
+            self._stop()
+            self.timeline_log.record("injector", "stop", {}, self.name)
+
+    # -- helpers -----------------------------------------------------------------------------------
+    @staticmethod
+    def _kinds(kind: str | None) -> tuple[str, ...]:
+        if kind is None:
+            return KINDS
+        if kind not in KINDS:
+            raise FaultParamError(f"unknown fault kind '{kind}' (use {' or '.join(KINDS)})")
+        return (kind,)
+
+    def _check_usable(self) -> None:
+        if not self._started:
+            raise FaultError(f"{self.name} is not started")
+        if self._stopped:
+            raise FaultError(f"{self.name} is stopped")
+        if not self.is_alive():
+            message = self._death_message()
+            self.timeline_log.record("injector", "died", {"message": message}, self.name)
+            raise InjectorDiedError(message)
+
+    def _cancel_timer(self, kind: str) -> None:
+        cancel = self._timers.pop(kind, None)
+        if cancel is not None:
+            cancel.set()
+
+    def _start_timer(self, kind: str, duration: float, generation: int) -> None:
+        cancel = threading.Event()
+        self._timers[kind] = cancel
+        deadline = time.monotonic() + duration
+
+        def expire() -> None:
+            remaining = deadline - time.monotonic()
+            if remaining > 0 and cancel.wait(remaining):
+                return
+            with self._lock:
+                if cancel.is_set() or self._generation[kind] != generation or self._stopped:
+                    return
+                self._timers.pop(kind, None)
+                try:
+                    self.clear(kind)
+                except FaultError as error:
+                    self._timer_errors.append(f"clearing {kind} after {duration:g} s failed: {error}")
+
+        threading.Thread(target=expire, name=f"{self.name}-{kind}-timer", daemon=True).start()
+
+
+__all__ = [
+    "KINDS",
+    "ErrorParams",
+    "FaultError",
+    "FaultEvent",
+    "FaultParams",
+    "Injector",
+    "InjectorDiedError",
+    "InjectorStartError",
+    "LatencyParams",
+    "Timeline",
+]

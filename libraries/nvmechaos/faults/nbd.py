@@ -1,0 +1,396 @@
+"""NBD fault injectors: a disk image served over NBD whose latency and errors change live.
+
+Two engines share one control interface (:mod:`nvmechaos.faults.control`):
+
+- :class:`NbdkitInjector`: nbdkit with our Python plugin (Linux; packages ``nbdkit`` and
+  ``nbdkit-plugin-python``).
+- :class:`PythonNbdProxy`: our pure-Python NBD server (:mod:`nvmechaos.faults.nbdserver`), for hosts
+  without nbdkit.
+
+Either is started with a backing file (created sparse when missing, or a private scratch file when
+None), serves it on a unix socket in a private 0700 folder (default) or on 127.0.0.1:PORT, and gives
+an NBD URI for fio's nbd engine (:attr:`NbdInjector.uri`) and ``-blockdev`` options for QEMU
+(:meth:`NbdInjector.qemu_blockdev`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from nvmechaos.faults.base import FaultError, Injector, InjectorStartError, Timeline
+from nvmechaos.faults.control import (
+    ControlState,
+    ErrorParams,
+    FaultParamError,
+    FaultParams,
+    LatencyParams,
+    write_control,
+)
+from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
+
+_HERE = Path(__file__).resolve().parent
+PLUGIN = _HERE / "nbdkit_plugin.py"
+_LIBRARIES = _HERE.parents[1]
+TRANSPORTS = ("unix", "tcp")
+_SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class NbdInjector(Injector):
+    """Common part of both engines: files, the control file, the owned server process."""
+
+    engine = "nbd"
+
+    def __init__(
+        self,
+        backing: str | os.PathLike[str] | None = None,
+        size: int | None = None,
+        *,
+        transport: str = "unix",
+        port: int = 0,
+        socket_path: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+        log_dir: str | os.PathLike[str] | None = None,
+        scope: str = "",
+        start_timeout: float = 10.0,
+        timeline: Timeline | None = None,
+        registry: ProcessRegistry = REGISTRY,
+    ) -> None:
+        super().__init__(name or f"{self.engine}-injector", timeline)
+        if transport not in TRANSPORTS:
+            raise FaultParamError(f"unknown transport '{transport}' (use {' or '.join(TRANSPORTS)})")
+        if size is not None and size <= 0:
+            raise FaultParamError(f"size {size} is not a positive number of bytes")
+        if not 0 <= port <= 65535:
+            raise FaultParamError(f"port {port} is not between 0 and 65535")
+        self.backing = Path(backing) if backing is not None else None
+        self.size = size
+        self.transport = transport
+        self.port = port
+        self._socket_path = Path(socket_path) if socket_path is not None else None
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.scope = scope
+        self.start_timeout = start_timeout
+        self.registry = registry
+        self.run_dir: Path | None = None
+        self.process: OwnedProcess | None = None
+        self.log_path: Path | None = None
+        self._log: IO[bytes] | None = None
+        self._state = ControlState()
+        self.export_path: Path | None = None
+
+    # -- where clients connect -------------------------------------------------------------------
+    @property
+    def socket_path(self) -> Path | None:
+        return self._socket_path if self.transport == "unix" else None
+
+    @property
+    def uri(self) -> str:
+        """The NBD URI for fio's nbd engine (``--uri``) and libnbd tools."""
+        if self.transport == "unix":
+            return f"nbd+unix:///?socket={self._socket_path}"
+        return f"nbd://127.0.0.1:{self.port}"
+
+    def qemu_blockdev(self, node_name: str = "nbd0", reconnect_delay: int = 20) -> str:
+        """The ``-blockdev`` value of a QEMU protocol node reading this export."""
+        if self.transport == "unix":
+            path = str(self._socket_path).replace(",", ",,")
+            server = f"server.type=unix,server.path={path}"
+        else:
+            server = f"server.type=inet,server.host=127.0.0.1,server.port={self.port}"
+        return f"driver=nbd,node-name={node_name},{server},reconnect-delay={reconnect_delay}"
+
+    def blockdev_options(self, node_name: str = "nbd0", reconnect_delay: int = 20) -> dict[str, Any]:
+        """The same as a QMP ``blockdev-add`` argument."""
+        server: dict[str, Any] = (
+            {"type": "unix", "path": str(self._socket_path)}
+            if self.transport == "unix"
+            else {"type": "inet", "host": "127.0.0.1", "port": str(self.port)}
+        )
+        return {"driver": "nbd", "node-name": node_name, "server": server, "reconnect-delay": reconnect_delay}
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def describe_start(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "uri": self.uri,
+            "backing": str(self.export_path),
+            "size": self.size,
+            "pid": self.process.pid if self.process else None,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info.update(self.describe_start())
+        return info
+
+    def _argv(self, pidfile: Path, control: Path) -> list[str]:
+        raise NotImplementedError
+
+    def _env(self) -> dict[str, str] | None:
+        return None
+
+    def _start(self) -> None:
+        self.run_dir = Path(tempfile.mkdtemp(prefix="nvmechaos-nbd-"))  # mode 0700
+        try:
+            self._prepare_files()
+            control = self.run_dir / "control.json"
+            write_control(control, self._state)
+            pidfile = self.run_dir / "server.pid"
+            argv = self._argv(pidfile, control)
+            log_dir = self.log_dir or self.run_dir
+            log_dir.mkdir(parents=True, exist_ok=True)
+            self.log_path = log_dir / f"{self.name}.log"
+            self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's life
+            try:
+                self.process = spawn(
+                    self.name,
+                    argv,
+                    scope=self.scope,
+                    env=self._env(),
+                    stdout=self._log,
+                    stderr=subprocess.STDOUT,
+                    registry=self.registry,
+                )
+            except FileNotFoundError:
+                raise InjectorStartError(self._missing_program_message(argv[0])) from None
+            except PermissionError:
+                raise InjectorStartError(f"cannot run '{argv[0]}': not executable") from None
+            self._wait_ready(pidfile)
+        except BaseException:
+            self._cleanup()
+            raise
+
+    def _prepare_files(self) -> None:
+        assert self.run_dir is not None
+        if self.transport == "unix":
+            if self._socket_path is None:
+                self._socket_path = self.run_dir / "nbd.sock"
+            elif self._socket_path.exists():
+                raise InjectorStartError(f"socket '{self._socket_path}' is in use (the path exists)")
+            if len(str(self._socket_path)) > _SOCKET_PATH_MAX:
+                raise InjectorStartError(f"socket path '{self._socket_path}' is too long for a unix socket")
+        elif self.port == 0:
+            self.port = free_port()
+        else:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    raise InjectorStartError(f"port 127.0.0.1:{self.port} is in use")
+        if self.backing is None:
+            if self.size is None:
+                raise FaultParamError("give a size for a scratch disk (no backing file)")
+            self.export_path = self.run_dir / "scratch.img"
+            with open(self.export_path, "wb") as handle:
+                handle.truncate(self.size)
+            return
+        self.export_path = self.backing
+        if not self.backing.exists():
+            if self.size is None:
+                raise FaultParamError(f"backing file '{self.backing}' does not exist and no size was given")
+            try:
+                self.backing.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.backing, "wb") as handle:
+                    handle.truncate(self.size)
+            except OSError as error:
+                raise InjectorStartError(
+                    f"cannot create backing file '{self.backing}': {error.strerror}"
+                ) from None
+            return
+        if not self.backing.is_file():
+            raise FaultParamError(f"backing '{self.backing}' is not a regular file")
+        actual = self.backing.stat().st_size
+        if self.size is None:
+            self.size = actual
+        elif self.size > actual:
+            raise FaultParamError(
+                f"backing file '{self.backing}' has {actual} bytes, fewer than size={self.size}"
+            )
+        if not os.access(self.backing, os.R_OK | os.W_OK):
+            raise InjectorStartError(f"backing file '{self.backing}' is not readable and writable")
+
+    def _missing_program_message(self, program: str) -> str:
+        return f"cannot start {self.engine}: program '{program}' not found"
+
+    def _wait_ready(self, pidfile: Path) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if pidfile.exists() and pidfile.stat().st_size > 0:
+                return
+            if not self.process.is_running():
+                code = self.process.popen.returncode
+                raise InjectorStartError(
+                    f"{self.engine} exited at start (exit code {code}): {self._last_log_line()}"
+                )
+            time.sleep(0.01)
+        self.process.kill()
+        raise InjectorStartError(
+            f"{self.engine} was not ready within {self.start_timeout:g} s: {self._last_log_line()}"
+        )
+
+    def _last_log_line(self, count: int = 2) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return "no output"
+        lines = [
+            line.strip()
+            for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+            if line.strip()
+        ]
+        return " | ".join(lines[-count:]) or "no output"
+
+    def is_alive(self) -> bool:
+        return self.process is not None and self.process.is_running()
+
+    def _death_message(self) -> str:
+        code = self.process.popen.poll() if self.process else None
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        detail = self._last_log_line()
+        return f"{self.name} ({self.engine}) is no longer running ({how}; log: {detail}); nothing was changed"
+
+    def _set(self, active: Mapping[str, FaultParams]) -> None:
+        assert self.run_dir is not None
+        latency = active.get("latency")
+        errors = active.get("errors")
+        state = ControlState(generation=self._state.generation + 1)
+        if isinstance(latency, LatencyParams):
+            state.delays = latency.as_dict()
+        if isinstance(errors, ErrorParams):
+            state.error_rate = errors.rate
+            state.error_ops = frozenset(errors.operations)
+            state.error_errno = errors.errno
+        try:
+            write_control(self.run_dir / "control.json", state)
+        except OSError as error:
+            raise FaultError(f"cannot write the control file of {self.name}: {error.strerror}") from None
+        self._state = state
+
+    def _stop(self) -> None:
+        if self.process is not None:
+            # nbdkit ignores SIGTERM while a client is connected; the data is in the page cache already.
+            self.process.kill()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self.process is not None and self.process.is_running():
+            self.process.kill()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        socket_path = self._socket_path
+        if self.process is not None and self.transport == "unix" and socket_path is not None:
+            with contextlib.suppress(OSError):
+                socket_path.unlink()  # a socket the caller placed outside our folder
+
+
+class NbdkitInjector(NbdInjector):
+    """nbdkit serving the file through our Python plugin (live delays and errors)."""
+
+    engine = "nbdkit"
+
+    def __init__(
+        self,
+        backing: str | os.PathLike[str] | None = None,
+        size: int | None = None,
+        *,
+        nbdkit: str = "nbdkit",
+        threads: int = 16,
+        **options: Any,
+    ) -> None:
+        super().__init__(backing, size, **options)
+        self.nbdkit = nbdkit
+        self.threads = threads
+
+    def _argv(self, pidfile: Path, control: Path) -> list[str]:
+        argv = [self.nbdkit, "--foreground", "--exit-with-parent", "--pidfile", str(pidfile)]
+        argv += ["--threads", str(self.threads)]
+        if self.transport == "unix":
+            argv += ["--unix", str(self._socket_path)]
+        else:
+            argv += ["--ipaddr", "127.0.0.1", "--port", str(self.port)]
+        argv += ["python", str(PLUGIN), f"file={self.export_path}", f"control={control}"]
+        if self.size is not None:
+            argv.append(f"size={self.size}")
+        return argv
+
+    def _missing_program_message(self, program: str) -> str:
+        return (
+            f"nbdkit not found (program '{program}'): install the packages nbdkit and nbdkit-plugin-python, "
+            "or use engine=python"
+        )
+
+    def _wait_ready(self, pidfile: Path) -> None:
+        try:
+            super()._wait_ready(pidfile)
+        except InjectorStartError as error:
+            if "python" in str(error) and "plugin" in str(error):
+                raise InjectorStartError(
+                    f"{error} (is the package nbdkit-plugin-python installed?)"
+                ) from None
+            raise
+
+
+class PythonNbdProxy(NbdInjector):
+    """Our pure-Python NBD server (:mod:`nvmechaos.faults.nbdserver`) in its own process."""
+
+    engine = "python"
+
+    def __init__(
+        self,
+        backing: str | os.PathLike[str] | None = None,
+        size: int | None = None,
+        *,
+        python: str = sys.executable,
+        **options: Any,
+    ) -> None:
+        super().__init__(backing, size, **options)
+        self.python = python
+
+    def _argv(self, pidfile: Path, control: Path) -> list[str]:
+        argv = [self.python, "-m", "nvmechaos.faults.nbdserver", "--file", str(self.export_path)]
+        argv += ["--control", str(control), "--pidfile", str(pidfile)]
+        if self.size is not None:
+            argv += ["--size", str(self.size)]
+        if self.transport == "unix":
+            argv += ["--unix", str(self._socket_path)]
+        else:
+            argv += ["--port", str(self.port)]
+        return argv
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_LIBRARIES), env.get("PYTHONPATH", "")) if p)
+        return env
+
+
+ENGINES: dict[str, type[NbdInjector]] = {"nbdkit": NbdkitInjector, "python": PythonNbdProxy}
+
+
+def make_injector(
+    engine: str, backing: str | os.PathLike[str] | None, size: int | None, **options: Any
+) -> NbdInjector:
+    """An injector of ``engine`` (``nbdkit`` or ``python``), not started yet.
+
+    Raises:
+        FaultParamError: unknown engine or invalid options.
+    """
+    if engine not in ENGINES:
+        raise FaultParamError(f"unknown engine '{engine}' (use {' or '.join(ENGINES)})")
+    return ENGINES[engine](backing, size, **options)

@@ -1,0 +1,208 @@
+"""Fault schedules: apply and clear faults on any injector at planned times, in the background.
+
+A schedule is a list of windows ``(at, duration, params)`` relative to its start, e.g. "100 ms read
+delay for 3 s every 10 s, 3 times" (:meth:`Schedule.periodic`). It runs on its own thread, keeps to
+the plan against the monotonic clock (no drift from the time apply/clear take), stops cleanly (the
+active fault is cleared), and remembers errors instead of losing them on its thread.
+
+The clock and the wait are injectable, so the planning logic is tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from nvmechaos.faults.base import FaultError, Injector
+from nvmechaos.faults.control import FaultParamError, FaultParams
+
+
+@dataclass(frozen=True)
+class Window:
+    """Apply ``params`` at ``at`` seconds after the schedule starts, clear after ``duration``."""
+
+    at: float
+    duration: float
+    params: FaultParams
+
+    def __post_init__(self) -> None:
+        if self.at < 0:
+            raise FaultParamError(f"window start {self.at} s is negative")
+        if self.duration <= 0:
+            raise FaultParamError(f"window duration {self.duration} s is not positive")
+
+    @property
+    def end(self) -> float:
+        return self.at + self.duration
+
+
+@dataclass(frozen=True)
+class Step:
+    """One planned action: at ``at`` seconds, ``apply`` ``params`` or clear its kind."""
+
+    at: float
+    action: str
+    params: FaultParams
+
+
+def plan(windows: Iterable[Window]) -> Iterator[Step]:
+    """The ordered apply/clear steps of ``windows`` (which must be in order of ``at``).
+
+    Windows of the same kind must not overlap (a later apply would otherwise be cleared by the
+    earlier window's end); windows of different kinds may.
+
+    Raises:
+        FaultParamError: windows out of order, or overlapping windows of the same kind.
+    """
+    pending: list[Step] = []  # clears not yet emitted, in time order
+    last_end: dict[str, float] = {}
+    previous_at = -1.0
+    for window in windows:
+        if window.at < previous_at:
+            raise FaultParamError(
+                f"window at {window.at:g} s comes before the previous one at {previous_at:g} s"
+            )
+        previous_at = window.at
+        kind = window.params.kind
+        if window.at < last_end.get(kind, -1.0):
+            raise FaultParamError(
+                f"{kind} window at {window.at:g} s overlaps the previous one (ends at {last_end[kind]:g} s)"
+            )
+        last_end[kind] = window.end
+        # clears due before (or at) this apply come first
+        pending.sort(key=lambda step: step.at)
+        while pending and pending[0].at <= window.at:
+            yield pending.pop(0)
+        yield Step(window.at, "apply", window.params)
+        pending.append(Step(window.end, "clear", window.params))
+    pending.sort(key=lambda step: step.at)
+    yield from pending
+
+
+def periodic_windows(
+    params: FaultParams, duration: float, every: float, count: int | None = None, start_after: float = 0.0
+) -> Iterator[Window]:
+    """``count`` windows (endless when None) of ``duration`` seconds, one every ``every`` seconds.
+
+    Raises:
+        FaultParamError: non-positive duration/every/count, or duration longer than the period.
+    """
+    if duration <= 0:
+        raise FaultParamError(f"duration {duration:g} s is not positive")
+    if every <= 0:
+        raise FaultParamError(f"period (every) {every:g} s is not positive")
+    if duration > every:
+        raise FaultParamError(f"duration {duration:g} s is longer than the period (every) {every:g} s")
+    if count is not None and count <= 0:
+        raise FaultParamError(f"count {count} is not positive")
+    if start_after < 0:
+        raise FaultParamError(f"start_after {start_after:g} s is negative")
+    indices = range(count) if count is not None else itertools.count()
+    for index in indices:
+        yield Window(start_after + index * every, duration, params)
+
+
+class Schedule:
+    """Drive an injector through ``windows`` on a background thread."""
+
+    def __init__(
+        self,
+        injector: Injector,
+        windows: Iterable[Window],
+        *,
+        name: str = "schedule",
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[float], bool] | None = None,
+    ) -> None:
+        """``wait(seconds)`` blocks up to ``seconds`` and returns True when the schedule was stopped;
+        by default it waits on the stop event."""
+        self.injector = injector
+        self.name = name
+        self._steps = plan(windows)
+        self._clock = clock
+        self._stop_event = threading.Event()
+        self._wait = wait or self._stop_event.wait
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._active: set[str] = set()
+        self.error: str | None = None
+        self.applied = 0
+        self.started_at: float | None = None
+        self.finished = threading.Event()
+
+    @classmethod
+    def periodic(
+        cls,
+        injector: Injector,
+        params: FaultParams,
+        *,
+        duration: float,
+        every: float,
+        count: int | None = None,
+        start_after: float = 0.0,
+        **options: Callable[[], float] | Callable[[float], bool] | str,
+    ) -> Schedule:
+        return cls(injector, periodic_windows(params, duration, every, count, start_after), **options)  # type: ignore[arg-type]
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise FaultError(f"{self.name} is already started")
+        self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def run(self) -> None:
+        """Execute the plan on the calling thread (what the background thread runs)."""
+        self.started_at = start = self._clock()
+        try:
+            for step in self._steps:
+                remaining = start + step.at - self._clock()
+                if remaining > 0 and self._wait(remaining):
+                    return
+                if self._stop_event.is_set():
+                    return
+                with self._lock:
+                    if step.action == "apply":
+                        self.injector.apply(step.params)
+                        self._active.add(step.params.kind)
+                        self.applied += 1
+                    else:
+                        self.injector.clear(step.params.kind)
+                        self._active.discard(step.params.kind)
+        except (FaultError, FaultParamError) as error:
+            self.error = str(error)
+        finally:
+            self._clear_active()
+            self.finished.set()
+
+    def _clear_active(self) -> None:
+        with self._lock:
+            for kind in sorted(self._active):
+                try:
+                    self.injector.clear(kind)
+                except FaultError as error:
+                    self.error = self.error or str(error)
+            self._active.clear()
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the plan is done; True when it is."""
+        return self.finished.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the plan; the fault it applied (if any) is cleared. Safe to call more than once.
+
+        Raises:
+            FaultError: the thread did not end within ``timeout``.
+        """
+        self._stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise FaultError(f"{self.name} did not stop within {timeout:g} s")
+        else:
+            self.finished.set()
