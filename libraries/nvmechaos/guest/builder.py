@@ -19,9 +19,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import lzma
 import os
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -31,9 +33,13 @@ from pathlib import Path
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.guest.cpio import CpioWriter
 
-BUILDER_VERSION = "5"
+BUILDER_VERSION = "6"
 MANIFEST = "manifest.json"
 KERNEL_NAME = "vmlinuz"
+# The kernel decompressed once at build time, booted through its PVH entry point: under TCG this
+# skips ~3 s of in-guest xz decompression per boot.
+VMLINUX_NAME = "vmlinux"
+_XEN_ELFNOTE_PHYS32_ENTRY = 18
 INITRD_NAME = "initrd.img"
 HOST_KEY_NAME = "ssh_host_ed25519_key"
 HOST_KEY_PUB_NAME = "ssh_host_ed25519_key.pub"
@@ -51,7 +57,7 @@ DEFAULT_MODULES: tuple[str, ...] = (
 COMPRESSIONS = ("none", "gzip", "lz4")
 # Kernel command line shared by every boot of the built-in guest.
 BASE_APPEND = (
-    "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init "
+    "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init cryptomgr.notests "
     "i8042.noaux i8042.nokbd i8042.nopnp 8250.nr_uarts=1 no_timer_check tsc=reliable"
 )
 
@@ -116,7 +122,7 @@ class GuestImage:
             manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
             image = cls(
                 directory=directory,
-                kernel=directory / KERNEL_NAME,
+                kernel=directory / str(manifest.get("kernel_file", KERNEL_NAME)),
                 initrd=directory / INITRD_NAME,
                 kernel_version=str(manifest["kernel_version"]),
                 host_key=str(manifest["host_key"]),
@@ -139,6 +145,7 @@ class GuestRecipe:
     modules: tuple[str, ...] = DEFAULT_MODULES
     with_fio: bool = True
     compression: str = "none"
+    pvh: bool = True
     busybox: str = "busybox"
     fio: str = "fio"
     nvme: str = "nvme"
@@ -384,6 +391,9 @@ def _busybox_applets(busybox: Path) -> list[str]:
 def _build_into(plan: _Plan, work: Path) -> None:
     host_key = _host_key(work)
     shutil.copyfile(plan.kernel, work / KERNEL_NAME)
+    kernel_file = KERNEL_NAME
+    if plan.recipe.pvh and extract_pvh_vmlinux(plan.kernel, work / VMLINUX_NAME):
+        kernel_file = VMLINUX_NAME
     raw = work / "initrd.cpio"
     with open(raw, "wb") as stream:
         archive = CpioWriter(stream)
@@ -394,6 +404,7 @@ def _build_into(plan: _Plan, work: Path) -> None:
         "builder_version": BUILDER_VERSION,
         "kernel_version": plan.release,
         "kernel_source": str(plan.kernel),
+        "kernel_file": kernel_file,
         "host_key": host_key,
         "append": BASE_APPEND,
         "has_fio": plan.recipe.with_fio,
@@ -472,6 +483,46 @@ def _compress(raw: Path, target: Path, compression: str) -> None:
     else:  # lz4, in the legacy frame format the kernel's unpacker reads
         _run(["lz4", "-l", "-9", "-q", "-f", str(raw), str(target)])
     raw.unlink()
+
+
+def _has_pvh_note(elf: bytes) -> bool:
+    """True if a 64-bit little-endian ELF has the Xen PHYS32_ENTRY note QEMU needs to boot it (PVH)."""
+    if elf[:4] != b"\x7fELF" or elf[4] != 2 or elf[5] != 1:
+        return False
+    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    for index in range(phnum):
+        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", elf, phoff + index * phentsize)
+        if p_type != 4:  # PT_NOTE
+            continue
+        position, end = p_offset, p_offset + p_filesz
+        while position + 12 <= end:
+            namesz, descsz, note_type = struct.unpack_from("<III", elf, position)
+            name = elf[position + 12 : position + 12 + namesz].rstrip(b"\0")
+            if name == b"Xen" and note_type == _XEN_ELFNOTE_PHYS32_ENTRY:
+                return True
+            position += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
+    return False
+
+
+def extract_pvh_vmlinux(bzimage: Path, target: Path) -> bool:
+    """Decompress an xz-compressed bzImage into ``target`` if the result can boot via PVH.
+
+    Returns False (and writes nothing) for other compressions or kernels without the PVH note;
+    the image then boots the bzImage as it is.
+    """
+    data = bzimage.read_bytes()
+    start = data.find(b"\xfd7zXZ\x00")
+    if start < 0:
+        return False
+    try:
+        elf = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data[start:])
+    except lzma.LZMAError:
+        return False
+    if not _has_pvh_note(elf):
+        return False
+    target.write_bytes(elf)
+    return True
 
 
 def describe(image: GuestImage) -> Iterable[str]:
