@@ -76,6 +76,27 @@ def parse_duration(value: str | float | int, what: str = "duration") -> float:
     return seconds
 
 
+_SIZE = re.compile(r"^\s*(?P<number>\d+)\s*(?P<unit>[kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: str | int) -> int:
+    """``"64M"``, ``"64MiB"``, ``"1G"``, ``"4096"`` or ``4096`` -> bytes (binary units).
+
+    Raises:
+        FaultParamError: not a size, or not positive.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    else:
+        match = _SIZE.match(str(value))
+        if not match:
+            raise FaultParamError(f"size '{value}' is not a size (use e.g. 64M, 1GiB or bytes)")
+        size = int(match.group("number")) << (10 * " kmgt".index(match.group("unit").lower() or " "))
+    if size <= 0:
+        raise FaultParamError(f"size '{value}' is not positive")
+    return size
+
+
 def parse_operations(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """``"read"``, ``"read,write"``, ``"all"`` or a list -> a tuple of known operations.
 

@@ -1,0 +1,88 @@
+"""State the keyword components share: what was started in which test or suite, and Robot glue."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, NoReturn
+
+from robot.api import logger
+from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
+
+from nvmechaos.faults import Injector, Schedule, Timeline
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class ChaosKeywordError(AssertionError):
+    """A keyword failure whose message is shown as it is, without an exception name."""
+
+    ROBOT_SUPPRESS_NAME = True
+
+
+def fail(error: Exception | str) -> NoReturn:
+    """End the keyword with a one-line failure."""
+    raise ChaosKeywordError(str(error)) from None
+
+
+def safe_name(text: str, limit: int = 60) -> str:
+    return _UNSAFE.sub("_", text).strip("_")[:limit] or "unnamed"
+
+
+class ChaosContext:
+    """Owns every injector and schedule the keywords started, by the test or suite that started them."""
+
+    def __init__(self) -> None:
+        self.scope = ""
+        self.timeline = Timeline()
+        self._owned: list[tuple[str, Injector | Schedule]] = []
+        self._counter = 0
+
+    @staticmethod
+    def variable(name: str, default: Any = None) -> Any:
+        try:
+            return BuiltIn().get_variable_value(name, default)
+        except RobotNotRunningError:
+            return default
+
+    @property
+    def log_dir(self) -> Path:
+        suite = safe_name(str(self.variable("${SUITE NAME}", "suite")))
+        return Path(self.variable("${OUTPUT DIR}", ".")).resolve() / "faults" / suite
+
+    def next_name(self, prefix: str) -> str:
+        self._counter += 1
+        return f"{prefix}-{self._counter}"
+
+    def own(self, thing: Injector | Schedule) -> None:
+        self._owned.append((self.scope, thing))
+
+    def forget(self, thing: Injector | Schedule) -> None:
+        self._owned = [(scope, item) for scope, item in self._owned if item is not thing]
+
+    @property
+    def injectors(self) -> list[Injector]:
+        return [item for _, item in self._owned if isinstance(item, Injector)]
+
+    def release(self, scope: str | None) -> list[str]:
+        """Stop schedules, then injectors, of ``scope`` (all when None); return what went wrong."""
+        chosen = [item for s, item in self._owned if scope is None or s == scope]
+        self._owned = [(s, item) for s, item in self._owned if not (scope is None or s == scope)]
+        problems: list[str] = []
+        for item in chosen:
+            if isinstance(item, Schedule):
+                try:
+                    item.stop()
+                except Exception as error:
+                    problems.append(f"{item.name}: {error}")
+        for item in chosen:
+            if isinstance(item, Injector):
+                try:
+                    item.stop()
+                except Exception as error:
+                    problems.append(f"{item.name}: {error}")
+        return problems
+
+    @staticmethod
+    def html(message: str) -> None:
+        logger.info(message, html=True)

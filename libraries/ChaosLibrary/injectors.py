@@ -1,0 +1,256 @@
+"""Keywords that start NBD fault injectors and change their latency and errors live."""
+
+from __future__ import annotations
+
+import html
+import shutil
+
+from robot.api import logger
+from robot.api.deco import keyword
+
+from ChaosLibrary.context import ChaosContext, fail
+from nvmechaos.errors import NvmeChaosError
+from nvmechaos.faults import (
+    ErrorParams,
+    FaultEvent,
+    FaultParamError,
+    Injector,
+    LatencyParams,
+    NbdInjector,
+    make_injector,
+    parse_duration,
+)
+from nvmechaos.faults.control import parse_size
+
+_ERRORS = (NvmeChaosError, FaultParamError)
+
+
+def _duration(value: str | None, what: str = "duration") -> float | None:
+    if value is None or str(value).strip().upper() in ("", "NONE"):
+        return None
+    seconds = parse_duration(value, what)
+    if seconds <= 0:
+        raise FaultParamError(f"{what} '{value}' is not positive")
+    return seconds
+
+
+def _injector(value: object) -> Injector:
+    if not isinstance(value, Injector):
+        fail(f"'{value}' is not an injector (use the handle `Start Latency Injector` returned)")
+    return value
+
+
+class InjectorKeywords:
+    """Start an injector, inject latency spikes and I/O errors, read the fault timeline."""
+
+    def __init__(self, context: ChaosContext) -> None:
+        self.ctx = context
+
+    @keyword
+    def start_latency_injector(
+        self,
+        backing: str | None = None,
+        size: str | None = None,
+        *,
+        engine: str = "auto",
+        transport: str = "unix",
+        port: int = 0,
+        name: str | None = None,
+        nbdkit: str = "nbdkit",
+    ) -> NbdInjector:
+        """Serve a disk image over NBD through a fault injector and return its handle.
+
+        ``backing`` is the image file (created sparse with ``size`` when missing); without it a
+        scratch image of ``size`` is used and deleted at the end. ``size`` takes ``64M``, ``1GiB``
+        or bytes. ``engine`` is ``nbdkit`` (nbdkit with our Python plugin; packages ``nbdkit`` and
+        ``nbdkit-plugin-python``), ``python`` (our pure-Python NBD server, for hosts without
+        nbdkit) or ``auto`` (nbdkit when installed). ``transport`` is ``unix`` (a socket in a
+        private 0700 folder) or ``tcp`` (127.0.0.1, ``port`` 0 picks a free one). ``nbdkit`` is
+        the nbdkit program.
+
+        The handle has ``uri`` (for fio's nbd engine: ``ioengine=nbd    uri=${injector.uri}``),
+        ``qemu_blockdev(node_name)`` (a QEMU ``-blockdev`` value) and ``blockdev_options(node_name)``
+        (the same for QMP ``blockdev-add``). The injector is stopped when the test (or the suite,
+        when started in its setup) ends.
+
+        Example:
+        | ${injector} =    Start Latency Injector    size=256M    engine=nbdkit
+        | ${fio} =    Start Fio Job    nbd_randread    ioengine=nbd    uri=${injector.uri}
+        | ${drive} =    Evaluate    $injector.qemu_blockdev("disk0")
+        """
+        chosen = engine.strip().lower()
+        if chosen == "auto":
+            chosen = "nbdkit" if shutil.which(nbdkit) else "python"
+        options: dict[str, object] = {
+            "transport": transport,
+            "port": int(port),
+            "name": name or self.ctx.next_name(chosen),
+            "log_dir": self.ctx.log_dir,
+            "scope": f"chaos:{self.ctx.scope}",
+            "timeline": self.ctx.timeline,
+        }
+        if chosen == "nbdkit":
+            options["nbdkit"] = nbdkit
+        try:
+            injector = make_injector(chosen, backing, parse_size(size) if size else None, **options)
+            injector.start()
+        except _ERRORS as error:
+            fail(error)
+        self.ctx.own(injector)
+        pid = injector.process.pid if injector.process else "?"
+        logger.info(
+            f"Started {injector.name} ({injector.engine}, pid {pid}) serving {injector.export_path} "
+            f"({injector.size} bytes) at {injector.uri}; log {injector.log_path}"
+        )
+        return injector
+
+    @keyword
+    def inject_latency_spike(
+        self,
+        injector: object,
+        *,
+        read: str | None = None,
+        write: str | None = None,
+        flush: str | None = None,
+        trim: str | None = None,
+        zero: str | None = None,
+        duration: str | None = None,
+    ) -> FaultEvent:
+        """Delay every following request of the given operations by the given time, now.
+
+        Delays take ``100ms``, ``0.1s`` or seconds; operations not given get no delay (a new spike
+        replaces the previous one). With ``duration`` the spike is cleared by itself after that
+        long; without, it lasts until `Clear Latency`. Returns the timeline event of the apply
+        (its ``monotonic`` and ``wall`` times say when the spike began).
+
+        Example:
+        | Inject Latency Spike    ${injector}    read=100ms    write=50ms    duration=3s
+        | Inject Latency Spike    ${injector}    flush=200ms
+        """
+        target = _injector(injector)
+        try:
+            params = LatencyParams.parse(read=read, write=write, flush=flush, trim=trim, zero=zero)
+            if params.is_zero:
+                raise FaultParamError("no delay given (use read=, write=, flush=, trim= or zero=)")
+            event = target.apply(params, _duration(duration))
+        except _ERRORS as error:
+            fail(error)
+        logger.info(f"{target.name}: latency {params.as_dict()} s" + (f" for {duration}" if duration else ""))
+        return event
+
+    @keyword
+    def clear_latency(self, injector: object) -> None:
+        """Remove the added latency at once (I/O errors being injected stay).
+
+        Example:
+        | Clear Latency    ${injector}
+        """
+        target = _injector(injector)
+        try:
+            target.clear("latency")
+        except _ERRORS as error:
+            fail(error)
+
+    @keyword
+    def inject_io_errors(
+        self,
+        injector: object,
+        rate: str = "1.0",
+        operation: str = "read",
+        errno: str = "EIO",
+        duration: str | None = None,
+    ) -> FaultEvent:
+        """Fail a fraction of the following requests of ``operation`` with ``errno``, now.
+
+        ``rate`` is a fraction (``0.1``) or a percentage (``10%``); ``operation`` is one or more of
+        ``read``, ``write``, ``flush``, ``trim``, ``zero`` separated by commas, or ``all``;
+        ``errno`` one NBD can carry: ``EIO``, ``EPERM``, ``ENOMEM``, ``EINVAL``, ``ENOSPC``,
+        ``EOVERFLOW``, ``ENOTSUP``, ``ESHUTDOWN``. ``duration`` as in `Inject Latency Spike`.
+
+        Example:
+        | Inject IO Errors    ${injector}    rate=0.1    operation=read,write    errno=EIO    duration=2s
+        | Inject IO Errors    ${injector}    operation=write    errno=ENOSPC
+        """
+        target = _injector(injector)
+        try:
+            params = ErrorParams.parse(rate=rate, operation=operation, errno=errno)
+            event = target.apply(params, _duration(duration))
+        except _ERRORS as error:
+            fail(error)
+        logger.info(f"{target.name}: errors {params.as_dict()}" + (f" for {duration}" if duration else ""))
+        return event
+
+    @keyword
+    def clear_io_errors(self, injector: object) -> None:
+        """Stop injecting I/O errors at once (added latency stays).
+
+        Example:
+        | Clear IO Errors    ${injector}
+        """
+        target = _injector(injector)
+        try:
+            target.clear("errors")
+        except _ERRORS as error:
+            fail(error)
+
+    @keyword
+    def injector_should_be_alive(self, injector: object) -> None:
+        """Fail when the injector's server is no longer running.
+
+        Example:
+        | Injector Should Be Alive    ${injector}
+        """
+        target = _injector(injector)
+        if not target.is_alive():
+            fail(target._death_message())
+
+    @keyword
+    def stop_injector(self, injector: object) -> None:
+        """Stop the injector's server and delete its private folder (the backing file stays).
+
+        Safe after the server died or was already stopped. Fails when a ``duration`` timer could
+        not clear its fault because the server had died.
+
+        Example:
+        | Stop Injector    ${injector}
+        """
+        target = _injector(injector)
+        alive = target.is_alive()
+        target.stop()
+        self.ctx.forget(target)
+        problems = target.timer_errors
+        if not alive:
+            logger.warn(f"{target.name} had already ended before Stop Injector")
+        if problems:
+            fail(f"{target.name}: {'; '.join(problems)}")
+
+    @keyword
+    def get_fault_timeline(self, injector: object = None) -> list[FaultEvent]:
+        """Return the fault events (start, apply, clear, stop) of ``injector``, or of every injector
+        this library started when not given, oldest first, and log them as a table.
+
+        Each event has ``kind`` (``latency``, ``errors``, ``injector``), ``action``, ``params``,
+        ``monotonic`` (``time.monotonic()``, the clock fio runs and QMP events are stamped with),
+        ``wall`` (``time.time()``) and ``injector`` (its name).
+
+        Example:
+        | ${events} =    Get Fault Timeline    ${injector}
+        | Should Be Equal    ${events[1].action}    apply
+        """
+        if injector is None or injector == "":
+            events = self.ctx.timeline.events
+        else:
+            target = _injector(injector)
+            events = [event for event in target.timeline]
+        if events:
+            start = events[0].monotonic
+            rows = "".join(
+                f"<tr><td>{event.monotonic - start:.3f}</td><td>{html.escape(event.injector)}</td>"
+                f"<td>{event.kind}</td><td>{event.action}</td><td>{html.escape(str(dict(event.params)))}</td></tr>"
+                for event in events
+            )
+            self.ctx.html(
+                "<table border='1'><tr><th>t (s)</th><th>injector</th><th>kind</th><th>action</th>"
+                f"<th>params</th></tr>{rows}</table>"
+            )
+        return events

@@ -1,0 +1,218 @@
+"""Schedules: the plan of apply/clear steps, and running it against a fake clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import pytest
+
+from nvmechaos.faults.base import FaultError, Injector, InjectorDiedError, Timeline
+from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams
+from nvmechaos.faults.schedule import Schedule, Window, periodic_windows, plan
+
+SPIKE = LatencyParams(read=0.1)
+ERRORS = ErrorParams(rate=0.5)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.now += seconds
+        return False
+
+
+class FakeInjector(Injector):
+    """Records what the server would be told; can 'die'."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__("fake", Timeline(clock=clock, wall_clock=clock))
+        self.alive = True
+        self.states: list[dict[str, FaultParams]] = []
+
+    def _start(self) -> None:
+        pass
+
+    def _set(self, active: Mapping[str, FaultParams]) -> None:
+        self.states.append(dict(active))
+
+    def _stop(self) -> None:
+        self.alive = False
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+    def _death_message(self) -> str:
+        return "fake died"
+
+
+def test_periodic_plan() -> None:
+    steps = list(plan(periodic_windows(SPIKE, duration=3, every=10, count=3)))
+    assert [(s.at, s.action) for s in steps] == [
+        (0, "apply"),
+        (3, "clear"),
+        (10, "apply"),
+        (13, "clear"),
+        (20, "apply"),
+        (23, "clear"),
+    ]
+
+
+def test_back_to_back_windows_clear_before_apply() -> None:
+    steps = list(plan(periodic_windows(SPIKE, duration=5, every=5, count=2)))
+    assert [(s.at, s.action) for s in steps] == [(0, "apply"), (5, "clear"), (5, "apply"), (10, "clear")]
+
+
+def test_windows_of_different_kinds_may_overlap() -> None:
+    steps = list(plan([Window(0, 10, SPIKE), Window(2, 3, ERRORS)]))
+    assert [(s.at, s.action, s.params.kind) for s in steps] == [
+        (0, "apply", "latency"),
+        (2, "apply", "errors"),
+        (5, "clear", "errors"),
+        (10, "clear", "latency"),
+    ]
+
+
+def test_overlapping_windows_of_one_kind_are_refused() -> None:
+    with pytest.raises(FaultParamError, match="overlaps"):
+        list(plan([Window(0, 10, SPIKE), Window(5, 1, SPIKE)]))
+    with pytest.raises(FaultParamError, match="comes before"):
+        list(plan([Window(5, 1, SPIKE), Window(0, 1, ERRORS)]))
+
+
+@pytest.mark.parametrize(
+    ("duration", "every", "count", "message"),
+    [(0, 10, 1, "duration"), (3, 0, 1, "period"), (11, 10, 1, "longer than the period"), (3, 10, 0, "count")],
+)
+def test_bad_periodic(duration: float, every: float, count: int, message: str) -> None:
+    with pytest.raises(FaultParamError, match=message):
+        list(periodic_windows(SPIKE, duration, every, count))
+
+
+def test_schedule_runs_on_plan_with_fake_clock() -> None:
+    clock = FakeClock()
+    injector = FakeInjector(clock)
+    injector.start()
+    schedule = Schedule.periodic(injector, SPIKE, duration=3, every=10, count=2, clock=clock, wait=clock.wait)
+    schedule.run()
+    events = [(e.monotonic - 1000.0, e.kind, e.action) for e in injector.timeline]
+    assert events == [
+        (0.0, "injector", "start"),
+        (0.0, "latency", "apply"),
+        (3.0, "latency", "clear"),
+        (10.0, "latency", "apply"),
+        (13.0, "latency", "clear"),
+    ]
+    assert schedule.applied == 2
+    assert schedule.error is None
+    assert injector.states[-1] == {}
+
+
+def test_schedule_keeps_to_plan_when_applies_are_slow() -> None:
+    clock = FakeClock()
+    injector = FakeInjector(clock)
+    injector.start()
+    original = injector._set
+
+    def slow_set(active: Mapping[str, FaultParams]) -> None:
+        clock.now += 0.25  # each apply/clear takes 250 ms
+        original(active)
+
+    injector._set = slow_set  # type: ignore[method-assign]
+    Schedule.periodic(injector, SPIKE, duration=1, every=2, count=3, clock=clock, wait=clock.wait).run()
+    applies = [e.monotonic - 1000.0 for e in injector.timeline if e.action == "apply"]
+    assert applies == pytest.approx([0.25, 2.25, 4.25])  # no drift
+
+
+def test_stopped_schedule_clears_its_fault() -> None:
+    clock = FakeClock()
+    injector = FakeInjector(clock)
+    injector.start()
+    calls = 0
+
+    def wait(seconds: float) -> bool:
+        nonlocal calls
+        calls += 1
+        clock.now += seconds
+        return calls >= 2  # stopped while the first window is active
+
+    schedule = Schedule.periodic(injector, SPIKE, duration=3, every=10, count=None, clock=clock, wait=wait)
+    schedule.run()
+    assert [e.action for e in injector.timeline] == ["start", "apply", "clear"]
+    assert injector.active == {}
+
+
+def test_schedule_records_a_dead_injector() -> None:
+    clock = FakeClock()
+    injector = FakeInjector(clock)
+    injector.start()
+
+    def wait(seconds: float) -> bool:
+        clock.now += seconds
+        injector.alive = False
+        return False
+
+    schedule = Schedule.periodic(injector, SPIKE, duration=1, every=2, count=2, clock=clock, wait=wait)
+    schedule.run()
+    assert schedule.error == "fake died"
+    assert schedule.finished.is_set()
+
+
+def test_real_thread_schedule_stops_promptly() -> None:
+    clock = FakeClock()
+    injector = FakeInjector(clock)
+    injector.start()
+    schedule = Schedule.periodic(injector, SPIKE, duration=30, every=60, name="s")
+    schedule.start()
+    assert schedule.join(0.2) is False
+    schedule.stop(timeout=2)
+    assert not schedule.is_running()
+    assert injector.active == {}
+    with pytest.raises(FaultError, match="already started"):
+        schedule.start()
+
+
+def test_injector_apply_with_duration_clears_itself() -> None:
+    clock = FakeClock()
+    injector = FakeInjector(clock)
+    injector.start()
+    injector.apply(SPIKE, duration=0.05)
+    assert injector.active == {"latency": SPIKE}
+    for _ in range(100):
+        if not injector.active:
+            break
+        time.sleep(0.01)
+    assert injector.active == {}
+    assert [e.action for e in injector.timeline] == ["start", "apply", "clear"]
+
+
+def test_newer_apply_is_not_cleared_by_an_older_timer() -> None:
+    injector = FakeInjector(FakeClock())
+    injector.start()
+    injector.apply(SPIKE, duration=0.05)
+    other = LatencyParams(write=0.2)
+    injector.apply(other)
+    time.sleep(0.15)
+    assert injector.active == {"latency": other}
+
+
+def test_injector_state_errors() -> None:
+    injector = FakeInjector(FakeClock())
+    with pytest.raises(FaultError, match="not started"):
+        injector.apply(SPIKE)
+    injector.start()
+    with pytest.raises(FaultParamError, match="unknown fault kind"):
+        injector.clear("bogus")
+    injector.alive = False
+    with pytest.raises(InjectorDiedError, match="fake died"):
+        injector.apply(SPIKE)
+    assert injector.timeline[-1].action == "died"
+    injector.stop()
+    injector.stop()
+    with pytest.raises(FaultError, match="stopped"):
+        injector.apply(SPIKE)
