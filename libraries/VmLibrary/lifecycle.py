@@ -330,21 +330,39 @@ class LifecycleKeywords:
         logger.info(f"SSH host key {fingerprint(seen)} matches VM '{vm.name}'")
 
     @keyword
-    def build_guest_image(self, cache_dir: str | None = None, compression: str = "none") -> str:
-        """Build (or find in the cache) the built-in guest image and return its folder.
+    def build_guest_image(
+        self, cache_dir: str | None = None, compression: str = "none", with_fio: bool = True
+    ) -> str:
+        """Build (or find in the cache) the built-in guest image and return its folder, which holds
+        the kernel (``vmlinux``, or ``vmlinuz`` when it cannot be decompressed for PVH boot) and
+        ``initrd.img``.
 
         `Launch NVMe VM` does this on first use; calling it in a suite setup keeps the build time out
-        of the first test.
+        of the first test. ``with_fio=False`` builds a guest without fio (to test that failure).
 
         Example:
         | ${image} =    Build Guest Image
         """
         try:
             image = build_guest(
-                GuestRecipe(compression=compression),
+                GuestRecipe(compression=compression, with_fio=with_fio),
                 cache_dir=Path(cache_dir) if cache_dir else self.ctx.cache_dir,
             )
         except NvmeChaosError as error:
             fail(error)
-        logger.info(f"Guest image {image.directory} (kernel {image.kernel_version})")
+        logger.info(f"Guest image {image.directory} (kernel {image.kernel_version}, {image.kernel.name})")
         return str(image.directory)
+
+    @keyword
+    def get_guest_image_kernel(self, cache_dir: str | None = None) -> str:
+        """Return the kernel file of the built-in guest image (building the image if needed).
+
+        Example:
+        | ${kernel} =    Get Guest Image Kernel
+        | ${vm} =    Launch NVMe VM    kernel=${kernel}    initrd=${my_initrd}
+        """
+        try:
+            image = build_guest(GuestRecipe(), cache_dir=Path(cache_dir) if cache_dir else self.ctx.cache_dir)
+        except NvmeChaosError as error:
+            fail(error)
+        return str(image.kernel)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nvmechaos.guest.builder import GuestImage, GuestImageError, GuestRecipe, build_guest
+from nvmechaos.guest.builder import BASE_APPEND, GuestImage, GuestImageError, GuestRecipe, build_guest
 from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
 from nvmechaos.vm.errors import QemuError, SshError, VmError, VmNotReadyError, VmSpecError
 from nvmechaos.vm.qemu import (
@@ -127,7 +127,9 @@ def free_port(host: str = HOST) -> int:
 
 
 def _tail(path: Path, lines: int = 8, limit: int = 600) -> str:
-    """The last non-empty lines of a text file, joined with ' | ' (for one-line errors)."""
+    """The last non-empty lines of a text file, joined with ' | ' (for one-line errors).
+
+    A kernel panic line is put first even when more lines followed it (the stack dump)."""
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -136,9 +138,14 @@ def _tail(path: Path, lines: int = 8, limit: int = 600) -> str:
             text = handle.read().decode(errors="replace")
     except OSError:
         return ""
-    kept = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()][-lines:]
-    joined = " | ".join(kept)
-    return joined[-limit:]
+    every = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    every = [line for line in every if not line.startswith("--- launch ")]
+    kept = every[-lines:]
+    panics = [line for line in every if "Kernel panic" in line]
+    joined = " | ".join(kept)[-limit:]
+    if panics and panics[-1] not in kept:
+        joined = f"{panics[-1][:200]} | ... | {joined}"
+    return joined
 
 
 @dataclass
@@ -295,7 +302,7 @@ class Vm:
             argv += ["-kernel", str(kernel)]
             if initrd is not None:
                 argv += ["-initrd", str(initrd)]
-            append = guest.append if guest.append is not None else (self.image.append if self.image else "")
+            append = guest.append if guest.append is not None else (self.image.append if self.image else BASE_APPEND)
             argv += ["-append", f"{append} nvmechaos.authkey={self.key.kernel_argument}".strip()]
         for controller in self.controllers:
             argv += [

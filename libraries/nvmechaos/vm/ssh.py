@@ -181,7 +181,7 @@ def wait_for_login(
             ssh.connect(timeout=max(1.0, min(5.0, deadline - time.monotonic())))
             return ssh
         except SshError as error:
-            if "pinned key" in str(error):
+            if "pinned key" in str(error) or "refused:" in str(error):
                 raise
             last = error
         if callable(alive) and not alive():
