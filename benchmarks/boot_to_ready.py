@@ -21,7 +21,9 @@ from nvmechaos.vm.spec import ControllerSpec, NamespaceSpec
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--memory", type=int, default=1024)
     parser.add_argument("--cache-dir", type=Path, default=None)
@@ -30,8 +32,12 @@ def main() -> int:
     started = time.monotonic()
     image = build_guest(GuestRecipe(), cache_dir=args.cache_dir)
     print(f"guest image {image.directory} ({time.monotonic() - started:.2f} s to build or find)")
-    spec = VmSpec(name="bench", memory_mib=args.memory, accel=args.accel,
-                  controllers=(ControllerSpec(namespaces=(NamespaceSpec(size=1 << 30),)),))
+    spec = VmSpec(
+        name="bench",
+        memory_mib=args.memory,
+        accel=args.accel,
+        controllers=(ControllerSpec(namespaces=(NamespaceSpec(size=1 << 30),)),),
+    )
     seconds = []
     with tempfile.TemporaryDirectory(prefix="boot-bench-") as out:
         for run in range(1, args.runs + 1):
@@ -42,8 +48,10 @@ def main() -> int:
                 vm.close()
             seconds.append(ready)
             print(f"boot {run}: {ready:.2f} s ({vm.accelerator})", flush=True)
-    print(f"median of {len(seconds)}: {statistics.median(seconds):.2f} s "
-          f"(min {min(seconds):.2f}, max {max(seconds):.2f})")
+    print(
+        f"median of {len(seconds)}: {statistics.median(seconds):.2f} s "
+        f"(min {min(seconds):.2f}, max {max(seconds):.2f})"
+    )
     return 0
 
 

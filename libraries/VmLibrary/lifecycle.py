@@ -178,7 +178,8 @@ class LifecycleKeywords:
         )
         logger.info(f"SSH 127.0.0.1:{vm.ssh_port} as {vm.ssh_user}, QMP {vm.qmp_socket}; {devices}")
         self.ctx.html(
-            f'Serial console: <a href="{html.escape(self.ctx.link(vm.console_log))}">{vm.console_log.name}</a>, '
+            f'Serial console: <a href="{html.escape(self.ctx.link(vm.console_log))}">'
+            f"{vm.console_log.name}</a>, "
             f'QEMU log: <a href="{html.escape(self.ctx.link(vm.qemu_log))}">{vm.qemu_log.name}</a>, '
             f'command line: <a href="{html.escape(self.ctx.link(vm.output_dir / "qemu-argv.txt"))}">'
             "qemu-argv.txt</a>"
@@ -209,7 +210,8 @@ class LifecycleKeywords:
 
     @keyword
     def shut_down_vm(self, vm: Vm, timeout: float = 15.0) -> int | None:
-        """Power the guest off cleanly (sync + poweroff, then QMP ``quit``, then signals); return QEMU's exit code.
+        """Power the guest off cleanly (sync + poweroff, then QMP ``quit``, then signals); return QEMU's
+        exit code.
 
         The backing files stay: `Restart VM` boots again on them.
 
@@ -283,7 +285,8 @@ class LifecycleKeywords:
 
     @keyword
     def get_vm_guest_devices(self, vm: Vm) -> dict[str, list[str]]:
-        """Return the guest's NVMe namespace devices per controller serial, e.g. ``{'NVMECHAOS0000': ['/dev/nvme0n1']}``.
+        """Return the guest's NVMe namespace devices per controller serial, e.g.
+        ``{'NVMECHAOS0000': ['/dev/nvme0n1']}``.
 
         Example:
         | ${devices} =    Get VM Guest Devices    ${vm}
@@ -325,7 +328,8 @@ class LifecycleKeywords:
             fail(f"VM '{vm.name}' has no pinned host key yet (call Wait Until VM Is Ready first)")
         if seen != " ".join(vm.host_key.split()[:2]):
             fail(
-                f"SSH host key {fingerprint(seen)} is not VM '{vm.name}''s pinned key {fingerprint(vm.host_key)}"
+                f"SSH host key {fingerprint(seen)} is not the key pinned for VM '{vm.name}' "
+                f"({fingerprint(vm.host_key)})"
             )
         logger.info(f"SSH host key {fingerprint(seen)} matches VM '{vm.name}'")
 

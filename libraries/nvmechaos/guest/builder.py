@@ -489,7 +489,7 @@ def _has_pvh_note(elf: bytes) -> bool:
     """True if a 64-bit little-endian ELF has the Xen PHYS32_ENTRY note QEMU needs to boot it (PVH)."""
     if elf[:4] != b"\x7fELF" or elf[4] != 2 or elf[5] != 1:
         return False
-    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    (phoff,) = struct.unpack_from("<Q", elf, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
     for index in range(phnum):
         p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", elf, phoff + index * phentsize)

@@ -302,7 +302,11 @@ class Vm:
             argv += ["-kernel", str(kernel)]
             if initrd is not None:
                 argv += ["-initrd", str(initrd)]
-            append = guest.append if guest.append is not None else (self.image.append if self.image else BASE_APPEND)
+            append = (
+                guest.append
+                if guest.append is not None
+                else (self.image.append if self.image else BASE_APPEND)
+            )
             argv += ["-append", f"{append} nvmechaos.authkey={self.key.kernel_argument}".strip()]
         for controller in self.controllers:
             argv += [

@@ -1,0 +1,34 @@
+*** Settings ***
+Documentation       Two pabot workers run VM suites side by side: no port, socket or file collision,
+...                 results merge, and no QEMU is left afterwards.
+Library             OperatingSystem
+Library             String
+Library             Process
+
+Test Tags           vm    acceptance    parallel
+
+
+*** Variables ***
+${WORKERS}      ${CURDIR}${/}..${/}vm_parallel_workers
+
+
+*** Test Cases ***
+Two Pabot Workers Run VM Suites Side By Side
+    [Documentation]    pabot --processes 2 over two VM suites: both pass, then pgrep finds no QEMU of ours.
+    ${python}    Evaluate    sys.executable
+    ${out}    Set Variable    ${OUTPUT DIR}${/}pabot
+    ${result}    Run Process    ${python}    -m    pabot.pabot    --processes    2
+    ...    --command    ${python}    -m    robot    --end-command    --outputdir    ${out}
+    ...    --loglevel    DEBUG    ${WORKERS}    cwd=${OUTPUT DIR}    timeout=300s    on_timeout=kill
+    ...    stderr=STDOUT
+    Log    ${result.stdout}
+    Should Be Equal As Integers    ${result.rc}    0    pabot failed:\n${result.stdout}
+    File Should Exist    ${out}${/}output.xml
+    ${merged}    Get File    ${out}${/}output.xml
+    Should Contain    ${merged}    Worker A Boots A VM And Runs Fio
+    Should Contain    ${merged}    Worker B Boots A VM And Runs Fio
+    ${ports}    Get Regexp Matches    ${merged}    worker [ab]: ssh port (\\d+)    1
+    Length Should Be    ${ports}    2
+    Should Not Be Equal    ${ports}[0]    ${ports}[1]
+    ${left}    Run Process    pgrep    -af    nvmechaos-worker
+    Should Be Equal As Integers    ${left.rc}    1    QEMU left running: ${left.stdout}

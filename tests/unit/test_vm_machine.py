@@ -1,0 +1,140 @@
+"""The VM engine's pure parts: QEMU command line, namespace sizing, console tails, versions, keys."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nvmechaos.vm.errors import QemuError, VmSpecError
+from nvmechaos.vm.machine import Vm, _namespaces, _tail, free_port
+from nvmechaos.vm.qemu import Qemu, image_format, parse_version, virtual_size
+from nvmechaos.vm.spec import ControllerSpec, GuestSpec, NamespaceSpec, VmSpec, controllers_from
+from nvmechaos.vm.ssh import fingerprint, generate_key, load_key
+
+
+def make_vm(tmp_path: Path, spec: VmSpec) -> Vm:
+    kernel = tmp_path / "vmlinux"
+    kernel.write_bytes(b"k")
+    spec = VmSpec(
+        name=spec.name, controllers=spec.controllers, guest=GuestSpec(kernel=kernel, append="quiet")
+    )
+    key = generate_key(tmp_path / "id")
+    return Vm(
+        spec=spec,
+        qemu=Qemu("/usr/bin/qemu-system-x86_64", (10, 0, 2)),
+        run_dir=tmp_path,
+        output_dir=tmp_path,
+        key=key,
+        image=None,
+        controllers=_namespaces(spec, tmp_path),
+        ssh_port=2222,
+    )
+
+
+def test_argv_has_private_sockets_loopback_forward_and_root_ports(tmp_path: Path) -> None:
+    spec = VmSpec(
+        name="t", controllers=controllers_from([["64M", "32M"], {"serial": "S2", "namespaces": ["16M"]}])
+    )
+    argv = make_vm(tmp_path, spec).argv()
+    line = " ".join(argv)
+    assert "hostfwd=tcp:127.0.0.1:2222-:22" in line
+    assert f"socket,id=qmp0,path={tmp_path}/qmp.sock,server=on,wait=off" in line
+    assert "pcie-root-port,id=rp0,chassis=1,slot=1" in line
+    assert "pcie-root-port,id=rp1,chassis=2,slot=2" in line
+    # Two namespaces: nvme-ns devices; one namespace: drive= on the controller (simplest hot-plug).
+    assert "driver=nvme,id=nvme0,bus=rp0,serial=NVMECHAOS0000" in line
+    assert "driver=nvme-ns,id=nvme0-ns2,bus=nvme0,drive=nvme0n2,nsid=2" in line
+    assert "driver=nvme,id=nvme1,bus=rp1,serial=S2,drive=nvme1n1" in line
+    assert f"driver=raw,node-name=nvme0n1,file=nvme0n1-file,size={64 << 20}" in line
+    append = argv[argv.index("-append") + 1]
+    assert append.startswith("quiet nvmechaos.authkey=ssh-ed25519:")
+    assert " " not in append.split("nvmechaos.authkey=")[1]
+    assert (tmp_path / "nvme0n2.raw").stat().st_size == 32 << 20
+
+
+def test_device_add_arguments_round_trip(tmp_path: Path) -> None:
+    vm = make_vm(tmp_path, VmSpec(controllers=(ControllerSpec(namespaces=(NamespaceSpec(size=1 << 20),)),)))
+    assert vm.controllers[0].device_add_arguments() == {
+        "driver": "nvme",
+        "id": "nvme0",
+        "bus": "rp0",
+        "serial": "NVMECHAOS0000",
+        "drive": "nvme0n1",
+    }
+    assert vm.controllers[0].namespace_add_arguments() == []
+
+
+def test_existing_backing_sizes(tmp_path: Path) -> None:
+    backing = tmp_path / "disk.raw"
+    backing.write_bytes(b"\0" * (1 << 20))
+    spec = VmSpec(controllers=(ControllerSpec(namespaces=(NamespaceSpec(backing=backing),)),))
+    assert _namespaces(spec, tmp_path)[0].namespaces[0].size == 1 << 20
+    half = VmSpec(controllers=(ControllerSpec(namespaces=(NamespaceSpec(size=1 << 19, backing=backing),)),))
+    assert _namespaces(half, tmp_path)[0].namespaces[0].size == 1 << 19
+    big = VmSpec(controllers=(ControllerSpec(namespaces=(NamespaceSpec(size=1 << 21, backing=backing),)),))
+    with pytest.raises(VmSpecError, match=r"namespace 1 of nvme0: size 2 MiB does not fit in backing file"):
+        _namespaces(big, tmp_path)
+    missing = VmSpec(controllers=(ControllerSpec(namespaces=(NamespaceSpec(backing=tmp_path / "no.raw"),)),))
+    with pytest.raises(VmSpecError, match="does not exist and no size was given"):
+        _namespaces(missing, tmp_path)
+    huge = VmSpec(controllers=(ControllerSpec(namespaces=(NamespaceSpec(size=1 << 60),)),))
+    with pytest.raises(VmSpecError, match=r"does not fit: only .* bytes free"):
+        _namespaces(huge, tmp_path)
+
+
+def test_duplicate_serials(tmp_path: Path) -> None:
+    spec = VmSpec(controllers=(ControllerSpec(serial="X"), ControllerSpec(serial="X")))
+    with pytest.raises(VmSpecError, match="serials must differ"):
+        _namespaces(spec, tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img not installed")
+def test_qcow2_detection_and_size(tmp_path: Path) -> None:
+    image = tmp_path / "d.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "100M"], check=True)
+    assert image_format(image) == "qcow2"
+    assert virtual_size(image, "qcow2") == 100 << 20
+    spec = VmSpec(controllers=(ControllerSpec(namespaces=(NamespaceSpec(size=50 << 20, backing=image),)),))
+    with pytest.raises(VmSpecError, match="differs from qcow2 image"):
+        _namespaces(spec, tmp_path)
+
+
+def test_tail_keeps_the_panic_line(tmp_path: Path) -> None:
+    console = tmp_path / "console.log"
+    lines = (
+        ["boot"]
+        + ["[ 1.0] Kernel panic - not syncing: VFS: Unable to mount root fs"]
+        + [f"trace {i}" for i in range(20)]
+    )
+    console.write_text("\n".join(lines))
+    tail = _tail(console, lines=3)
+    assert tail.startswith("[ 1.0] Kernel panic - not syncing")
+    assert tail.endswith("trace 17 | trace 18 | trace 19")
+    assert _tail(tmp_path / "missing") == ""
+
+
+def test_parse_version() -> None:
+    assert parse_version("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2)") == (10, 0, 2)
+    assert parse_version("QEMU emulator version 8.2") == (8, 2, 0)
+    with pytest.raises(QemuError, match="cannot read QEMU's version"):
+        parse_version("nothing here")
+
+
+def test_keys_and_fingerprint(tmp_path: Path) -> None:
+    pair = generate_key(tmp_path / "k")
+    assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
+    assert pair.public.startswith("ssh-ed25519 ")
+    assert load_key(tmp_path / "k").public == pair.public
+    if shutil.which("ssh-keygen"):
+        out = subprocess.run(
+            ["ssh-keygen", "-lf", str(tmp_path / "k.pub")], capture_output=True, text=True, check=True
+        ).stdout
+        assert fingerprint(pair.public) in out
+
+
+def test_free_port_is_bindable() -> None:
+    port = free_port()
+    assert 1024 <= port <= 65535
