@@ -8,6 +8,7 @@ imported here).
 from nvmechaos.analysis.intervals import (
     DIRECTION_NAMES,
     PERCENTILES,
+    AnalysisError,
     Consistency,
     DirectionLatency,
     IntervalSeries,
@@ -29,6 +30,7 @@ from nvmechaos.analysis.intervals import (
 __all__ = [
     "DIRECTION_NAMES",
     "PERCENTILES",
+    "AnalysisError",
     "Consistency",
     "DirectionLatency",
     "IntervalSeries",
