@@ -25,11 +25,11 @@ from nvmechaos.faults.control import parse_size
 _ERRORS = (NvmeChaosError, FaultParamError)
 
 
-def _duration(value: str | None, what: str = "duration") -> float | None:
+def _duration(value: str | None, what: str = "duration", allow_zero: bool = False) -> float | None:
     if value is None or str(value).strip().upper() in ("", "NONE"):
         return None
     seconds = parse_duration(value, what)
-    if seconds <= 0:
+    if seconds <= 0 and not allow_zero:
         raise FaultParamError(f"{what} '{value}' is not positive")
     return seconds
 

@@ -69,7 +69,7 @@ class ScheduleKeywords:
                 duration=window,
                 every=period,
                 count=int(count) if count is not None else None,
-                start_after=_duration(start_after, "start_after") or 0.0,
+                start_after=_duration(start_after, "start_after", allow_zero=True) or 0.0,
                 name=self.ctx.next_name("schedule"),
             )
             schedule.start()

@@ -216,3 +216,11 @@ def test_injector_state_errors() -> None:
     injector.stop()
     with pytest.raises(FaultError, match="stopped"):
         injector.apply(SPIKE)
+
+
+def test_finite_plans_are_checked_when_the_schedule_is_made() -> None:
+    injector = FakeInjector(FakeClock())
+    with pytest.raises(FaultParamError, match="overlaps"):
+        Schedule(injector, [Window(0, 10, SPIKE), Window(5, 1, SPIKE)])
+    with pytest.raises(FaultParamError, match="longer than the period"):
+        Schedule.periodic(injector, SPIKE, duration=11, every=10)

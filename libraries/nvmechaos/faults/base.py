@@ -140,8 +140,9 @@ class Injector(ABC):
     # -- the interface ---------------------------------------------------------------------------
     @property
     def timeline(self) -> list[FaultEvent]:
-        """Every start/apply/clear/stop of this injector, oldest first."""
-        return self.timeline_log.events
+        """Every start/apply/clear/stop of this injector, oldest first (its timeline log may be
+        shared with other injectors)."""
+        return [event for event in self.timeline_log.events if event.injector == self.name]
 
     @property
     def active(self) -> dict[str, FaultParams]:

@@ -87,7 +87,7 @@ def periodic_windows(
 ) -> Iterator[Window]:
     """``count`` windows (endless when None) of ``duration`` seconds, one every ``every`` seconds.
 
-    Raises:
+    Raises (at once, not when iterated):
         FaultParamError: non-positive duration/every/count, or duration longer than the period.
     """
     if duration <= 0:
@@ -100,9 +100,8 @@ def periodic_windows(
         raise FaultParamError(f"count {count} is not positive")
     if start_after < 0:
         raise FaultParamError(f"start_after {start_after:g} s is negative")
-    indices = range(count) if count is not None else itertools.count()
-    for index in indices:
-        yield Window(start_after + index * every, duration, params)
+    indices: Iterable[int] = range(count) if count is not None else itertools.count()
+    return (Window(start_after + index * every, duration, params) for index in indices)
 
 
 class Schedule:
@@ -121,7 +120,10 @@ class Schedule:
         by default it waits on the stop event."""
         self.injector = injector
         self.name = name
-        self._steps = plan(windows)
+        # A finite plan is checked at once (overlaps, order); an endless one as it runs.
+        self._steps: Iterable[Step] = (
+            list(plan(windows)) if isinstance(windows, list | tuple) else plan(windows)
+        )
         self._clock = clock
         self._stop_event = threading.Event()
         self._wait = wait or self._stop_event.wait

@@ -1,0 +1,29 @@
+*** Settings ***
+Documentation       A fault schedule repeats latency spikes during a running workload; each one shows in
+...                 fio's per-second log where the timeline puts it.
+Resource            common.resource
+
+Test Tags           acceptance    fault    latency    schedule
+
+
+*** Test Cases ***
+Scheduled Spikes Appear In Fio Log
+    ${injector}    Start Latency Injector    size=64M    engine=python
+    ${fio}    Start Read Workload    ${injector}    runtime=12
+    Sleep    1.5s
+    ${schedule}    Start Fault Schedule    ${injector}    delay=50ms    duration=2.5s    every=4.5s    count=2
+    Wait For Fault Schedule    ${schedule}    timeout=30s
+    ${result}    Wait For Fio Job    ${fio}
+    ${events}    Get Fault Timeline    ${injector}
+    Latency Log Should Show Spikes    ${result}    ${events}    50ms
+    Stop Fault Schedule    ${schedule}
+
+Stopping A Schedule Clears Its Fault
+    ${injector}    Start Latency Injector    size=16M    engine=nbdkit
+    ${schedule}    Start Fault Schedule    ${injector}    delay=200ms    duration=5s    every=10s
+    Sleep    0.3s
+    Stop Fault Schedule    ${schedule}
+    ${events}    Get Fault Timeline    ${injector}
+    Should Be Equal    ${events[-1].action}    clear
+    ${result}    Run Fio Job    nbd_qd1    uri=${injector.uri}    runtime=1
+    Should Be True    ${result.jobs[0].directions['read'].clat.mean_ns} < 20000000
