@@ -7,8 +7,10 @@ from html import escape
 from nvmechaos.fio.model import FioResult, LatencyStats
 from nvmechaos.thresholds import METRICS, Verdict
 
-_TABLE = ('<table style="border-collapse:collapse;font-size:12px" border="1" cellpadding="3">'
-          "<tr>{head}</tr>{rows}</table>")
+_TABLE = (
+    '<table style="border-collapse:collapse;font-size:12px" border="1" cellpadding="3">'
+    "<tr>{head}</tr>{rows}</table>"
+)
 
 
 def _ms(value_ns: float | None) -> str:
@@ -17,9 +19,23 @@ def _ms(value_ns: float | None) -> str:
 
 def result_table_html(result: FioResult) -> str:
     """One row per job and direction: IOPS, MB/s, mean/max latency and percentiles in ms."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in (
-        "job", "dir", "IOPS", "MB/s", "I/Os", "mean ms", "p50 ms", "p99 ms", "p99.9 ms", "p99.99 ms",
-        "max ms", "error"))
+    head = "".join(
+        f"<th>{escape(h)}</th>"
+        for h in (
+            "job",
+            "dir",
+            "IOPS",
+            "MB/s",
+            "I/Os",
+            "mean ms",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "p99.99 ms",
+            "max ms",
+            "error",
+        )
+    )
     rows = []
     for job in result.jobs:
         directions = job.active_directions
@@ -33,9 +49,18 @@ def result_table_html(result: FioResult) -> str:
                 return _ms(stats.percentile(percent) if stats is not None else None)
 
             cells = [
-                job.name, direction.direction, f"{direction.iops:,.0f}", f"{direction.bw_bytes / 1e6:,.1f}",
-                f"{direction.total_ios:,}", _ms(total.mean_ns if total else None), pct(50.0), pct(99.0),
-                pct(99.9), pct(99.99), _ms(total.max_ns if total else None), str(job.error),
+                job.name,
+                direction.direction,
+                f"{direction.iops:,.0f}",
+                f"{direction.bw_bytes / 1e6:,.1f}",
+                f"{direction.total_ios:,}",
+                _ms(total.mean_ns if total else None),
+                pct(50.0),
+                pct(99.0),
+                pct(99.9),
+                pct(99.99),
+                _ms(total.max_ns if total else None),
+                str(job.error),
             ]
             rows.append("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in cells) + "</tr>")
     return _TABLE.format(head=head, rows="".join(rows))
@@ -49,9 +74,17 @@ def verdict_table_html(verdict: Verdict) -> str:
         unit = METRICS[check.metric].unit if check.metric in METRICS else ""
         measured = "–" if check.measured is None else f"{check.measured:,.3f}"
         colour = "#dfd" if check.passed else "#fdd"
-        cells = [check.job, check.direction, check.metric, f"{check.limit:,.3f} {unit}".strip(),
-                 f"{measured} {unit}".strip(), "pass" if check.passed else "FAIL"]
-        rows.append(f'<tr style="background:{colour}">' + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+        cells = [
+            check.job,
+            check.direction,
+            check.metric,
+            f"{check.limit:,.3f} {unit}".strip(),
+            f"{measured} {unit}".strip(),
+            "pass" if check.passed else "FAIL",
+        ]
+        rows.append(
+            f'<tr style="background:{colour}">' + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>"
+        )
     for problem in verdict.problems:
         rows.append(f'<tr style="background:#fdd"><td colspan=6>{escape(problem)}</td></tr>')
     return _TABLE.format(head=head, rows="".join(rows))

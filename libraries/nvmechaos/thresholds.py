@@ -61,10 +61,23 @@ def _latency_metrics() -> list[Metric]:
         Metric("max_mean_latency_ms", PERFORMANCE, "mean latency", "ms", "mean completion latency"),
         Metric("max_latency_ms", PERFORMANCE, "max latency", "ms", "worst single I/O latency"),
     ]
-    for name, percent in (("50", 50.0), ("90", 90.0), ("95", 95.0), ("99", 99.0), ("99_9", 99.9),
-                          ("99_99", 99.99)):
-        metrics.append(Metric(f"max_p{name}_latency_ms", PERFORMANCE, f"p{percent:g} latency", "ms",
-                              f"{percent:g}th percentile completion latency"))
+    for name, percent in (
+        ("50", 50.0),
+        ("90", 90.0),
+        ("95", 95.0),
+        ("99", 99.0),
+        ("99_9", 99.9),
+        ("99_99", 99.99),
+    ):
+        metrics.append(
+            Metric(
+                f"max_p{name}_latency_ms",
+                PERFORMANCE,
+                f"p{percent:g} latency",
+                "ms",
+                f"{percent:g}th percentile completion latency",
+            )
+        )
     return metrics
 
 
@@ -74,47 +87,93 @@ METRICS: dict[str, Metric] = {
         Metric("min_iops", PERFORMANCE, "IOPS", "IOPS", "I/O operations per second"),
         Metric("min_bw_mbps", PERFORMANCE, "bandwidth", "MB/s", "bandwidth in 10^6 bytes per second"),
         *_latency_metrics(),
-        Metric("max_iops_cov_pct", CONSISTENCY, "IOPS coefficient of variation", "%",
-               "standard deviation of per-interval IOPS over its mean"),
-        Metric("min_iops_min_mean_ratio", CONSISTENCY, "IOPS min/mean ratio", "",
-               "lowest per-interval IOPS over the mean"),
-        Metric("max_bw_cov_pct", CONSISTENCY, "bandwidth coefficient of variation", "%",
-               "standard deviation of per-interval bandwidth over its mean"),
-        Metric("min_bw_min_mean_ratio", CONSISTENCY, "bandwidth min/mean ratio", "",
-               "lowest per-interval bandwidth over the mean"),
-        Metric("max_latency_p99_99_p50_ratio", CONSISTENCY, "latency p99.99/p50 ratio", "",
-               "tail latency spread: 99.99th percentile over the median"),
+        Metric(
+            "max_iops_cov_pct",
+            CONSISTENCY,
+            "IOPS coefficient of variation",
+            "%",
+            "standard deviation of per-interval IOPS over its mean",
+        ),
+        Metric(
+            "min_iops_min_mean_ratio",
+            CONSISTENCY,
+            "IOPS min/mean ratio",
+            "",
+            "lowest per-interval IOPS over the mean",
+        ),
+        Metric(
+            "max_bw_cov_pct",
+            CONSISTENCY,
+            "bandwidth coefficient of variation",
+            "%",
+            "standard deviation of per-interval bandwidth over its mean",
+        ),
+        Metric(
+            "min_bw_min_mean_ratio",
+            CONSISTENCY,
+            "bandwidth min/mean ratio",
+            "",
+            "lowest per-interval bandwidth over the mean",
+        ),
+        Metric(
+            "max_latency_p99_99_p50_ratio",
+            CONSISTENCY,
+            "latency p99.99/p50 ratio",
+            "",
+            "tail latency spread: 99.99th percentile over the median",
+        ),
     ]
 }
 _PERCENTILE_OF_METRIC = {
-    "max_p50_latency_ms": 50.0, "max_p90_latency_ms": 90.0, "max_p95_latency_ms": 95.0,
-    "max_p99_latency_ms": 99.0, "max_p99_9_latency_ms": 99.9, "max_p99_99_latency_ms": 99.99,
+    "max_p50_latency_ms": 50.0,
+    "max_p90_latency_ms": 90.0,
+    "max_p95_latency_ms": 95.0,
+    "max_p99_latency_ms": 99.0,
+    "max_p99_9_latency_ms": 99.9,
+    "max_p99_99_latency_ms": 99.99,
 }
 _PROFILE_KEYS = {"description", "extends", "limits", "jobs", *DIRECTIONS}
 
 
 @dataclass(frozen=True)
-class Profile:
-    """A validated threshold profile."""
+class LimitLayer:
+    """Limits from one place (a profile in a file, or a keyword's overrides), by scope."""
 
-    name: str
-    source: str
-    description: str = ""
     limits: Mapping[str, float] = field(default_factory=dict)
     directions: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     jobs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     job_directions: Mapping[tuple[str, str], Mapping[str, float]] = field(default_factory=dict)
 
     def limits_for(self, job: str, direction: str) -> dict[str, float]:
-        """The limits that apply to ``direction`` of ``job``, most specific last."""
         merged: dict[str, float] = dict(self.limits)
         merged.update(self.directions.get(direction, {}))
         merged.update(self.jobs.get(job, {}))
         merged.update(self.job_directions.get((job, direction), {}))
         return merged
 
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated threshold profile: its own limits, then any keyword overrides on top."""
+
+    name: str
+    source: str
+    description: str = ""
+    layers: tuple[LimitLayer, ...] = ()
+
+    def limits_for(self, job: str, direction: str) -> dict[str, float]:
+        """The limits that apply to ``direction`` of ``job``.
+
+        Within a layer the most specific scope wins; a later layer (keyword overrides) wins over
+        the profile's own limits whatever their scope, so ``min_iops=1e9`` applies to every job.
+        """
+        merged: dict[str, float] = {}
+        for layer in self.layers:
+            merged.update(layer.limits_for(job, direction))
+        return merged
+
     def with_overrides(self, overrides: Mapping[str, object]) -> Profile:
-        """A copy with limits from keyword arguments.
+        """A copy with a layer of limits from keyword arguments on top.
 
         Keys are metric names (``min_iops``), optionally scoped: ``read.min_iops``,
         ``JOB.min_iops``, ``JOB.read.min_iops``. Values are numbers or numeric strings.
@@ -122,10 +181,12 @@ class Profile:
         Raises:
             ThresholdError: unknown metric, or a value that is not a non-negative number.
         """
-        limits = dict(self.limits)
-        directions = {k: dict(v) for k, v in self.directions.items()}
-        jobs = {k: dict(v) for k, v in self.jobs.items()}
-        job_directions = {k: dict(v) for k, v in self.job_directions.items()}
+        if not overrides:
+            return self
+        limits: dict[str, float] = {}
+        directions: dict[str, dict[str, float]] = {}
+        jobs: dict[str, dict[str, float]] = {}
+        job_directions: dict[tuple[str, str], dict[str, float]] = {}
         for raw_key, raw_value in overrides.items():
             *scope, key = raw_key.split(".")
             where = f"override {raw_key}"
@@ -139,8 +200,11 @@ class Profile:
             elif len(scope) == 2 and scope[1] in DIRECTIONS:
                 job_directions.setdefault((scope[0], scope[1]), {})[key] = value
             else:
-                raise ThresholdError(f"{where}: use METRIC, DIRECTION.METRIC, JOB.METRIC or JOB.DIRECTION.METRIC")
-        return Profile(self.name, self.source, self.description, limits, directions, jobs, job_directions)
+                raise ThresholdError(
+                    f"{where}: use METRIC, DIRECTION.METRIC, JOB.METRIC or JOB.DIRECTION.METRIC"
+                )
+        layer = LimitLayer(limits, directions, jobs, job_directions)
+        return Profile(self.name, self.source, self.description, (*self.layers, layer))
 
 
 def _limit_value(raw: object, key: str, where: str) -> float:
@@ -201,8 +265,9 @@ def load_profiles(path: Path | str) -> dict[str, Profile]:
             raise ThresholdError(f"{where}: expected a mapping")
         unknown = set(map(str, raw)) - _PROFILE_KEYS
         if unknown:
-            raise ThresholdError(f"{where}: unknown key '{sorted(unknown)[0]}' "
-                                 f"(allowed: {', '.join(sorted(_PROFILE_KEYS))})")
+            raise ThresholdError(
+                f"{where}: unknown key '{sorted(unknown)[0]}' (allowed: {', '.join(sorted(_PROFILE_KEYS))})"
+            )
         base = Profile(name, str(source))
         parent = raw.get("extends")
         if parent is not None:
@@ -219,12 +284,15 @@ def load_profiles(path: Path | str) -> dict[str, Profile]:
 
 
 def _build_profile(name: str, raw: Mapping[str, Any], where: str, base: Profile, source: str) -> Profile:
-    limits = {**base.limits, **_limit_map(raw.get("limits"), f"{where}.limits")}
-    directions = {d: dict(v) for d, v in base.directions.items()}
+    inherited = base.layers[0] if base.layers else LimitLayer()
+    limits = {**inherited.limits, **_limit_map(raw.get("limits"), f"{where}.limits")}
+    directions = {d: dict(v) for d, v in inherited.directions.items()}
     for direction in DIRECTIONS:
-        directions.setdefault(direction, {}).update(_limit_map(raw.get(direction), f"{where}.{direction}"))
-    jobs = {j: dict(v) for j, v in base.jobs.items()}
-    job_directions = {k: dict(v) for k, v in base.job_directions.items()}
+        own = _limit_map(raw.get(direction), f"{where}.{direction}")
+        if own:
+            directions.setdefault(direction, {}).update(own)
+    jobs = {j: dict(v) for j, v in inherited.jobs.items()}
+    job_directions = {k: dict(v) for k, v in inherited.job_directions.items()}
     raw_jobs = raw.get("jobs") or {}
     if not isinstance(raw_jobs, dict):
         raise ThresholdError(f"{where}.jobs: expected a mapping of job name to limits")
@@ -237,9 +305,11 @@ def _build_profile(name: str, raw: Mapping[str, Any], where: str, base: Profile,
         for direction in DIRECTIONS:
             if direction in job_raw:
                 job_directions.setdefault((str(job), direction), {}).update(
-                    _limit_map(job_raw[direction], f"{job_where}.{direction}"))
+                    _limit_map(job_raw[direction], f"{job_where}.{direction}")
+                )
     description = str(raw.get("description", base.description))
-    return Profile(name, source, description, limits, directions, jobs, job_directions)
+    layer = LimitLayer(limits, directions, jobs, job_directions)
+    return Profile(name, source, description, (layer,))
 
 
 def get_profile(path: Path | str, name: str) -> Profile:
@@ -274,8 +344,10 @@ class Check:
             measured = "not measured (fio reported no such value)"
         else:
             measured = f"measured {_number(self.measured)}{unit}"
-        return (f"job '{self.job}' {self.direction}: {label} ({self.metric}) must be {sense} "
-                f"{_number(self.limit)}{unit}, {measured}")
+        return (
+            f"job '{self.job}' {self.direction}: {label} ({self.metric}) must be {sense} "
+            f"{_number(self.limit)}{unit}, {measured}"
+        )
 
 
 def _number(value: float) -> str:
@@ -378,10 +450,14 @@ def check_category(profile: Profile, overrides: Mapping[str, object], category: 
         key = raw_key.rsplit(".", 1)[-1]
         metric = METRICS.get(key)
         if metric is not None and metric.category != category:
-            keyword = "Fio Result Should Be Consistent" if metric.category == CONSISTENCY \
+            keyword = (
+                "Fio Result Should Be Consistent"
+                if metric.category == CONSISTENCY
                 else "Fio Result Should Meet Thresholds"
-            raise ThresholdError(f"override {raw_key}: '{key}' is a {metric.category} metric; check it with "
-                                 f"'{keyword}'")
+            )
+            raise ThresholdError(
+                f"override {raw_key}: '{key}' is a {metric.category} metric; check it with '{keyword}'"
+            )
     return profile.with_overrides(overrides)
 
 

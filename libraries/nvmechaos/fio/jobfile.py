@@ -98,7 +98,9 @@ class JobFile:
             else:
                 preamble.append(line)
         if not any(section.name != "global" for section in sections):
-            raise JobFileError(f"fio job file '{path}' defines no job (no [name] section other than [global])")
+            raise JobFileError(
+                f"fio job file '{path}' defines no job (no [name] section other than [global])"
+            )
         return cls(source=path, preamble=preamble, sections=sections)
 
     @property

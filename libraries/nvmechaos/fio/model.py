@@ -78,8 +78,11 @@ class JobResult:
     @property
     def active_directions(self) -> list[DirectionResult]:
         """Directions in which the job did any I/O, in read, write, trim order."""
-        return [self.directions[name] for name in DIRECTIONS if name in self.directions
-                and self.directions[name].did_io]
+        return [
+            self.directions[name]
+            for name in DIRECTIONS
+            if name in self.directions and self.directions[name].did_io
+        ]
 
     @property
     def did_io(self) -> bool:

@@ -91,12 +91,14 @@ def prepare_job(
     job_file = JobFile.load(source)
     job_file.apply(overrides)
     job_file.set_defaults({"log_avg_msec": log_avg_msec})
-    job_file.apply({
-        "write_iops_log": LOG_PREFIX,
-        "write_bw_log": LOG_PREFIX,
-        "write_lat_log": LOG_PREFIX,
-        "per_job_logs": 1,
-    })
+    job_file.apply(
+        {
+            "write_iops_log": LOG_PREFIX,
+            "write_bw_log": LOG_PREFIX,
+            "write_lat_log": LOG_PREFIX,
+            "per_job_logs": 1,
+        }
+    )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / JOB_NAME).write_text(job_file.render(), encoding="utf-8")
@@ -118,9 +120,13 @@ def check_local_target(prepared: PreparedJob) -> None:
         if directory:
             for path in directory.split(":"):
                 if not Path(path).is_dir():
-                    raise TargetError(f"target directory '{path}' (option directory, [{section}]) does not exist")
+                    raise TargetError(
+                        f"target directory '{path}' (option directory, [{section}]) does not exist"
+                    )
                 if not os.access(path, os.W_OK | os.X_OK):
-                    raise TargetError(f"target directory '{path}' (option directory, [{section}]) is not writable")
+                    raise TargetError(
+                        f"target directory '{path}' (option directory, [{section}]) is not writable"
+                    )
         filename = job_file.get("filename", section)
         if filename and not directory:
             for path_text in filename.split(":"):
@@ -138,7 +144,9 @@ def _check_target_file(path: Path, section: str, run_dir: Path) -> None:
             f"target '{path}' (option filename, [{section}]): directory '{resolved.parent}' does not exist"
         )
     if not os.access(resolved.parent, os.W_OK | os.X_OK):
-        raise TargetError(f"target '{path}' (option filename, [{section}]): '{resolved.parent}' is not writable")
+        raise TargetError(
+            f"target '{path}' (option filename, [{section}]): '{resolved.parent}' is not writable"
+        )
 
 
 class FioProcess:
@@ -200,15 +208,23 @@ def start_fio(
     binary = shutil.which(fio_binary)
     if binary is None:
         raise FioRunError(
-            f"fio is not installed: no '{fio_binary}' on PATH (install the 'fio' package, e.g. apt-get install fio)"
+            f"fio is not installed: no '{fio_binary}' on PATH "
+            "(install the 'fio' package, e.g. apt-get install fio)"
         )
     argv = prepared.argv(binary)
     run_dir = prepared.run_dir
     (run_dir / COMMAND_NAME).write_text(" ".join(argv) + "\n", encoding="utf-8")
     with open(run_dir / STDOUT_NAME, "wb") as stdout, open(run_dir / STDERR_NAME, "wb") as stderr:
         try:
-            process = spawn(f"fio {prepared.name}", argv, scope=scope, cwd=run_dir,
-                            stdout=stdout, stderr=stderr, registry=registry)
+            process = spawn(
+                f"fio {prepared.name}",
+                argv,
+                scope=scope,
+                cwd=run_dir,
+                stdout=stdout,
+                stderr=stderr,
+                registry=registry,
+            )
         except OSError as error:
             raise FioRunError(f"cannot start fio '{binary}': {error.strerror}") from None
     return FioProcess(prepared, process, started_wall=time.time())
@@ -224,9 +240,12 @@ def collect_result(prepared: PreparedJob, exit_code: int | None, allow_errors: b
     run_dir = prepared.run_dir
     json_path = run_dir / JSON_NAME
     diagnostics = _fio_messages(run_dir)
-    if not json_path.exists() or json_path.stat().st_size == 0:
-        raise FioRunError(f"fio {_how_it_ended(exit_code)} and wrote no results for '{prepared.name}'"
-                          f"{': ' + diagnostics if diagnostics else ''}")
+    if not _holds_json(json_path):
+        # fio writes its complaints (e.g. "Bad option") into the --output file when it rejects a job.
+        raise FioRunError(
+            f"fio {_how_it_ended(exit_code)} and wrote no results for '{prepared.name}'"
+            f"{': ' + diagnostics if diagnostics else ''}"
+        )
     try:
         result = parse_fio_file(json_path)
     except FioOutputError as error:
@@ -235,17 +254,26 @@ def collect_result(prepared: PreparedJob, exit_code: int | None, allow_errors: b
         raise
     if exit_code is not None and exit_code < 0:
         raise FioRunError(f"fio {_how_it_ended(exit_code)} while running '{prepared.name}'")
-    result = replace(result, exit_code=exit_code, artifacts=_artifacts(prepared),
-                     description=prepared.name)
+    result = replace(result, exit_code=exit_code, artifacts=_artifacts(prepared), description=prepared.name)
     failed = [job for job in result.jobs if job.error]
     if failed and not allow_errors:
-        details = "; ".join(f"job '{job.name}' error={job.error} ({os.strerror(job.error)})" for job in failed)
+        details = "; ".join(
+            f"job '{job.name}' error={job.error} ({os.strerror(job.error)})" for job in failed
+        )
         extra = f": {diagnostics}" if diagnostics else ""
         raise FioRunError(f"fio reported errors in '{prepared.name}': {details}{extra}")
     if exit_code and not failed and not allow_errors:
-        raise FioRunError(f"fio {_how_it_ended(exit_code)} for '{prepared.name}'"
-                          f"{': ' + diagnostics if diagnostics else ''}")
+        raise FioRunError(
+            f"fio {_how_it_ended(exit_code)} for '{prepared.name}'{': ' + diagnostics if diagnostics else ''}"
+        )
     return result
+
+
+def _holds_json(path: Path) -> bool:
+    if not path.exists():
+        return False
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return any(line.startswith("{") for line in handle)
 
 
 def _how_it_ended(exit_code: int | None) -> str:
@@ -279,8 +307,7 @@ def _fio_messages(run_dir: Path, limit: int = 3) -> str:
 def _artifacts(prepared: PreparedJob) -> FioArtifacts:
     run_dir = prepared.run_dir
     logs = {
-        kind: tuple(sorted(run_dir.glob(f"{LOG_PREFIX}_{kind}.*.log"), key=_log_index))
-        for kind in LOG_KINDS
+        kind: tuple(sorted(run_dir.glob(f"{LOG_PREFIX}_{kind}.*.log"), key=_log_index)) for kind in LOG_KINDS
     }
     return FioArtifacts(
         directory=run_dir,

@@ -1,0 +1,127 @@
+"""Keywords that read fio results, and the logging of results into log.html."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+from robot.api import logger
+from robot.api.deco import keyword
+
+from FioLibrary.context import LibraryContext, fail
+from nvmechaos.errors import NvmeChaosError
+from nvmechaos.fio.model import DIRECTIONS, FioResult
+from nvmechaos.fio.parser import parse_fio_file
+from nvmechaos.report import result_table_html
+from nvmechaos.thresholds import METRICS, PERFORMANCE, measure_performance
+
+
+class ResultLogger:
+    """Writes a run's table, chart and links into the log."""
+
+    def __init__(self, context: LibraryContext) -> None:
+        self.ctx = context
+
+    def link_run_dir(self, run_dir: Path) -> None:
+        if run_dir.is_dir():
+            links = " ".join(
+                f'<a href="{escape(self.ctx.link(path))}">{escape(path.name)}</a>'
+                for path in sorted(run_dir.iterdir())
+                if path.is_file() and path.suffix != ".log"
+            )
+            self.ctx.html(
+                f'Run folder <a href="{escape(self.ctx.link(run_dir))}">{escape(run_dir.name)}</a>: {links}'
+            )
+
+    def log_result(self, result: FioResult) -> None:
+        self.ctx.html(result_table_html(result))
+        artifacts = result.artifacts
+        if artifacts is None:
+            return
+        self.link_run_dir(artifacts.directory)
+        chart = self.chart(result)
+        if chart:
+            self.ctx.html(chart)
+        for message in result.messages:
+            logger.info(f"fio said: {message}")
+
+    def chart(self, result: FioResult) -> str:
+        """An <img> of IOPS and latency over time, or "" when the run left no interval logs."""
+        from FioLibrary.charts import timeline_img  # noqa: PLC0415 - matplotlib loads only when charts are drawn
+
+        return timeline_img(result)
+
+
+class ResultKeywords:
+    """Read fio output into the result model and look at single figures."""
+
+    def __init__(self, context: LibraryContext, results: ResultLogger) -> None:
+        self.ctx = context
+        self.results = results
+
+    @keyword
+    def parse_fio_output(self, path: str) -> FioResult:
+        """Parse fio's JSON output (``json`` or ``json+``) stored in ``path`` and return the result.
+
+        Text before or after the JSON object (``Starting 4 processes``, ``fio: connected to NBD
+        server``, error lines) is tolerated and logged. Fails with the file name and the problem when
+        the output is empty, truncated (fio killed or crashed) or not fio's JSON.
+
+        Example:
+        | ${result} =    Parse Fio Output    ${OUTPUT DIR}/saved/fio.json
+        | Fio Result Should Meet Thresholds    ${result}    profile=default
+        """
+        try:
+            result = parse_fio_file(path)
+        except NvmeChaosError as error:
+            fail(error)
+        self.results.log_result(result)
+        return result
+
+    @keyword
+    def get_fio_metric(
+        self, result: FioResult, metric: str, job: str | None = None, direction: str = "read"
+    ) -> float:
+        """Return one measured figure of one job and direction, in the unit its name says.
+
+        ``metric`` is a performance metric name as in the threshold profiles, with or without its
+        ``min_``/``max_`` prefix: ``iops``, ``bw_mbps``, ``mean_latency_ms``, ``latency_ms`` (worst I/O),
+        ``p99_latency_ms``, ``p99_9_latency_ms``, ``p99_99_latency_ms``. ``job`` defaults to the only
+        (or first) job.
+
+        Example:
+        | ${iops} =    Get Fio Metric    ${result}    iops    direction=write
+        | Should Be True    ${iops} > 1000
+        """
+        key = (
+            metric
+            if metric in METRICS
+            else next(
+                (k for k in METRICS if k.split("_", 1)[1] == metric and METRICS[k].category == PERFORMANCE),
+                "",
+            )
+        )
+        if not key or METRICS[key].category != PERFORMANCE:
+            known = sorted(k.split("_", 1)[1] for k, m in METRICS.items() if m.category == PERFORMANCE)
+            fail(f"unknown metric '{metric}' (known: {', '.join(known)})")
+        if direction not in DIRECTIONS:
+            fail(f"unknown direction '{direction}' (use read, write or trim)")
+        try:
+            chosen = result.job(job) if job else result.jobs[0]
+        except (KeyError, IndexError) as error:
+            fail(str(error).strip("'\"") or "the result has no jobs")
+        value = (
+            measure_performance(key, chosen.directions[direction]) if direction in chosen.directions else None
+        )
+        if value is None:
+            fail(f"job '{chosen.name}' {direction}: fio reported no value for {metric}")
+        return value
+
+    @keyword
+    def log_fio_result(self, result: FioResult) -> None:
+        """Log a result's table of figures, its files and its chart again (e.g. in a teardown).
+
+        Example:
+        | Log Fio Result    ${result}
+        """
+        self.results.log_result(result)

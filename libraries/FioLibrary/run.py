@@ -1,0 +1,154 @@
+"""Keywords that run fio on this host, in the foreground or the background."""
+
+from __future__ import annotations
+
+from robot.api import logger
+from robot.api.deco import keyword
+from robot.utils import timestr_to_secs
+
+from FioLibrary.context import LibraryContext, fail
+from FioLibrary.results import ResultLogger
+from nvmechaos.errors import NvmeChaosError
+from nvmechaos.fio.model import FioResult
+from nvmechaos.fio.runner import FioProcess, PreparedJob, collect_result, prepare_job, start_fio
+
+# Time fio gets beyond its planned runtime (set-up, file layout, writing results) before we call it hung.
+_GRACE_SECONDS = 120.0
+
+
+class RunKeywords:
+    """Run fio jobs from ``fio_jobs/`` (or any path) with per-run overrides."""
+
+    def __init__(self, context: LibraryContext, results: ResultLogger) -> None:
+        self.ctx = context
+        self.results = results
+
+    def _prepare(self, job: str, overrides: dict[str, str | None]) -> PreparedJob:
+        try:
+            prepared = prepare_job(
+                job,
+                overrides,
+                self.ctx.new_run_dir(job),
+                self.ctx.job_dirs,
+                log_avg_msec=self.ctx.log_avg_msec,
+            )
+        except NvmeChaosError as error:
+            fail(error)
+        logger.info(f"Job '{job}' from {prepared.source}, run folder {prepared.run_dir}")
+        return prepared
+
+    @keyword
+    def prepare_fio_job(self, job: str, **overrides: str | None) -> PreparedJob:
+        """Write ``job`` with ``overrides`` into a fresh run folder, ready to run anywhere.
+
+        For targets that are not this host (a guest, a remote machine): copy ``job.fio`` from
+        ``${prepared.run_dir}`` to the target, run ``${prepared.argv()}`` there inside that copy's
+        folder, fetch ``fio.json`` and ``fio_*.log`` back into ``${prepared.run_dir}``, and pass the exit
+        code to `Collect Fio Result`. Overrides work as in `Run Fio Job`.
+
+        Example:
+        | ${prepared} =    Prepare Fio Job    mixed_randrw    filename=/dev/nvme0n1    runtime=5
+        | ${argv} =    Evaluate    " ".join($prepared.argv())
+        """
+        return self._prepare(job, dict(overrides))
+
+    @keyword
+    def collect_fio_result(
+        self, prepared: PreparedJob, exit_code: int, allow_errors: bool = False
+    ) -> FioResult:
+        """Read the result of a prepared job whose output was fetched back into its run folder.
+
+        Fails like `Run Fio Job` when fio was rejected, killed, or a job reported an error (unless
+        ``allow_errors``). Logs the result's table and chart.
+
+        Example:
+        | ${result} =    Collect Fio Result    ${prepared}    ${rc}
+        """
+        try:
+            result = collect_result(prepared, int(exit_code), allow_errors=allow_errors)
+        except NvmeChaosError as error:
+            fail(error)
+        self.results.log_result(result)
+        return result
+
+    @keyword
+    def run_fio_job(
+        self, job: str, timeout: str | None = None, allow_errors: bool = False, **overrides: str | None
+    ) -> FioResult:
+        """Run the fio ``job`` on this host, wait for it, and return its result.
+
+        ``job`` is a job file name from ``fio_jobs/`` (``.fio`` may be left out) or a path. Every
+        other named argument overrides that fio option in every job of the file (``runtime=5``,
+        ``directory=/mnt/x``, ``filename=/dev/nvme0n1``, ``iodepth=32``, ``bs=16k`` ...); prefix it with a
+        job name to change one job only (``tenant_b.rate_iops=500``); ``${NONE}`` removes an option
+        and ``${EMPTY}`` gives a flag without value. JSON (``json+``), stderr, the job file as run and
+        the interval logs of IOPS, bandwidth and latency are kept in the test's own folder under the
+        output directory and linked from the log, with a table and a chart of the run.
+
+        ``timeout`` (Robot time, e.g. ``2 min``) stops a fio that runs longer; by default it is the
+        job's planned runtime plus two minutes. The keyword fails, with fio's own message, when fio is
+        missing, rejects an option, is killed or writes truncated JSON, and when a job reports an
+        error, unless ``allow_errors`` is true (fault injection: fio's errors are expected, the
+        verdict is about what comes next).
+
+        Examples:
+        | ${result} =    Run Fio Job    mixed_randrw    directory=${TARGET_DIR}    runtime=5
+        | ${result} =    Run Fio Job    latency_probe    filename=/dev/nvme0n1    timeout=1 min
+        | ${result} =    Run Fio Job    ${CURDIR}/my.fio    allow_errors=True
+        """
+        handle = self.start_fio_job(job, **overrides)
+        return self.wait_for_fio_job(handle, timeout=timeout, allow_errors=allow_errors)
+
+    @keyword
+    def start_fio_job(self, job: str, **overrides: str | None) -> FioProcess:
+        """Start the fio ``job`` on this host in the background and return a handle at once.
+
+        Overrides work as in `Run Fio Job`. Use `Wait For Fio Job` to get the result. A job still
+        running when its test ends is stopped, and the log says so.
+
+        Example:
+        | ${fio} =    Start Fio Job    write_endurance    directory=${TARGET_DIR}    runtime=30
+        | Sleep    5 s
+        | # inject a fault here
+        | ${result} =    Wait For Fio Job    ${fio}    allow_errors=True
+        """
+        prepared = self._prepare(job, dict(overrides))
+        try:
+            return start_fio(prepared, fio_binary=self.ctx.fio_binary, scope=self.ctx.scope)
+        except NvmeChaosError as error:
+            fail(error)
+
+    @keyword
+    def wait_for_fio_job(
+        self, handle: FioProcess, timeout: str | None = None, allow_errors: bool = False
+    ) -> FioResult:
+        """Wait for a job started with `Start Fio Job` to end and return its result.
+
+        ``timeout`` and ``allow_errors`` work as in `Run Fio Job`.
+
+        Example:
+        | ${result} =    Wait For Fio Job    ${fio}    timeout=3 min
+        """
+        seconds = timestr_to_secs(timeout) if timeout else _default_timeout(handle.prepared)
+        try:
+            result = handle.wait(timeout=seconds, allow_errors=allow_errors)
+        except NvmeChaosError as error:
+            self.results.link_run_dir(handle.prepared.run_dir)
+            fail(error)
+        self.results.log_result(result)
+        return result
+
+    @keyword
+    def stop_fio_job(self, handle: FioProcess) -> None:
+        """Stop a background fio job now (it gets a few seconds to write its results).
+
+        Example:
+        | Stop Fio Job    ${fio}
+        """
+        handle.stop()
+        logger.info(f"Stopped fio job '{handle.name}' (output in {handle.prepared.run_dir})")
+
+
+def _default_timeout(prepared: PreparedJob) -> float | None:
+    planned = prepared.expected_seconds
+    return None if planned is None else planned + _GRACE_SECONDS

@@ -1,0 +1,92 @@
+"""Keywords that judge fio results against threshold profiles."""
+
+from __future__ import annotations
+
+from robot.api import logger
+from robot.api.deco import keyword
+
+from FioLibrary.context import LibraryContext, fail
+from nvmechaos.consistency import check_consistency
+from nvmechaos.errors import NvmeChaosError
+from nvmechaos.fio.model import FioResult
+from nvmechaos.report import verdict_table_html
+from nvmechaos.thresholds import (
+    CONSISTENCY,
+    PERFORMANCE,
+    Profile,
+    Verdict,
+    check_category,
+    check_thresholds,
+    get_profile,
+)
+
+
+class VerdictKeywords:
+    """Pass/fail verdicts: thresholds on IOPS, bandwidth and latency; consistency over time."""
+
+    def __init__(self, context: LibraryContext) -> None:
+        self.ctx = context
+
+    def _profile(self, name: str, overrides: dict[str, str], category: str) -> Profile:
+        try:
+            return check_category(get_profile(self.ctx.thresholds_file, name), overrides, category)
+        except NvmeChaosError as error:
+            fail(error)
+
+    def _report(self, verdict: Verdict, what: str) -> None:
+        self.ctx.html(verdict_table_html(verdict))
+        if not verdict.passed:
+            lines = verdict.failure_lines()
+            count = f"{len(lines)} {what} violation{'s' if len(lines) != 1 else ''}"
+            fail(f"{count} (profile {verdict.profile}):\n" + "\n".join(f"- {line}" for line in lines))
+        logger.info(f"All {len(verdict.checks)} {what} checks passed (profile {verdict.profile}).")
+
+    @keyword
+    def fio_result_should_meet_thresholds(
+        self, result: FioResult, profile: str = "default", **overrides: str
+    ) -> None:
+        """Check IOPS, bandwidth and latency of every job and direction against a threshold profile.
+
+        ``profile`` names a profile in ``variables/thresholds.yaml`` (``default``, ``emulated``,
+        ``datacenter``, or your own). Overrides use the profile's own metric names and replace its
+        limits for this check: ``min_iops=5000``, ``max_latency_ms=20``, ``max_p99_9_latency_ms=2``,
+        ``min_bw_mbps=100``; scope one with a direction and/or job name: ``write.min_iops=500``,
+        ``tenant_a.max_p99_latency_ms=5``, ``tenant_a.read.min_iops=1900``.
+
+        All violations are reported together in one failure, one line each naming the job, the
+        direction, the metric, the limit and the measured value with units. A job that did no I/O or
+        reported an error never passes. A table of every check is logged.
+
+        Examples:
+        | Fio Result Should Meet Thresholds    ${result}
+        | Fio Result Should Meet Thresholds    ${result}    profile=emulated    min_iops=500
+        | Fio Result Should Meet Thresholds    ${result}    max_p99_latency_ms=2    write.min_iops=800
+        """
+        chosen = self._profile(profile, overrides, PERFORMANCE)
+        self._report(check_thresholds(result, chosen), "threshold")
+
+    @keyword
+    def fio_result_should_be_consistent(
+        self, result: FioResult, profile: str = "default", ramp: str = "0", **overrides: str
+    ) -> None:
+        """Check that performance held steady over the run, from the per-interval logs.
+
+        Consistent performance matters more than peak. Per job and direction this checks the
+        coefficient of variation of IOPS and bandwidth (``max_iops_cov_pct``, ``max_bw_cov_pct``), the
+        worst interval against the mean (``min_iops_min_mean_ratio``, ``min_bw_min_mean_ratio``) and
+        the latency tail spread p99.99/p50 (``max_latency_p99_99_p50_ratio``). ``ramp`` (seconds)
+        leaves out the first intervals while caches warm up. Overrides work as in
+        `Fio Result Should Meet Thresholds`.
+
+        Examples:
+        | Fio Result Should Be Consistent    ${result}
+        | Fio Result Should Be Consistent    ${result}    profile=emulated    ramp=2    max_iops_cov_pct=15
+        """
+        chosen = self._profile(profile, overrides, CONSISTENCY)
+        try:
+            verdict = check_consistency(result, chosen, ramp_seconds=float(ramp))
+        except ValueError:
+            fail(f"ramp '{ramp}' is not a number of seconds")
+        except NvmeChaosError as error:
+            fail(error)
+        self._report(verdict, "consistency")

@@ -1,0 +1,79 @@
+*** Settings ***
+Documentation       The seed's workload set against the host target (a scratch file under the output
+...                 directory, or ${HOST_DEVICE}), judged by the threshold profile ${PROFILE}.
+...
+...                 Example: robot --variable PROFILE:datacenter --variable HOST_DEVICE:/dev/nvme1n1 suites/performance
+Resource            ../../resources/host_target.resource
+Library             OperatingSystem
+
+Suite Setup         Prepare Host Target
+Test Tags           performance    host
+
+
+*** Variables ***
+${ENDURANCE_RUNTIME}    ${RUNTIME}
+
+
+*** Test Cases ***
+Mixed Random Read Write
+    [Documentation]    70/30 random read/write, 4 KiB, QD16.
+    [Tags]    smoke
+    ${result}    Run Fio Job On Host    mixed_randrw
+    Fio Result Should Meet Thresholds    ${result}    profile=${PROFILE}
+    Fio Result Should Be Consistent    ${result}    profile=${PROFILE}    ramp=1
+
+Random Multi IO Stress
+    [Documentation]    Small, medium and large random I/O of different mixes at once.
+    ${result}    Run Fio Job On Host    random_multi_io
+    Fio Result Should Meet Thresholds    ${result}    profile=${PROFILE}
+
+Multi Queue
+    [Documentation]    Four submitters at QD32 each, reported as one group.
+    ${result}    Run Fio Job On Host    multi_queue
+    Fio Result Should Meet Thresholds    ${result}    profile=${PROFILE}
+
+Multi Device
+    [Documentation]    The same load on two targets at once; each must meet the limits on its own.
+    ${result}    Run Fio Job On Host    multi_device
+    Fio Result Should Meet Thresholds    ${result}    profile=${PROFILE}
+
+Multi Tenant Stress
+    [Documentation]    Rate-limited tenants keep their rate and latency beside a noisy neighbour.
+    [Tags]    qos
+    ${result}    Run Fio Job On Host    multi_tenant
+    Fio Result Should Meet Thresholds    ${result}    profile=${PROFILE}
+
+Queue Depth Saturation Sweep
+    [Documentation]    QD 1, 4, 16, 64 one after another: IOPS must not fall as depth rises.
+    ${result}    Run Fio Job On Host    qd_sweep    runtime=3
+    Fio Result Should Meet Thresholds    ${result}    profile=${PROFILE}
+    ${qd1}    Get Fio Metric    ${result}    iops    job=qd1
+    ${qd16}    Get Fio Metric    ${result}    iops    job=qd16
+    Should Be True    ${qd16} >= ${qd1}
+    ...    msg=IOPS fell from ${qd1} at QD1 to ${qd16} at QD16: the target does not scale with depth
+
+Write Endurance
+    [Documentation]    Sustained random writes; per-second IOPS must stay steady.
+    ...    Set ${ENDURANCE_RUNTIME} (seconds) for a real endurance run.
+    [Tags]    endurance
+    ${result}    Run Fio Job On Host    write_endurance    runtime=${ENDURANCE_RUNTIME}
+    Fio Result Should Meet Thresholds    ${result}    profile=${PROFILE}
+    Fio Result Should Be Consistent    ${result}    profile=${PROFILE}    ramp=1
+
+Latency Probe
+    [Documentation]    QD1 4 KiB random reads: the device's own service time.
+    [Tags]    smoke
+    ${result}    Run Fio Job On Host    latency_probe
+    Fio Result Should Meet Thresholds    ${result}    profile=${PROFILE}
+
+SPDK Random Read
+    [Documentation]    4 KiB random reads through the SPDK fio plugin named by ${SPDK_FIO_PLUGIN}
+    ...    against ${SPDK_FILENAME} (e.g. trtype=PCIe traddr=0000.01.00.0 ns=1).
+    [Tags]    spdk
+    ${plugin}    Get Environment Variable    SPDK_FIO_PLUGIN    default=${EMPTY}
+    Skip If    not $plugin or not os.path.isfile($plugin)
+    ...    SPDK fio plugin not installed: set SPDK_FIO_PLUGIN to the path of spdk_nvme (build/fio/spdk_nvme)
+    ${filename}    Get Environment Variable    SPDK_FILENAME    default=trtype=PCIe traddr=0000.01.00.0 ns=1
+    ${result}    Run Fio Job    spdk_randread    ioengine=external:${plugin}    filename=${filename}
+    ...    runtime=${RUNTIME}
+    Fio Result Should Meet Thresholds    ${result}    profile=${PROFILE}

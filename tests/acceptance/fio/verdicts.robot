@@ -1,0 +1,71 @@
+*** Settings ***
+Documentation       Threshold and consistency verdicts on real fio results.
+Resource            common.resource
+
+Suite Setup         Run Reference Job
+Test Tags           acceptance    fio    verdict
+
+
+*** Test Cases ***
+Default Profile Passes On The Host File
+    Fio Result Should Meet Thresholds    ${RESULT}    profile=default
+
+Impossible Minimum Fails Naming Job Direction Metric Limit And Value
+    Run Keyword And Expect Error
+    ...    REGEXP:2 threshold violations \\(profile default\\):\\n- job 'mixed_randrw' read: IOPS \\(min_iops\\) must be at least 1e\\+09 IOPS, measured [\\d,.]+ IOPS\\n- job 'mixed_randrw' write: IOPS \\(min_iops\\) .*
+    ...    Fio Result Should Meet Thresholds    ${RESULT}    min_iops=1000000000
+
+All Violations Are Reported Together
+    ${message}    Run Keyword And Expect Error    *
+    ...    Fio Result Should Meet Thresholds    ${RESULT}    min_iops=1e9    max_p99_latency_ms=0.000001
+    ...    write.min_bw_mbps=1e6
+    Should Start With    ${message}    5 threshold violations
+    Should Contain    ${message}    p99 latency (max_p99_latency_ms) must be at most
+    Should Contain    ${message}    job 'mixed_randrw' write: bandwidth (min_bw_mbps) must be at least 1,000,000 MB/s
+
+A Job With An Error Never Passes
+    ${result}    Run Fio Job    tiny    filename=/proc/version    rw=write    allow_errors=True
+    Run Keyword And Expect Error    *job 'tiny': fio reported error 1 (Operation not permitted); it cannot pass*
+    ...    Fio Result Should Meet Thresholds    ${result}    min_iops=0
+
+A Job That Did No IO Never Passes
+    ${result}    Parse Fio Output    ${CURDIR}/../../fixtures/fio/job_error.txt
+    Run Keyword And Expect Error    *did no I/O; it cannot pass*
+    ...    Fio Result Should Meet Thresholds    ${result}
+
+Consistency Passes On A Steady Run And Fails Beyond Its Limit
+    Fio Result Should Be Consistent    ${RESULT}    profile=default    ramp=1
+    Run Keyword And Expect Error    *IOPS coefficient of variation (max_iops_cov_pct) must be at most 0 %*
+    ...    Fio Result Should Be Consistent    ${RESULT}    max_iops_cov_pct=0
+
+Consistency Metric Given To The Threshold Keyword Is Refused
+    Run Keyword And Expect Error
+    ...    override max_iops_cov_pct: 'max_iops_cov_pct' is a consistency metric; check it with 'Fio Result Should Be Consistent'
+    ...    Fio Result Should Meet Thresholds    ${RESULT}    max_iops_cov_pct=10
+
+Get Fio Metric Returns Figures In The Named Unit
+    ${iops}    Get Fio Metric    ${RESULT}    iops
+    ${p99}    Get Fio Metric    ${RESULT}    p99_latency_ms    direction=write
+    Should Be True    ${iops} > 0
+    Should Be True    0 < ${p99} < 1000
+
+The Performance Suite Fails Against An Impossible Profile
+    [Documentation]    The real suite, run as users run it, must fail and name the metric.
+    ${run}    Run Process    ${PYTHON}    -m    robot    --include    smoke    --output    NONE    --report    NONE
+    ...    --log    NONE    --outputdir    ${OUTPUT DIR}${/}impossible    --variable    PROFILE:impossible
+    ...    --variable    THRESHOLDS:${CURDIR}/data/impossible.yaml    --variable    RUNTIME:1
+    ...    ${CURDIR}/../../../suites/performance/host_workloads.robot
+    ...    stdout=${OUTPUT DIR}${/}impossible.stdout    stderr=STDOUT
+    Log    ${run.stdout}
+    Should Not Be Equal As Integers    ${run.rc}    0
+    Should Contain    ${run.stdout}    IOPS (min_iops) must be at least 1e+09 IOPS, measured
+    Should Contain    ${run.stdout}    2 tests, 0 passed, 2 failed
+
+
+*** Keywords ***
+Run Reference Job
+    Create Target Directory
+    ${result}    Run Fio Job    mixed_randrw    directory=${TARGET}    runtime=4
+    VAR    ${RESULT}    ${result}    scope=SUITE
+    ${python}    Evaluate    sys.executable
+    VAR    ${PYTHON}    ${python}    scope=SUITE
