@@ -12,14 +12,12 @@ Run Fio Job Returns The Result Model And Keeps Artifacts
     Should Be Equal    ${result.jobs[0].name}    tiny
     Should Be True    ${result.jobs[0].directions['read'].iops} > 0
     Should Be True    ${result.jobs[0].directions['write'].total_ios} > 0
-    ${folder}    Set Variable    ${result.artifacts.directory}
+    VAR    ${folder}    ${result.artifacts.directory}
     Should Start With    ${folder}    ${OUTPUT DIR}${/}fio${/}
-    File Should Exist    ${folder}${/}fio.json
-    File Should Exist    ${folder}${/}fio.stderr
-    File Should Exist    ${folder}${/}job.fio
-    File Should Exist    ${folder}${/}fio_iops.1.log
-    File Should Exist    ${folder}${/}fio_clat.1.log
-    File Should Exist    ${folder}${/}fio_bw.1.log
+    FOR    ${name}    IN    fio.json    fio.stderr    job.fio    command.txt    fio_iops.1.log    fio_clat.1.log
+    ...    fio_bw.1.log
+        File Should Exist    ${folder}${/}${name}
+    END
 
 Overrides Reach Every Job And The Job File As Run
     ${result}    Run Tiny Job    runtime=1    bs=8k    rw=randread
@@ -52,7 +50,7 @@ Stop Fio Job Ends A Running Job
 Prepared Job Runs Anywhere And Is Collected
     [Documentation]    The path remote targets use: prepare, run fio by hand in a copy, collect.
     ${prepared}    Prepare Fio Job    tiny    directory=${TARGET}    runtime=1
-    ${remote}    Set Variable    ${OUTPUT DIR}${/}pretend-remote
+    VAR    ${remote}    ${OUTPUT DIR}${/}pretend-remote
     Create Directory    ${remote}
     Copy File    ${prepared.run_dir}${/}job.fio    ${remote}
     ${argv}    Evaluate    $prepared.argv("fio")
