@@ -340,6 +340,20 @@ def test_summary_does_not_depend_on_chunk_size(chunk_bytes: int) -> None:
         assert other.percentiles_ns == figures.percentiles_ns
         assert other.mean_ns == pytest.approx(figures.mean_ns, rel=1e-12)
         assert other.stddev_ns == pytest.approx(figures.stddev_ns, rel=1e-9)
+        assert (other.min_ns, other.max_ns) == (figures.min_ns, figures.max_ns)
+        assert np.array_equal(other.per_second_count.values, figures.per_second_count.values)
+        assert np.allclose(other.per_second.values, figures.per_second.values, equal_nan=True)
+
+
+def test_per_second_series_of_a_log_that_starts_late(tmp_path: Path) -> None:
+    """A day into a run: buckets from second 0 exist (NaN, 0) and the late ones are right."""
+    text = "".join(f"{86_400_000 + 10 * i}, {1000 + i}, {i % 2}, 4096, 0\n" for i in range(250))
+    summary = summarise_latency_log(write(tmp_path, text), chunk_bytes=64)
+    read = summary.direction("read")
+    assert len(read.per_second) == 86_403 and read.per_second.times_s[-1] == 86_403.0
+    assert read.per_second_count.values[-3:].tolist() == [50.0, 50.0, 25.0]
+    assert np.isnan(read.per_second.values[0]) and read.per_second_count.values[:86_400].sum() == 0
+    assert read.per_second.values[-1] == pytest.approx(np.mean([1000 + i for i in range(200, 250, 2)]))
 
 
 def test_summary_of_averaged_log_and_of_several_logs() -> None:

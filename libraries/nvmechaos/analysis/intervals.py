@@ -594,10 +594,24 @@ class _LatencyAccumulator:
         if not self.averaged and not bool(chunk.bs.all()):
             self.averaged = True
         buckets = self.histogram.n_buckets
-        self.counts += np.bincount(self.histogram.index(value) + ddir * buckets, minlength=3 * buckets)
+        index = self.histogram.index(value) + ddir * buckets
+        chunk_counts = np.bincount(index, minlength=3 * buckets)
+        self.counts += chunk_counts
 
         floats = value.astype(np.float64)
-        count = np.bincount(ddir, minlength=3)
+        # Per-second sums and counts of this block, from its first second on (not from 0: a block
+        # of a day-long log must not cost a day's worth of buckets).
+        seconds = chunk.time_ms // 1000
+        first, last = int(seconds.min()), int(seconds.max())
+        span = (last - first + 1) * 3
+        keys = (seconds - first) * 3 + ddir
+        second_sum = np.bincount(keys, weights=floats, minlength=span)
+        second_count = np.bincount(keys, minlength=span)
+        self._grow_seconds((last + 1) * 3)
+        self.second_sum[first * 3 : first * 3 + span] += second_sum
+        self.second_count[first * 3 : first * 3 + span] += second_count
+
+        count = second_count.reshape(-1, 3).sum(axis=0)
         present = np.flatnonzero(count)
         if present.size == 1:
             # The usual case for one direction (or a block of one): no masks needed.
@@ -607,28 +621,28 @@ class _LatencyAccumulator:
             self._merge(direction, size, chunk_mean, float(deviation @ deviation))
             self.minimum[direction] = min(self.minimum[direction], float(value.min()))
             self.maximum[direction] = max(self.maximum[direction], float(value.max()))
-        else:
-            sums = np.bincount(ddir, weights=floats, minlength=3)
-            means = sums / np.maximum(count, 1)
-            deviation = floats - means[ddir]
-            m2 = np.bincount(ddir, weights=deviation * deviation, minlength=3)
-            for direction in present.tolist():
-                self._merge(direction, int(count[direction]), float(means[direction]), float(m2[direction]))
-                selected = value[ddir == direction]
-                self.minimum[direction] = min(self.minimum[direction], float(selected.min()))
-                self.maximum[direction] = max(self.maximum[direction], float(selected.max()))
+            return
+        means = second_sum.reshape(-1, 3).sum(axis=0) / np.maximum(count, 1)
+        deviation = floats - means[ddir]
+        m2 = np.bincount(ddir, weights=deviation * deviation, minlength=3)
+        for direction in present.tolist():
+            self._merge(direction, int(count[direction]), float(means[direction]), float(m2[direction]))
+            # The extremes lie in the direction's lowest and highest non-empty buckets: look only
+            # at the values there (cheaper than selecting all of the direction's values).
+            used = np.flatnonzero(chunk_counts[direction * buckets : (direction + 1) * buckets])
+            low, high = int(used[0]) + direction * buckets, int(used[-1]) + direction * buckets
+            self.minimum[direction] = min(self.minimum[direction], float(value[index == low].min()))
+            self.maximum[direction] = max(self.maximum[direction], float(value[index == high].max()))
 
-        keys = (chunk.time_ms // 1000) * 3 + ddir
-        needed = int(keys.max()) + 1
-        if needed > self.second_sum.size:
-            grown = max(needed, 2 * self.second_sum.size, 3 * 64)
-            grown += (-grown) % 3
-            self.second_sum = np.concatenate([self.second_sum, np.zeros(grown - self.second_sum.size)])
-            self.second_count = np.concatenate(
-                [self.second_count, np.zeros(grown - self.second_count.size, dtype=np.int64)]
-            )
-        self.second_sum[:needed] += np.bincount(keys, weights=floats, minlength=needed)
-        self.second_count[:needed] += np.bincount(keys, minlength=needed)
+    def _grow_seconds(self, needed: int) -> None:
+        if needed <= self.second_sum.size:
+            return
+        grown = max(needed, 2 * self.second_sum.size, 3 * 64)
+        grown += (-grown) % 3
+        self.second_sum = np.concatenate([self.second_sum, np.zeros(grown - self.second_sum.size)])
+        self.second_count = np.concatenate(
+            [self.second_count, np.zeros(grown - self.second_count.size, dtype=np.int64)]
+        )
 
     def _merge(self, direction: int, count: int, mean: float, m2: float) -> None:
         """Chan et al.'s parallel update of count, mean and sum of squared deviations."""
