@@ -1,13 +1,14 @@
 *** Settings ***
-Documentation       The seed's workload set against the host target (a scratch file under the output
-...                 directory, or ${HOST_DEVICE}), judged by the threshold profile ${PROFILE}.
+Documentation    The seed's workload set against the host target (a scratch file under the output
+...              directory, or ${HOST_DEVICE}), judged by the threshold profile ${PROFILE}.
 ...
-...                 Example: robot --variable PROFILE:datacenter --variable HOST_DEVICE:/dev/nvme1n1 suites/performance
-Resource            ../../resources/host_target.resource
-Library             OperatingSystem
+...              Example: robot --variable PROFILE:datacenter --variable HOST_DEVICE:/dev/nvme1n1 suites/performance
 
-Suite Setup         Prepare Host Target
-Test Tags           performance    host
+Resource         ../../resources/host_target.resource
+
+Suite Setup      Prepare Host Target
+
+Test Tags        performance    host
 
 
 *** Variables ***

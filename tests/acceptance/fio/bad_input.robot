@@ -1,10 +1,13 @@
 *** Settings ***
-Documentation       Bad input ends the test with a one-line, specific failure: no traceback, no hang.
-Resource            common.resource
+Documentation    Bad input ends the test with a one-line, specific failure: no traceback, no hang.
 
-Suite Setup         Prepare Bad Input Tests
-    [Documentation]    A scratch folder, and this suite's FioLibrary first in the search order.
-Test Tags           acceptance    fio    bad-input
+Resource         common.resource
+
+Suite Setup      Prepare Bad Input Tests
+
+Test Tags        acceptance    fio    bad-input
+
+                 [Documentation]    A scratch folder, and this suite's FioLibrary first in the search order.
 
 
 *** Test Cases ***

@@ -1,9 +1,11 @@
 *** Settings ***
-Documentation       Running fio through FioLibrary: results, artifacts, overrides, background runs.
-Resource            common.resource
+Documentation    Running fio through FioLibrary: results, artifacts, overrides, background runs.
 
-Suite Setup         Create Target Directory
-Test Tags           acceptance    fio
+Resource         common.resource
+
+Suite Setup      Create Target Directory
+
+Test Tags        acceptance    fio
 
 
 *** Test Cases ***

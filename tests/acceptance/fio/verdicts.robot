@@ -1,10 +1,13 @@
 *** Settings ***
-Documentation       Threshold and consistency verdicts on real fio results.
-Resource            common.resource
+Documentation    Threshold and consistency verdicts on real fio results.
 
-Suite Setup         Run Reference Job
-    [Documentation]    One real mixed run that the verdict tests judge in different ways.
-Test Tags           acceptance    fio    verdict
+Resource         common.resource
+
+Suite Setup      Run Reference Job
+
+Test Tags        acceptance    fio    verdict
+
+                 [Documentation]    One real mixed run that the verdict tests judge in different ways.
 
 
 *** Test Cases ***
@@ -45,8 +48,10 @@ Consistency Passes On A Steady Run And Fails Beyond Its Limit
 
 Consistency Metric Given To The Threshold Keyword Is Refused
     Run Keyword And Expect Error
-    ...    override max_iops_cov_pct: 'max_iops_cov_pct' is a consistency metric; check it with 'Fio Result Should Be Consistent'
-    ...    Fio Result Should Meet Thresholds    ${RESULT}    max_iops_cov_pct=10
+    ...    override max_iops_cov_pct: 'max_iops_cov_pct' is a consistency metric; check it with *
+    ...    Fio Result Should Meet Thresholds
+    ...    ${RESULT}
+    ...    max_iops_cov_pct=10
 
 Get Fio Metric Returns Figures In The Named Unit
     ${iops}    Get Fio Metric    ${RESULT}    iops
