@@ -4,8 +4,9 @@ For every size (millions of samples) and column layout it writes a log into a te
 (deleted afterwards): one line per I/O at 250,000 IOPS, 70 % reads, latency in ns from a lognormal
 body around 80 us with a 1 % slow tail around 2 ms, 4 KiB blocks; 5 columns as fio 3.33 writes
 them (``time, value, ddir, bs, prio``) or 6 with ``log_offset`` (``..., offset, prio``). Each log is
-then summarised in a fresh Python process: ``--repeat`` timed runs (best and median rate shown;
-the machine may be shared), then one under tracemalloc (its peak). The child also reports how
+then summarised in a fresh Python process: ``--repeat`` timed runs (best and median rate by the
+wall clock, and the best by the process's CPU time, which other load on a shared machine inflates
+less), then one under tracemalloc (its peak). The child also reports how
 much its peak RSS grew during the timed runs, after a warm-up on a tiny log: from ``VmHWM``
 (reset through /proc/self/clear_refs) and from ``getrusage`` ``ru_maxrss`` (which starts at the
 parent's peak after fork+exec, so it only shows growth beyond that), and its ``VmHWM`` in all.
@@ -54,11 +55,12 @@ summarise_latency_log(warm, chunk_bytes=chunk)  # warm-up: imports, first alloca
 reset_peak_rss()
 rss_before = peak_rss_kib()
 maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-times = []
+times, cpu = [], []
 for _ in range(repeat):
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     summary = summarise_latency_log(path, chunk_bytes=chunk)
     times.append(time.perf_counter() - started)
+    cpu.append(time.process_time() - started_cpu)
 rss_after = peak_rss_kib()
 maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 tracemalloc.start()
@@ -67,7 +69,7 @@ peak = tracemalloc.get_traced_memory()[1]
 tracemalloc.stop()
 read = summary.direction("read")
 print(json.dumps({
-    "best": min(times), "median": statistics.median(times), "lines": summary.lines,
+    "best": min(times), "median": statistics.median(times), "cpu": min(cpu), "lines": summary.lines,
     "rss_kib": rss_after - rss_before, "rss_peak_kib": rss_after,
     "maxrss_delta_kib": maxrss_after - maxrss_before,
     "traced_peak": peak, "read_count": read.count, "read_mean": read.mean_ns,
@@ -75,6 +77,7 @@ print(json.dumps({
     "max_ns": read.max_ns, "seconds_in_series": len(read.per_second),
 }))
 """
+
 
 def digits(values: np.ndarray) -> np.ndarray:
     """Decimal digits of each non-negative int64."""
@@ -165,11 +168,15 @@ def compare_parsers(path: Path, chunk_bytes: int, repeat: int) -> None:
         for _ in iter_log_chunks(path, chunk_bytes):
             pass
 
-    print(f"parsers on {lines:,} lines ({len(data) / 1e6:.0f} MB), {chunk_bytes // 1024} KiB blocks, "
-          f"best of {repeat}:")
-    for name, parse in (("numpy.loadtxt (C parser, 4 columns)", loadtxt),
-                        ("bytes.translate + numpy.fromstring (unchecked)", fromstring),
-                        ("iter_log_chunks (checked, SWAR digits; reads the file)", engine)):
+    print(
+        f"parsers on {lines:,} lines ({len(data) / 1e6:.0f} MB), {chunk_bytes // 1024} KiB blocks, "
+        f"best of {repeat}:"
+    )
+    for name, parse in (
+        ("numpy.loadtxt (C parser, 4 columns)", loadtxt),
+        ("bytes.translate + numpy.fromstring (unchecked)", fromstring),
+        ("iter_log_chunks (checked, SWAR digits; reads the file)", engine),
+    ):
         best = min(_timed(parse) for _ in range(repeat))
         print(f"  {name:<56} {lines / best / 1e6:6.2f} M lines/s")
 
@@ -186,7 +193,10 @@ def run_child(path: Path, warm: Path, chunk_bytes: int, repeat: int) -> dict[str
     env["PYTHONPATH"] = library + os.pathsep + env.get("PYTHONPATH", "")
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(path), str(warm), str(chunk_bytes), str(repeat)],
-        capture_output=True, text=True, check=True, env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     )
     result: dict[str, float] = json.loads(done.stdout)
     return result
@@ -206,11 +216,14 @@ def main() -> int:
     sizes = [float(s) for s in args.sizes.split(",")]
     layouts = [int(s) for s in args.layouts.split(",")]
 
-    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
-          f"chunk {args.chunk_bytes // 1024} KiB")
+    print(
+        f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
+        f"chunk {args.chunk_bytes // 1024} KiB"
+    )
     header = (
         f"{'layout':>6} {'samples':>11} {'file MB':>8} {'best s':>7} {'M samples/s':>11} {'median':>7} "
-        f"{'MB/s':>5} {'tracemalloc MiB':>15} {'RSS +MiB':>8} {'maxrss +MiB':>11} {'VmHWM MiB':>9}  check"
+        f"{'per CPU s':>9} {'MB/s':>5} {'tracemalloc MiB':>15} {'RSS +MiB':>8} {'maxrss +MiB':>11} "
+        f"{'VmHWM MiB':>9}  check"
     )
     with tempfile.TemporaryDirectory(prefix="analysis-speed-", dir=args.dir) as tmp:
         warm = Path(tmp) / "warm_lat.1.log"
@@ -238,7 +251,8 @@ def main() -> int:
                 median_rate = samples / figures["median"] / 1e6
                 print(
                     f"{layout:>6} {samples:>11,} {size_mb:>8.0f} {figures['best']:>7.2f} "
-                    f"{rate:>11.2f} {median_rate:>7.2f} {size_mb / figures['best']:>5.0f} "
+                    f"{rate:>11.2f} {median_rate:>7.2f} {samples / figures['cpu'] / 1e6:>9.2f} "
+                    f"{size_mb / figures['best']:>5.0f} "
                     f"{figures['traced_peak'] / 2**20:>15.2f} {figures['rss_kib'] / 1024:>8.1f} "
                     f"{figures['maxrss_delta_kib'] / 1024:>11.1f} {figures['rss_peak_kib'] / 1024:>9.1f}  "
                     f"{'ok' if ok else 'MISMATCH'} (read p50 {figures['p50'] / 1e3:.1f} us, "
