@@ -48,6 +48,7 @@ def config_complete() -> None:
     _state["fd"] = fd
     _state["size"] = int(_config["size"]) if "size" in _config else os.fstat(fd).st_size
     _state["reader"] = _control.ControlReader(_config["control"])
+    _state["sleeper"] = _control.Sleeper()
 
 
 def thread_model() -> int:
@@ -87,9 +88,10 @@ def can_multi_conn(h: int) -> bool:
 
 
 def _fault(op: str) -> None:
+    arrived = time.monotonic()
     delay, err = _state["reader"].current().decide(op)
     if delay > 0:
-        time.sleep(delay)
+        _state["sleeper"].sleep_until(arrived + delay)
     if err:
         nbdkit.set_error(err)
         raise OSError(err, f"injected {op} error")

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from nvmechaos.faults.control import HOST_TO_NBD, ControlReader
+from nvmechaos.faults.control import HOST_TO_NBD, ControlReader, Sleeper
 
 NBDMAGIC = 0x4E42444D41474943
 IHAVEOPT = 0x49484156454F5054
@@ -109,6 +109,7 @@ class Export:
         self.size = size if size is not None else os.fstat(self.fd).st_size
         self.readonly = readonly
         self.control = ControlReader(control)
+        self.sleeper = Sleeper()
         self.pool = ThreadPoolExecutor(max_workers=128, thread_name_prefix="nbd-delay")
         self.flags = (
             TFLAG_HAS_FLAGS
@@ -232,9 +233,7 @@ class Connection:
 
     def _delayed(self, deadline: float, request: Request, payload: bytes, error: int) -> None:
         try:
-            remaining = deadline - time.monotonic()
-            if remaining > 0:
-                time.sleep(remaining)
+            self.export.sleeper.sleep_until(deadline)
             self.execute(request, payload, error)
         except OSError:
             pass  # the client went away while we slept
