@@ -1,0 +1,133 @@
+"""Fidelity of ``Run Fio Job On VM``: its IOPS vs the same fio command run by hand over SSH.
+
+Boots one built-in guest, then alternates, ``--rounds`` times:
+  A. the framework path: an in-process Robot run of ``Run Fio Job On VM`` (resources/vm.resource:
+     SSHLibrary copies the job in, runs fio, fetches JSON and logs, FioLibrary collects the result);
+  B. by hand: the same job file copied with paramiko's SFTP and ``fio --output-format=json job.fio``
+     run over one SSH channel.
+Prints each pair and the ratio of the medians (A / B); the goal is >= 0.98.
+
+    .venv/bin/python benchmarks/vm_fidelity.py [--rounds 5] [--runtime 5] [--job mixed_randrw]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import robot
+
+from nvmechaos.process import ProcessRegistry
+from nvmechaos.vm import Vm, VmSpec, launch_vm
+
+ROOT = Path(__file__).resolve().parents[1]
+VM: Vm | None = None
+
+SUITE = """\
+*** Settings ***
+Resource    {resource}
+
+*** Test Cases ***
+Framework Path
+    ${{result}}    Run Fio Job On VM    ${{VM}}    {job}    runtime={runtime}
+"""
+
+
+def total_iops(fio_json: Path) -> float:
+    data = json.loads(fio_json.read_text(encoding="utf-8"))
+    return sum(job[d]["iops"] for job in data["jobs"] for d in ("read", "write", "trim"))
+
+
+def framework_round(work: Path, job: str, runtime: int, index: int) -> float:
+    suite = work / "fidelity.robot"
+    suite.write_text(SUITE.format(resource=ROOT / "resources" / "vm.resource", job=job, runtime=runtime))
+    varfile = work / "fidelity_vars.py"
+    varfile.write_text("import __main__\n\ndef get_variables():\n    return {'VM': __main__.VM}\n")
+    out = work / f"robot-{index}"
+    rc = robot.run(
+        str(suite),
+        variablefile=[str(varfile)],
+        outputdir=str(out),
+        log="NONE",
+        report="NONE",
+        output="output.xml",
+        console="none",
+    )
+    if rc != 0:
+        raise SystemExit(f"framework round {index} failed (rc {rc}); see {out}/output.xml")
+    found = sorted(out.glob("fio/*/*/*/fio.json"))
+    return total_iops(found[-1])
+
+
+def manual_round(vm: Vm, work: Path, job: str, runtime: int, index: int) -> float:
+    from nvmechaos.fio.runner import prepare_job
+
+    prepared = prepare_job(
+        job, {"filename": "/dev/nvme0n1", "runtime": runtime}, work / f"manual-{index}", [ROOT / "fio_jobs"]
+    )
+    ssh = vm.ssh()
+    try:
+        remote = f"/tmp/manual-{index}"
+        ssh.run(f"rm -rf {remote} && mkdir -p {remote}")
+        client = ssh._client
+        assert client is not None
+        sftp = client.open_sftp()
+        sftp.put(str(prepared.run_dir / "job.fio"), f"{remote}/job.fio")
+        result = ssh.run(
+            f"cd {remote} && fio --output-format=json --output=fio.json job.fio", timeout=runtime + 120
+        )
+        if result.exit_code != 0:
+            raise SystemExit(f"manual fio failed: {result.stderr}")
+        sftp.get(f"{remote}/fio.json", str(prepared.run_dir / "fio.json"))
+        sftp.close()
+        ssh.run(f"rm -rf {remote}")
+    finally:
+        ssh.close()
+    return total_iops(prepared.run_dir / "fio.json")
+
+
+def main() -> int:
+    global VM  # noqa: PLW0603 - the in-process Robot run reads the VM through a variable file
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--runtime", type=int, default=5)
+    parser.add_argument("--job", default="mixed_randrw")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="fidelity-") as tmp:
+        work = Path(tmp)
+        # A registry of its own: the libraries' listeners end their registries' processes at close.
+        vm = launch_vm(VmSpec(name="fidelity"), work / "vm", registry=ProcessRegistry())
+        import __main__
+
+        __main__.VM = VM = vm
+        try:
+            vm.wait_until_ready(120)
+            framework, manual = [], []
+            for index in range(1, args.rounds + 1):
+                framework.append(framework_round(work, args.job, args.runtime, index))
+                manual.append(manual_round(vm, work, args.job, args.runtime, index))
+                print(
+                    f"round {index}: framework {framework[-1]:8.1f} IOPS, by hand {manual[-1]:8.1f} IOPS, "
+                    f"ratio {framework[-1] / manual[-1]:.3f}",
+                    flush=True,
+                )
+        finally:
+            vm.close()
+    ratio = statistics.median(framework) / statistics.median(manual)
+    print(
+        textwrap.dedent(f"""\
+        median framework {statistics.median(framework):.1f} IOPS, median by hand {statistics.median(manual):.1f} IOPS
+        fidelity ratio (median A / median B): {ratio:.3f} (goal >= 0.98)""")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
