@@ -3,8 +3,8 @@
 Boots one built-in guest, then alternates, ``--rounds`` times:
   A. the framework path: an in-process Robot run of ``Run Fio Job On VM`` (resources/vm.resource:
      SSHLibrary copies the job in, runs fio, fetches JSON and logs, FioLibrary collects the result);
-  B. by hand: the same job file copied with paramiko's SFTP and ``fio --output-format=json job.fio``
-     run over one SSH channel.
+  B. by hand: the same job file copied with paramiko's SFTP and the same fio command run over one
+     SSH channel.
 Prints each pair and the ratio of the medians (A / B); the goal is >= 0.98.
 
     .venv/bin/python benchmarks/vm_fidelity.py [--rounds 5] [--runtime 5] [--job mixed_randrw]
@@ -17,11 +17,12 @@ import json
 import statistics
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 import robot
 
+import __main__
+from nvmechaos.fio.runner import prepare_job
 from nvmechaos.process import ProcessRegistry
 from nvmechaos.vm import Vm, VmSpec, launch_vm
 
@@ -65,8 +66,6 @@ def framework_round(work: Path, job: str, runtime: int, index: int) -> float:
 
 
 def manual_round(vm: Vm, work: Path, job: str, runtime: int, index: int) -> float:
-    from nvmechaos.fio.runner import prepare_job
-
     prepared = prepare_job(
         job, {"filename": "/dev/nvme0n1", "runtime": runtime}, work / f"manual-{index}", [ROOT / "fio_jobs"]
     )
@@ -78,9 +77,8 @@ def manual_round(vm: Vm, work: Path, job: str, runtime: int, index: int) -> floa
         assert client is not None
         sftp = client.open_sftp()
         sftp.put(str(prepared.run_dir / "job.fio"), f"{remote}/job.fio")
-        result = ssh.run(
-            f"cd {remote} && fio --output-format=json --output=fio.json job.fio", timeout=runtime + 120
-        )
+        # Exactly the command Run Fio Job On VM runs (json+ and interval logs), minus its guard.
+        result = ssh.run(f"cd {remote} && {' '.join(prepared.argv())}", timeout=runtime + 120)
         if result.exit_code != 0:
             raise SystemExit(f"manual fio failed: {result.stderr}")
         sftp.get(f"{remote}/fio.json", str(prepared.run_dir / "fio.json"))
@@ -104,8 +102,6 @@ def main() -> int:
         work = Path(tmp)
         # A registry of its own: the libraries' listeners end their registries' processes at close.
         vm = launch_vm(VmSpec(name="fidelity"), work / "vm", registry=ProcessRegistry())
-        import __main__
-
         __main__.VM = VM = vm
         try:
             vm.wait_until_ready(120)
@@ -121,11 +117,11 @@ def main() -> int:
         finally:
             vm.close()
     ratio = statistics.median(framework) / statistics.median(manual)
-    print(
-        textwrap.dedent(f"""\
-        median framework {statistics.median(framework):.1f} IOPS, median by hand {statistics.median(manual):.1f} IOPS
-        fidelity ratio (median A / median B): {ratio:.3f} (goal >= 0.98)""")
-    )
+    pairs = statistics.geometric_mean([a / b for a, b in zip(framework, manual, strict=True)])
+    median_a, median_b = statistics.median(framework), statistics.median(manual)
+    print(f"median framework {median_a:.1f} IOPS, by hand {median_b:.1f} IOPS")
+    print(f"fidelity ratio (median A / median B): {ratio:.3f} (goal >= 0.98)")
+    print(f"geometric mean of the per-round ratios: {pairs:.3f}")
     return 0
 
 
