@@ -20,14 +20,9 @@ from nvmechaos.thresholds import CONSISTENCY, Profile, Verdict, evaluate, job_ac
 def thread_job_names(job_file: JobFile) -> list[str]:
     """The job name of every fio thread, in fio's thread order (clones from ``numjobs`` included)."""
     names: list[str] = []
-    global_numjobs = "1"
-    for section in job_file.sections:
-        value = job_file.get("numjobs", section.name)
-        if section.name == "global":
-            global_numjobs = value or global_numjobs
-            continue
-        count = value or global_numjobs
-        names.extend([section.name] * max(1, int(count) if count.isdigit() else 1))
+    for job in job_file.job_names:
+        count = job_file.effective("numjobs", job) or "1"
+        names.extend([job] * (int(count) if count.isdigit() and int(count) > 0 else 1))
     return names
 
 
