@@ -100,9 +100,9 @@ def render_timeline_png(
             )
     handles = {*iops_by_label, *latency}
     if handles:
-        top.legend(loc="upper right", fontsize=7, framealpha=0.7, ncol=min(4, len(colours)))
+        top.legend(loc="best", fontsize=7, framealpha=0.7, ncol=min(4, len(colours)))
         if latency:
-            bottom.legend(loc="upper right", fontsize=7, framealpha=0.7, ncol=min(4, len(latency)))
+            bottom.legend(loc="best", fontsize=7, framealpha=0.7, ncol=min(4, len(latency)))
     bottom.xaxis.label.set_size(9)
     if title:
         figure.suptitle(title, fontsize=10)
