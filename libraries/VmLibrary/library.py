@@ -7,6 +7,7 @@ from typing import Any
 from robot.api import logger
 from robotlibcore import DynamicCore
 
+from nvmechaos.process import REGISTRY
 from VmLibrary.context import VmContext
 from VmLibrary.lifecycle import LifecycleKeywords
 from VmLibrary.qmp import QmpKeywords
@@ -79,6 +80,8 @@ class VmLibrary(DynamicCore):
 
     def close(self) -> None:
         self._ctx.close_scope(None)
+        for scope in self._scopes:
+            REGISTRY.stop_scope(scope)
 
     def _enter(self, scope: str) -> None:
         self._scopes.append(scope)
@@ -87,6 +90,9 @@ class VmLibrary(DynamicCore):
     def _leave(self, scope: str, what: str) -> None:
         for vm in self._ctx.close_scope(scope):
             logger.info(f"VM '{vm.name}' was still running at the end of the {what}; stopped it.")
+        # Safety net: a QEMU whose launch was interrupted before it became a VM handle.
+        for process in REGISTRY.stop_scope(scope):
+            logger.info(f"{process.name} was left by an interrupted launch; stopped it.")
         if self._scopes and self._scopes[-1] == scope:
             self._scopes.pop()
         self._ctx.scope = self._scopes[-1] if self._scopes else ""

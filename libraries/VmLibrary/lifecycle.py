@@ -218,7 +218,10 @@ class LifecycleKeywords:
         Example:
         | Shut Down VM    ${vm}
         """
-        code = vm.shutdown(float(timeout))
+        try:
+            code = vm.shutdown(float(timeout))
+        except NvmeChaosError as error:
+            fail(error)
         logger.info(f"VM '{vm.name}' shut down (QEMU exit code {code})")
         return code
 
@@ -230,7 +233,10 @@ class LifecycleKeywords:
         | Power Cut VM    ${vm}
         | Restart VM    ${vm}
         """
-        code = vm.power_cut()
+        try:
+            code = vm.power_cut()
+        except NvmeChaosError as error:
+            fail(error)
         logger.info(f"VM '{vm.name}' power cut (QEMU exit code {code})")
         return code
 

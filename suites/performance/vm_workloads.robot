@@ -1,23 +1,25 @@
 *** Settings ***
-Documentation       The workload set in the built-in VM target: fio runs in the guest against emulated
-...                 NVMe namespaces (QEMU, TCG when KVM is unusable), judged by the threshold profile
-...                 ${PROFILE} (default emulated). One VM with two controllers serves the whole suite.
+Documentation    The workload set in the built-in VM target: fio runs in the guest against emulated
+...              NVMe namespaces (QEMU, TCG when KVM is unusable), judged by the threshold profile
+...              ${PROFILE} (default emulated). One VM with two controllers serves the whole suite.
 ...
-...                 Example: robot --variable RUNTIME:10 suites/performance/vm_workloads.robot
-Resource            ../../resources/vm.resource
+...              Example: robot --variable RUNTIME:10 suites/performance/vm_workloads.robot
 
-Suite Setup         Launch Workload VM
-Test Tags           performance    vm
+Resource         ../../resources/vm.resource
+
+Suite Setup      Launch Workload VM
+
+Test Tags        performance    vm
 
 
 *** Variables ***
-${PROFILE}      emulated
-${RUNTIME}      5
-${QD64_MEAN_MS}      320
-${QD64_P99_MS}       500
-${VM}           ${None}
-${DEV0}         /dev/nvme0n1
-${DEV1}         /dev/nvme1n1
+${PROFILE}         emulated
+${RUNTIME}         5
+${QD64_MEAN_MS}    320
+${QD64_P99_MS}     500
+${VM}              ${None}
+${DEV0}            /dev/nvme0n1
+${DEV1}            /dev/nvme1n1
 
 
 *** Test Cases ***

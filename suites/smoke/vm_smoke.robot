@@ -1,13 +1,14 @@
 *** Settings ***
-Documentation       Smoke test of the built-in VM target: boot the guest with one emulated NVMe SSD,
-...                 run a short mixed random read/write job in it, and judge it by profile emulated.
-Resource            ../../resources/vm.resource
+Documentation    Smoke test of the built-in VM target: boot the guest with one emulated NVMe SSD,
+...              run a short mixed random read/write job in it, and judge it by profile emulated.
 
-Test Tags           smoke    vm
+Resource         ../../resources/vm.resource
+
+Test Tags        smoke    vm
 
 
 *** Variables ***
-${RUNTIME}      5
+${RUNTIME}    5
 
 
 *** Test Cases ***

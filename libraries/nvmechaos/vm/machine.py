@@ -377,8 +377,13 @@ class Vm:
             try:
                 session.connect(timeout=30.0, alive=self.is_running)
                 session.execute("query-status", timeout=30.0)
-            except VmError:
+            except BaseException as error:
                 session.close()
+                if not isinstance(error, VmError):
+                    # A keyword timeout or Ctrl-C while connecting: never leave QEMU behind.
+                    if self._process is not None:
+                        self._process.kill()
+                    raise
                 if self._process is not None and self._process.is_running():
                     self._process.stop(grace=2)
                 message = _tail(self.qemu_log, 3)
@@ -723,6 +728,7 @@ def launch_vm(
         except GuestImageError as error:
             raise VmError(f"cannot build the built-in guest: {error}") from None
     run_dir = make_run_dir(spec.name)
+    vm: Vm | None = None
     try:
         out = output_dir if output_dir is not None else run_dir
         out.mkdir(parents=True, exist_ok=True)
@@ -746,6 +752,8 @@ def launch_vm(
         )
         vm.start()
     except BaseException:
+        if vm is not None:
+            vm.close()
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
     return vm

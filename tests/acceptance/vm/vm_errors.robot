@@ -1,14 +1,15 @@
 *** Settings ***
-Documentation       Bad input and faults of our own: each is one clear line, and no QEMU is left.
-Library             OperatingSystem
-Library             Process
-Library             VmLibrary    boot_timeout=60
+Documentation    Bad input and faults of our own: each is one clear line, and no QEMU is left.
 
-Test Tags           vm    acceptance    errors
+Library          OperatingSystem
+Library          Process
+Library          VmLibrary    boot_timeout=60
+
+Test Tags        vm    acceptance    errors
 
 
 *** Variables ***
-${FAST_APPEND}      console=ttyS0 loglevel=4 panic=-1 rdinit=/init
+${FAST_APPEND}    console=ttyS0 loglevel=4 panic=-1 rdinit=/init
 
 
 *** Test Cases ***
@@ -30,7 +31,7 @@ Missing Disk Image
 
 Namespace Bigger Than Its Backing File
     [Documentation]    A size that does not fit in an existing backing file is refused.
-    ${backing}    Set Variable    ${OUTPUT DIR}${/}small.raw
+    VAR    ${backing}    ${OUTPUT DIR}${/}small.raw
     Create Binary File    ${backing}    ${EMPTY}
     Evaluate    os.truncate($backing, 1048576)
     Run Keyword And Expect Error    namespace 1 of nvme0: size 2 GiB does not fit in backing file '*' (1 MiB)
@@ -58,7 +59,7 @@ QEMU Missing
 
 QEMU Too Old
     [Documentation]    QEMU 7.2 (Debian 12's own) loses NVMe I/O under TCG: refused with the fix.
-    ${fake}    Set Variable    ${OUTPUT DIR}${/}qemu-7.2
+    VAR    ${fake}    ${OUTPUT DIR}${/}qemu-7.2
     Create File    ${fake}    \#!/bin/sh\necho "QEMU emulator version 7.2.15 (Debian 1:7.2+dfsg-7+deb12u13)"\n
     Evaluate    os.chmod($fake, 0o755)
     Set Environment Variable    NVMECHAOS_QEMU    ${fake}
@@ -83,7 +84,7 @@ Guest Never Ready Includes The Console Tail
 Bogus Initrd Ends QEMU And Says So
     [Documentation]    An initrd that is not one makes the kernel panic; QEMU ends and the error shows the panic.
     ${kernel}    Get Guest Image Kernel
-    ${bogus}    Set Variable    ${OUTPUT DIR}${/}bogus-initrd.img
+    VAR    ${bogus}    ${OUTPUT DIR}${/}bogus-initrd.img
     Create File    ${bogus}    this is not an initramfs
     ${message}    Run Keyword And Expect Error    *
     ...    Launch NVMe VM    kernel=${kernel}    initrd=${bogus}    append=${FAST_APPEND}    timeout=60

@@ -1,12 +1,13 @@
 *** Settings ***
-Documentation       VmLibrary against the real QEMU: launch, ready, QMP command and event, shut down,
-...                 power cut and restart on the same disks, and clean-up by the listener.
-Library             Collections
-Library             OperatingSystem
-Library             Process
-Library             VmLibrary    boot_timeout=120
+Documentation    VmLibrary against the real QEMU: launch, ready, QMP command and event, shut down,
+...              power cut and restart on the same disks, and clean-up by the listener.
 
-Test Tags           vm    acceptance
+Library          Collections
+Library          OperatingSystem
+Library          Process
+Library          VmLibrary    boot_timeout=120
+
+Test Tags        vm    acceptance
 
 
 *** Test Cases ***
@@ -29,12 +30,7 @@ QMP Command And Event Are Recorded
     ${vm}    Launch NVMe VM    name=qmp    size=256M
     ${status}    Execute QMP Command    ${vm}    query-status
     Should Be Equal    ${status}[status]    running
-    Execute QMP Command    ${vm}    device_del    id=nvme0
-    ${event}    Wait For QMP Event    ${vm}    DEVICE_DELETED    timeout=20    device=nvme0
-    Should Be True    ${event}[monotonic] > 0
-    ${args}    Evaluate    $vm.controllers[0].device_add_arguments()
-    Execute QMP Command    ${vm}    device_add    arguments=${args}
-    Wait Until VM Is Ready    ${vm}    timeout=30
+    Unplug And Replug Controller    ${vm}
     ${events}    Get QMP Events    ${vm}    DEVICE_DELETED
     Length Should Be    ${events}    1
     Run Keyword And Expect Error    QMP 'device_del' failed: DeviceNotFound: *
@@ -43,24 +39,23 @@ QMP Command And Event Are Recorded
 Shut Down, Power Cut And Restart On The Same Disks
     [Documentation]    Data written before a clean shutdown and before a power cut is read back after restarts.
     ${vm}    Launch NVMe VM    name=restart    size=64M
-    Guest Command Should Succeed    ${vm}    echo first | dd of=/dev/nvme0n1 bs=512 count=1 conv=sync,fsync
-    Shut Down VM    ${vm}
-    VM Should Not Be Running    ${vm}
-    Restart VM    ${vm}
-    ${out}    Guest Command Should Succeed    ${vm}    head -c 5 /dev/nvme0n1
-    Should Be Equal    ${out}    first
-    Guest Command Should Succeed    ${vm}    echo second | dd of=/dev/nvme0n1 bs=512 count=1 conv=sync,fsync
-    ${code}    Power Cut VM    ${vm}
-    Should Be Equal As Integers    ${code}    -9
-    Restart VM    ${vm}
-    ${out}    Guest Command Should Succeed    ${vm}    head -c 6 /dev/nvme0n1
-    Should Be Equal    ${out}    second
+    Write Marker    ${vm}    first
+    Shut Down And Restart    ${vm}
+    Marker Should Be    ${vm}    first
+    Write Marker    ${vm}    second
+    Power Cut And Restart    ${vm}
+    Marker Should Be    ${vm}    second
     ${shutdowns}    Get QMP Events    ${vm}    SHUTDOWN
     Length Should Be    ${shutdowns}    1
 
 Two Controllers With Two Namespaces Each
     [Documentation]    Each controller sits on its own root port, with its own serial; all namespaces appear.
-    ${vm}    Launch NVMe VM    name=multi    size=128M    namespaces=2    controllers=2    serials=${{["SERA", "SERB"]}}
+    ${vm}    Launch NVMe VM
+    ...    name=multi
+    ...    size=128M
+    ...    namespaces=2
+    ...    controllers=2
+    ...    serials=${{["SERA", "SERB"]}}
     ${devices}    Get VM Guest Devices    ${vm}
     Length Should Be    ${devices}[SERA]    2
     Length Should Be    ${devices}[SERB]    2
@@ -69,7 +64,7 @@ Two Controllers With Two Namespaces Each
 The Listener Stops VMs Left Running
     [Documentation]    A VM launched without teardown is gone once its test ended (checked by the next test).
     ${vm}    Launch NVMe VM    name=leftover    size=64M    wait=False
-    Set Suite Variable    ${LEFTOVER_PID}    ${vm.pid}
+    VAR    ${LEFTOVER_PID}    ${vm.pid}    scope=SUITE
 
 No QEMU Is Left From The Previous Test
     [Documentation]    The pid of the previous test's VM no longer exists.
@@ -88,3 +83,39 @@ Guest Command Should Succeed
     END
     Should Be Equal As Integers    ${result.exit_code}    0    ${result.stderr}
     RETURN    ${result.stdout}
+
+Unplug And Replug Controller
+    [Documentation]    device_del nvme0, wait for DEVICE_DELETED, device_add it back, wait until ready.
+    [Arguments]    ${vm}
+    Execute QMP Command    ${vm}    device_del    id=nvme0
+    ${event}    Wait For QMP Event    ${vm}    DEVICE_DELETED    timeout=20    device=nvme0
+    Should Be True    ${event}[monotonic] > 0
+    ${args}    Evaluate    $vm.controllers[0].device_add_arguments()
+    Execute QMP Command    ${vm}    device_add    arguments=${args}
+    Wait Until VM Is Ready    ${vm}    timeout=30
+
+Write Marker
+    [Documentation]    Write ${text} to the first sector of /dev/nvme0n1 and flush it.
+    [Arguments]    ${vm}    ${text}
+    Guest Command Should Succeed    ${vm}    echo ${text} | dd of=/dev/nvme0n1 bs=512 count=1 conv=sync,fsync
+
+Marker Should Be
+    [Documentation]    The first sector of /dev/nvme0n1 starts with ${text}.
+    [Arguments]    ${vm}    ${text}
+    ${length}    Get Length    ${text}
+    ${out}    Guest Command Should Succeed    ${vm}    head -c ${length} /dev/nvme0n1
+    Should Be Equal    ${out}    ${text}
+
+Power Cut And Restart
+    [Documentation]    SIGKILL QEMU (exit code -9), then boot again on the same disks.
+    [Arguments]    ${vm}
+    ${code}    Power Cut VM    ${vm}
+    Should Be Equal As Integers    ${code}    -9
+    Restart VM    ${vm}
+
+Shut Down And Restart
+    [Documentation]    Clean shutdown (QEMU gone), then boot again on the same disks.
+    [Arguments]    ${vm}
+    Shut Down VM    ${vm}
+    VM Should Not Be Running    ${vm}
+    Restart VM    ${vm}

@@ -1,9 +1,10 @@
 *** Settings ***
-Documentation       One of two suites that `vm_parallel.robot` runs side by side with pabot: each boots
-...                 its own VM, talks QMP to it and runs a short fio job in it.
-Resource            ../../../resources/vm.resource
+Documentation    One of two suites that `vm_parallel.robot` runs side by side with pabot: each boots
+...              its own VM, talks QMP to it and runs a short fio job in it.
 
-Test Tags           vm    pabot-worker
+Resource         ../../../resources/vm.resource
+
+Test Tags        vm    pabot-worker
 
 
 *** Test Cases ***
