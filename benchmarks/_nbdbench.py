@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -13,14 +12,12 @@ JOB = Path(__file__).resolve().parent / "nbd_randread.fio"
 
 
 def run_fio(uri: str, work: Path, nice: int | None = None, **overrides: object) -> FioResult:
-    """Run the nbd randread job against ``uri`` and return its result; with ``nice``, fio's
-    process group runs at that priority (set right after the start, before fio forks its job)."""
+    """Run the nbd randread job against ``uri`` and return its result; with ``nice``, the job runs
+    at that priority (fio's ``nice`` option; negative values need root)."""
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
-    prepared = prepare_job(JOB, {"uri": uri, **overrides}, run_dir)
-    fio = start_fio(prepared, scope="benchmark")
-    if nice is not None:
-        os.setpriority(os.PRIO_PGRP, fio.process.pid, nice)
-    return fio.wait(timeout=300)
+    options = {"uri": uri, **overrides, **({"nice": nice} if nice is not None else {})}
+    prepared = prepare_job(JOB, options, run_dir)
+    return start_fio(prepared, scope="benchmark").wait(timeout=300)
 
 
 def read_stats(result: FioResult) -> tuple[float, float]:

@@ -84,7 +84,10 @@ class FaultChecks:
             return sum(max(0.0, min(end, off) - max(begin, on)) for on, off in spikes)
 
         quiet = [row for row in rows if overlap(row[0] - 0.05, row[1] + 0.05) == 0.0]
+        spans = ", ".join(f"{on:.3f}-{off:.3f}" for on, off in spikes)
         if len(quiet) < 2:
+            listing = "\n".join(f"{b:.3f}-{e:.3f}  {m * 1000:9.3f} ms  {i:8.0f} IOPS" for b, e, m, i in rows)
+            logger.info(f"spikes {spans}\n{listing}")
             raise AssertionError(f"only {len(quiet)} window(s) without a spike in the log")
         base = sum(row[2] for row in quiet) / len(quiet)
         table = []
@@ -110,7 +113,6 @@ class FaultChecks:
                         f"edge window ending {end:.3f} has {mean * 1000:.2f} ms: the spike was longer"
                     )
             table.append(f"{begin:.3f}-{end:.3f}  {mean * 1000:9.3f} ms  {iops:8.0f} IOPS  {kind}")
-        spans = ", ".join(f"{on:.3f}-{off:.3f}" for on, off in spikes)
         logger.info(f"spikes {spans}; baseline {base * 1000:.3f} ms\n" + "\n".join(table))
         if inside < len(spikes):
             problems.append(f"{len(spikes)} spike(s) but only {inside} window(s) wholly inside one")

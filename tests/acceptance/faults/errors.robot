@@ -1,8 +1,9 @@
 *** Settings ***
-Documentation       I/O errors injected under fio's nbd engine surface as fio errors, and stop when cleared.
-Resource            common.resource
+Documentation    I/O errors injected under fio's nbd engine surface as fio errors, and stop when cleared.
 
-Test Tags           acceptance    fault    errors
+Resource         common.resource
+
+Test Tags        acceptance    fault    errors
 
 
 *** Test Cases ***

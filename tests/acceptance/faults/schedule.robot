@@ -1,9 +1,10 @@
 *** Settings ***
-Documentation       A fault schedule repeats latency spikes during a running workload; each one shows in
-...                 fio's per-second log where the timeline puts it.
-Resource            common.resource
+Documentation    A fault schedule repeats latency spikes during a running workload; each one shows in
+...              fio's per-second log where the timeline puts it.
 
-Test Tags           acceptance    fault    latency    schedule
+Resource         common.resource
+
+Test Tags        acceptance    fault    latency    schedule
 
 
 *** Test Cases ***
