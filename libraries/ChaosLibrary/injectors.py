@@ -53,7 +53,7 @@ class InjectorKeywords:
         size: str | None = None,
         *,
         engine: str = "auto",
-        transport: str = "unix",
+        transport: str | None = None,
         port: int = 0,
         name: str | None = None,
         nbdkit: str = "nbdkit",
@@ -65,7 +65,8 @@ class InjectorKeywords:
         or bytes. ``engine`` is ``nbdkit`` (nbdkit with our Python plugin; packages ``nbdkit`` and
         ``nbdkit-plugin-python``), ``python`` (our pure-Python NBD server, for hosts without
         nbdkit) or ``auto`` (nbdkit when installed). ``transport`` is ``unix`` (a socket in a
-        private 0700 folder) or ``tcp`` (127.0.0.1, ``port`` 0 picks a free one). ``nbdkit`` is
+        private 0700 folder; the default on Linux) or ``tcp`` (127.0.0.1, ``port`` 0 picks a free
+        one; the default on Windows). ``nbdkit`` is
         the nbdkit program.
 
         The handle has ``uri`` (for fio's nbd engine: ``ioengine=nbd    uri=${injector.uri}``),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from nvmechaos.faults.control import (
     ErrorParams,
     FaultParamError,
     LatencyParams,
+    Sleeper,
     parse_duration,
     parse_errno,
     parse_operations,
@@ -125,3 +127,14 @@ def test_reader_keeps_last_good_state_on_garbage(tmp_path: Path) -> None:
     assert reader.current().delays == {"read": 0.01}
     path.write_text(json.dumps({"delays": {"flush": 0.3}}), encoding="utf-8")
     assert reader.current().delays == {"flush": 0.3}
+
+
+def test_sleeper_learns_to_wake_early() -> None:
+    sleeper = Sleeper()
+    lateness = []
+    for _ in range(30):
+        deadline = time.monotonic() + 0.002
+        sleeper.sleep_until(deadline)
+        lateness.append(time.monotonic() - deadline)
+    assert 0.0 <= sleeper.bias <= Sleeper.MAX_BIAS
+    assert sum(lateness[-10:]) / 10 < 0.001

@@ -145,11 +145,24 @@ def test_latency_changes_live(injector: NbdInjector) -> None:
     assert error == 0
     assert 0.05 <= spiked < 0.05 + 0.015
     assert client.write(0, bytes(512)) == 0  # writes are not delayed
+    injector.apply(LatencyParams(flush=0.03))
+    start = time.monotonic()
+    assert client.request(3)[0] == 0
+    assert 0.03 <= time.monotonic() - start < 0.03 + 0.015
+    assert client.timed_read()[1] < 0.01  # the new spike replaced the read delay
     injector.clear("latency")
     assert client.timed_read()[1] < 0.01
     client.close()
     actions = [(e.kind, e.action) for e in injector.timeline]
-    assert actions == [("injector", "start"), ("latency", "apply"), ("latency", "clear")]
+    assert actions == [
+        ("injector", "start"),
+        ("latency", "apply"),
+        ("latency", "apply"),
+        ("latency", "clear"),
+    ]
+    described = injector.describe()
+    assert described["alive"] is True and described["active"] == {}
+    assert described["uri"] == injector.uri
 
 
 def test_errors_change_live(injector: NbdInjector) -> None:

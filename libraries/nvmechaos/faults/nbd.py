@@ -62,7 +62,7 @@ class NbdInjector(Injector):
         backing: str | os.PathLike[str] | None = None,
         size: int | None = None,
         *,
-        transport: str = "unix",
+        transport: str | None = None,
         port: int = 0,
         socket_path: str | os.PathLike[str] | None = None,
         name: str | None = None,
@@ -77,6 +77,8 @@ class NbdInjector(Injector):
         CAP_SYS_NICE, else the server runs at normal priority): a server that wakes up promptly
         keeps delays accurate when the CPUs are busy. None leaves it alone."""
         super().__init__(name or f"{self.engine}-injector", timeline)
+        if transport is None:  # unix sockets where they exist, loopback TCP elsewhere (Windows)
+            transport = "unix" if os.name == "posix" else "tcp"
         if transport not in TRANSPORTS:
             raise FaultParamError(f"unknown transport '{transport}' (use {' or '.join(TRANSPORTS)})")
         if size is not None and size <= 0:
