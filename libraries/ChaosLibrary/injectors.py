@@ -152,7 +152,7 @@ class InjectorKeywords:
         except _ERRORS as error:
             fail(error)
 
-    @keyword
+    @keyword("Inject IO Errors")
     def inject_io_errors(
         self,
         injector: object,
@@ -181,7 +181,7 @@ class InjectorKeywords:
         logger.info(f"{target.name}: errors {params.as_dict()}" + (f" for {duration}" if duration else ""))
         return event
 
-    @keyword
+    @keyword("Clear IO Errors")
     def clear_io_errors(self, injector: object) -> None:
         """Stop injecting I/O errors at once (added latency stays).
 
