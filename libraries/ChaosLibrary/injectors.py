@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import shutil
+import time
 
 from robot.api import logger
 from robot.api.deco import keyword
@@ -17,6 +18,7 @@ from nvmechaos.faults import (
     Injector,
     LatencyParams,
     NbdInjector,
+    fault_windows,
     make_injector,
     parse_duration,
 )
@@ -255,3 +257,23 @@ class InjectorKeywords:
                 f"<th>params</th></tr>{rows}</table>"
             )
         return events
+
+    @keyword
+    def get_fault_windows(
+        self, injector: object = None, origin: float = 0.0, clock: str = "monotonic"
+    ) -> list[tuple[float, float, str]]:
+        """Return the spans during which faults were active as ``(start, end, label)``, in seconds
+        from ``origin`` on ``clock`` (``monotonic``: e.g. ``${fio.started_monotonic}``; or ``wall``:
+        epoch seconds, as in fio logs written with ``log_unix_epoch=1``), for ``injector`` or every
+        injector of this library. A fault still active ends now. This is what charts shade.
+
+        Example:
+        | ${windows} =    Get Fault Windows    ${injector}    origin=${fio.started_monotonic}
+        | Should Be Equal    ${windows[0][2]}    read 100 ms
+        """
+        events = self.ctx.timeline.events if injector in (None, "") else _injector(injector).timeline
+        try:
+            now = time.monotonic() if clock == "monotonic" else time.time()
+            return fault_windows(events, float(origin), clock, until=now)
+        except ValueError as error:
+            fail(error)

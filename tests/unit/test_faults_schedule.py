@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from nvmechaos.faults.base import FaultError, Injector, InjectorDiedError, Timeline
+from nvmechaos.faults.base import FaultError, Injector, InjectorDiedError, Timeline, fault_windows
 from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams
 from nvmechaos.faults.schedule import Schedule, Window, periodic_windows, plan
 
@@ -224,3 +224,37 @@ def test_finite_plans_are_checked_when_the_schedule_is_made() -> None:
         Schedule(injector, [Window(0, 10, SPIKE), Window(5, 1, SPIKE)])
     with pytest.raises(FaultParamError, match="longer than the period"):
         Schedule.periodic(injector, SPIKE, duration=11, every=10)
+
+
+def test_fault_windows_from_the_timeline() -> None:
+    clock = FakeClock()
+    injector = FakeInjector(clock)
+    injector.start()
+    clock.now = 1002.0
+    injector.apply(SPIKE)
+    clock.now = 1003.0
+    injector.apply(ERRORS)
+    clock.now = 1005.0
+    injector.apply(LatencyParams(write=0.05))  # replaces the read spike
+    clock.now = 1006.0
+    injector.clear("latency")
+    clock.now = 1008.0
+    injector.stop()  # ends the error window
+    windows = fault_windows(injector.timeline, origin=1000.0)
+    assert windows == [
+        (2.0, 5.0, "read 100 ms"),
+        (3.0, 8.0, "EIO 50 % read"),
+        (5.0, 6.0, "write 50 ms"),
+    ]
+    assert fault_windows(injector.timeline, origin=1000.0, clock="wall") == windows
+    with pytest.raises(ValueError, match="clock"):
+        fault_windows([], clock="tai")
+
+
+def test_open_fault_windows_need_an_end() -> None:
+    clock = FakeClock()
+    injector = FakeInjector(clock)
+    injector.start()
+    injector.apply(SPIKE)
+    assert fault_windows(injector.timeline) == []
+    assert fault_windows(injector.timeline, origin=1000.0, until=1004.0) == [(0.0, 4.0, "read 100 ms")]

@@ -16,6 +16,7 @@ from nvmechaos.faults.base import (
     InjectorDiedError,
     InjectorStartError,
     Timeline,
+    fault_windows,
 )
 from nvmechaos.faults.control import (
     ErrorParams,
@@ -43,6 +44,7 @@ __all__ = [
     "Schedule",
     "Timeline",
     "Window",
+    "fault_windows",
     "make_injector",
     "parse_duration",
     "periodic_windows",

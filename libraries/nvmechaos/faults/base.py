@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -273,6 +273,58 @@ class Injector(ABC):
         threading.Thread(target=expire, name=f"{self.name}-{kind}-timer", daemon=True).start()
 
 
+def describe_params(kind: str, params: Mapping[str, Any]) -> str:
+    """A short label: ``read 100 ms, write 50 ms`` or ``EIO 10 % read,write``."""
+    if kind == "latency":
+        parts = [f"{op} {value * 1000:g} ms" for op, value in params.items() if op != "duration"]
+        return ", ".join(parts) or "latency"
+    if kind == "errors":
+        rate = float(params.get("rate", 0.0)) * 100
+        return f"{params.get('errno', 'EIO')} {rate:g} % {','.join(params.get('operations', []))}".strip()
+    return kind
+
+
+def fault_windows(
+    events: Iterable[FaultEvent],
+    origin: float = 0.0,
+    clock: str = "monotonic",
+    until: float | None = None,
+) -> list[tuple[float, float, str]]:
+    """The spans during which faults were active, as ``(start, end, label)`` in seconds from
+    ``origin`` on ``clock`` (``monotonic`` or ``wall``): what a chart shades and an impact verdict
+    compares against. A span ends at its clear, at the next apply of the same kind (which replaced
+    it), or when its injector stopped or died; one still open ends at ``until`` (absolute, on the
+    same clock), or is left out without it.
+
+    Raises:
+        ValueError: ``clock`` is neither ``monotonic`` nor ``wall``.
+    """
+    if clock not in ("monotonic", "wall"):
+        raise ValueError(f"clock '{clock}' is neither monotonic nor wall")
+    open_spans: dict[tuple[str, str], tuple[float, str]] = {}
+    spans: list[tuple[float, float, str]] = []
+
+    def close(key: tuple[str, str], at: float) -> None:
+        start, label = open_spans.pop(key)
+        spans.append((start - origin, at - origin, label))
+
+    for event in sorted(events, key=lambda e: e.monotonic):
+        at = event.monotonic if clock == "monotonic" else event.wall
+        if event.kind in KINDS:
+            key = (event.injector, event.kind)
+            if key in open_spans:
+                close(key, at)
+            if event.action == "apply":
+                open_spans[key] = (at, describe_params(event.kind, event.params))
+        elif event.action in ("stop", "died"):
+            for key in [k for k in open_spans if k[0] == event.injector]:
+                close(key, at)
+    if until is not None:
+        for key in list(open_spans):
+            close(key, until)
+    return sorted(spans)
+
+
 __all__ = [
     "KINDS",
     "ErrorParams",
@@ -284,4 +336,6 @@ __all__ = [
     "InjectorStartError",
     "LatencyParams",
     "Timeline",
+    "describe_params",
+    "fault_windows",
 ]

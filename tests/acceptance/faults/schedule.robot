@@ -28,3 +28,23 @@ Stopping A Schedule Clears Its Fault
     Should Be Equal    ${events[-1].action}    clear
     ${result}    Run Fio Job    nbd_qd1    uri=${injector.uri}    runtime=1
     Should Be True    ${result.jobs[0].directions['read'].clat.mean_ns} < 20000000
+
+Fault Windows Line Up With The Workload
+    ${injector}    Start Latency Injector    size=16M    engine=python
+    ${fio}    Start Read Workload    ${injector}    runtime=2
+    Inject Latency Spike    ${injector}    read=20ms    duration=0.5s
+    Sleep    0.7s
+    Inject IO Errors    ${injector}    rate=10%    operation=write    errno=ENOSPC
+    ${windows}    Get Fault Windows    ${injector}    origin=${fio.started_monotonic}
+    Wait For Fio Job    ${fio}
+    Windows Should Be    ${windows}    read 20 ms    ENOSPC 10 % write
+    Should Be True    0 <= ${windows[0][0]} < 0.5
+    Should Be True    0.45 < ${windows[0][1]} - ${windows[0][0]} < 0.6
+
+
+*** Keywords ***
+Windows Should Be
+    [Documentation]    The windows carry these labels, in this order.
+    [Arguments]    ${windows}    @{labels}
+    ${actual}    Evaluate    [window[2] for window in $windows]
+    Lists Should Be Equal    ${actual}    ${labels}
