@@ -41,8 +41,25 @@ REPORTS = [
 # Fixtures without a usable report.
 BROKEN = ["truncated.txt", "killed_sigkill.txt", "empty.txt", "bogus_option.txt"]
 # fio's default percentile_list.
-DEFAULT_PERCENTILES = {1.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 95.0,
-                       99.0, 99.5, 99.9, 99.95, 99.99}
+DEFAULT_PERCENTILES = {
+    1.0,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    40.0,
+    50.0,
+    60.0,
+    70.0,
+    80.0,
+    90.0,
+    95.0,
+    99.0,
+    99.5,
+    99.9,
+    99.95,
+    99.99,
+}
 
 
 def fixture(name: str) -> Path:
@@ -346,8 +363,9 @@ def test_lat_percentiles_and_slat() -> None:
                 assert stats.percentile(percent) == raw[name][block]["percentile"][key]
         # Total latency is submission plus completion latency.
         assert direction.lat is not None and direction.clat is not None and direction.slat is not None
-        assert direction.lat.mean_ns == pytest.approx(direction.clat.mean_ns + direction.slat.mean_ns,
-                                                      rel=0.01)
+        assert direction.lat.mean_ns == pytest.approx(
+            direction.clat.mean_ns + direction.slat.mean_ns, rel=0.01
+        )
         assert direction.lat.min_ns >= direction.clat.min_ns
         assert direction.slat.mean_ns > 0
 
@@ -489,12 +507,15 @@ def test_malformed_json_is_not_called_truncated() -> None:
         parse_fio_text(text, source="x.json")
 
 
-@pytest.mark.parametrize("document", [
-    {"hello": "world"},
-    {"jobs": []},
-    {"fio version": "fio-3.33"},
-    {"fio version": "fio-3.33", "jobs": {"randrw": {}}},
-])
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"hello": "world"},
+        {"jobs": []},
+        {"fio version": "fio-3.33"},
+        {"fio version": "fio-3.33", "jobs": {"randrw": {}}},
+    ],
+)
 def test_json_that_is_not_a_fio_report(tmp_path: Path, document: dict[str, Any]) -> None:
     path = tmp_path / "other.json"
     path.write_text(json.dumps(document, indent=2), encoding="utf-8")
@@ -813,19 +834,22 @@ def test_find_job_file_lists_where_it_looked(tmp_path: Path) -> None:
 # Runner: durations
 
 
-@pytest.mark.parametrize(("value", "seconds"), [
-    ("30", 30.0),
-    ("30s", 30.0),
-    ("30S", 30.0),
-    (" 7 ", 7.0),
-    ("1.5", 1.5),
-    ("500ms", 0.5),
-    ("250us", 0.00025),
-    ("2m", 120.0),
-    ("1h", 3600.0),
-    ("1d", 86400.0),
-    ("0", 0.0),
-])
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("30", 30.0),
+        ("30s", 30.0),
+        ("30S", 30.0),
+        (" 7 ", 7.0),
+        ("1.5", 1.5),
+        ("500ms", 0.5),
+        ("250us", 0.00025),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        ("1d", 86400.0),
+        ("0", 0.0),
+    ],
+)
 def test_fio_seconds(value: str, seconds: float) -> None:
     assert runner.fio_seconds(value) == pytest.approx(seconds)
 
@@ -841,23 +865,29 @@ def _prepare(tmp_path: Path, text: str, overrides: dict[str, object] | None = No
     return runner.prepare_job(source, overrides or {}, tmp_path / "runs" / "one")
 
 
-@pytest.mark.parametrize(("text", "overrides", "seconds"), [
-    ("[a]\nruntime=2\n", {}, 2.0),
-    ("[a]\nruntime=500ms\nramp_time=1s\n", {}, 1.5),
-    ("[global]\nruntime=1\n[a]\n[b]\n[c]\n", {}, 3.0),
-    ("[global]\nruntime=1\nramp_time=2\n[a]\n[b]\n", {}, 6.0),
-    ("[a]\nrw=read\n", {"runtime": "5s"}, 5.0),
-    ("[a]\nruntime=60\n", {"timeout": "2m"}, 120.0),
-])
+@pytest.mark.parametrize(
+    ("text", "overrides", "seconds"),
+    [
+        ("[a]\nruntime=2\n", {}, 2.0),
+        ("[a]\nruntime=500ms\nramp_time=1s\n", {}, 1.5),
+        ("[global]\nruntime=1\n[a]\n[b]\n[c]\n", {}, 3.0),
+        ("[global]\nruntime=1\nramp_time=2\n[a]\n[b]\n", {}, 6.0),
+        ("[a]\nrw=read\n", {"runtime": "5s"}, 5.0),
+        ("[a]\nruntime=60\n", {"timeout": "2m"}, 120.0),
+    ],
+)
 def test_expected_seconds(tmp_path: Path, text: str, overrides: dict[str, object], seconds: float) -> None:
     assert _prepare(tmp_path, text, overrides).expected_seconds == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize(("text", "overrides", "stonewalled"), [
-    ("[a]\nruntime=2\n[b]\nruntime=3\n", {}, 5.0),
-    ("[a]\nruntime=60\n[b]\n", {"b.runtime": 30}, 90.0),
-    ("[global]\nruntime=1\n[a]\nruntime=4\nramp_time=1\n[b]\n", {}, 6.0),
-])
+@pytest.mark.parametrize(
+    ("text", "overrides", "stonewalled"),
+    [
+        ("[a]\nruntime=2\n[b]\nruntime=3\n", {}, 5.0),
+        ("[a]\nruntime=60\n[b]\n", {"b.runtime": 30}, 90.0),
+        ("[global]\nruntime=1\n[a]\nruntime=4\nramp_time=1\n[b]\n", {}, 6.0),
+    ],
+)
 def test_expected_seconds_bounds_jobs_with_their_own_runtime(
     tmp_path: Path, text: str, overrides: dict[str, object], stonewalled: float
 ) -> None:
@@ -867,11 +897,14 @@ def test_expected_seconds_bounds_jobs_with_their_own_runtime(
     assert expected >= stonewalled
 
 
-@pytest.mark.parametrize(("text", "overrides"), [
-    ("[a]\nrw=read\nsize=1M\n", {}),
-    ("[a]\nruntime=$budget\n", {}),
-    ("[a]\nruntime=10\n", {"runtime": None}),
-])
+@pytest.mark.parametrize(
+    ("text", "overrides"),
+    [
+        ("[a]\nrw=read\nsize=1M\n", {}),
+        ("[a]\nruntime=$budget\n", {}),
+        ("[a]\nruntime=10\n", {"runtime": None}),
+    ],
+)
 def test_expected_seconds_unbounded(tmp_path: Path, text: str, overrides: dict[str, object]) -> None:
     assert _prepare(tmp_path, text, overrides).expected_seconds is None
 
@@ -895,7 +928,10 @@ def test_prepare_job_writes_the_job_as_it_will_run(tmp_path: Path) -> None:
         assert job.values(key) == [runner.LOG_PREFIX]
     assert job.values("per_job_logs") == ["1"]
     assert prepared.argv("/usr/bin/fio") == [
-        "/usr/bin/fio", "--output-format=json+", f"--output={runner.JSON_NAME}", runner.JOB_NAME,
+        "/usr/bin/fio",
+        "--output-format=json+",
+        f"--output={runner.JSON_NAME}",
+        runner.JOB_NAME,
     ]
 
 
@@ -922,8 +958,17 @@ def test_prepare_job_finds_the_job_by_name(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("fio") is None, reason="fio is not installed")
 def test_prepared_job_is_accepted_by_fio(tmp_path: Path) -> None:
-    prepared = _prepare(tmp_path, "[a]\nrw=read\nsize=1M\n[b]\nrw=write\nsize=1M\n",
-                        {"b.bs": "16k", "runtime": "1s", "time_based": ""})
-    completed = subprocess.run(["fio", "--parse-only", runner.JOB_NAME], cwd=prepared.run_dir,
-                               capture_output=True, text=True, timeout=30, check=False)
+    prepared = _prepare(
+        tmp_path,
+        "[a]\nrw=read\nsize=1M\n[b]\nrw=write\nsize=1M\n",
+        {"b.bs": "16k", "runtime": "1s", "time_based": ""},
+    )
+    completed = subprocess.run(
+        ["fio", "--parse-only", runner.JOB_NAME],
+        cwd=prepared.run_dir,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr
