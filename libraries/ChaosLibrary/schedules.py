@@ -8,7 +8,7 @@ from robot.api.deco import keyword
 from ChaosLibrary.context import ChaosContext, fail
 from ChaosLibrary.injectors import _duration, _injector
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.faults import ErrorParams, FaultParamError, FaultParams, LatencyParams, Schedule
+from nvmechaos.faults import ErrorParams, FaultParamError, FaultParams, LatencyParams, Schedule, load_plan
 from nvmechaos.faults.control import parse_operations
 
 _ERRORS = (NvmeChaosError, FaultParamError)
@@ -80,6 +80,37 @@ class ScheduleKeywords:
             f"{schedule.name}: {params.as_dict()} for {duration} every {every}, "
             f"{count if count is not None else 'endless'} time(s), on {target.name}"
         )
+        return schedule
+
+    @keyword
+    def start_fault_plan(self, injector: object, plan: object) -> Schedule:
+        """Start applying the faults of ``plan`` at their times from now, in the background, and
+        return the schedule (stop and wait for it like one from `Start Fault Schedule`).
+
+        ``plan`` is a YAML file (a list of windows, or ``windows:`` with one) or a list of
+        dictionaries. Each window has ``at`` and ``duration`` and either delays (``read``,
+        ``write``, ``flush``, ``trim``, ``zero``) or ``error_rate`` with optional ``operation`` and
+        ``errno``. Windows of one kind must not overlap; the file is checked before anything starts.
+
+        | # plan.yaml
+        | windows:
+        |   - {at: 2s, duration: 3s, read: 100ms, write: 100ms}
+        |   - {at: 6s, duration: 1s, error_rate: 0.1, operation: write, errno: EIO}
+
+        Example:
+        | ${schedule} =    Start Fault Plan    ${injector}    ${CURDIR}/plan.yaml
+        | &{spike} =    Create Dictionary    at=1s    duration=2s    read=50ms
+        | ${schedule} =    Start Fault Plan    ${injector}    ${{[$spike]}}
+        """
+        target = _injector(injector)
+        try:
+            source = plan if isinstance(plan, list | tuple) else str(plan)
+            schedule = Schedule(target, load_plan(source), name=self.ctx.next_name("plan"))  # type: ignore[arg-type]
+            schedule.start()
+        except _ERRORS as error:
+            fail(error)
+        self.ctx.own(schedule)
+        logger.info(f"{schedule.name}: started on {target.name}")
         return schedule
 
     @keyword

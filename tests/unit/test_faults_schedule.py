@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
 from nvmechaos.faults.base import FaultError, Injector, InjectorDiedError, Timeline, fault_windows
 from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams
-from nvmechaos.faults.schedule import Schedule, Window, periodic_windows, plan
+from nvmechaos.faults.schedule import Schedule, Window, load_plan, periodic_windows, plan
 
 SPIKE = LatencyParams(read=0.1)
 ERRORS = ErrorParams(rate=0.5)
@@ -258,3 +259,43 @@ def test_open_fault_windows_need_an_end() -> None:
     injector.apply(SPIKE)
     assert fault_windows(injector.timeline) == []
     assert fault_windows(injector.timeline, origin=1000.0, until=1004.0) == [(0.0, 4.0, "read 100 ms")]
+
+
+def test_load_plan_from_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "windows:\n"
+        "  - {at: 6s, duration: 1s, error_rate: 0.1, operation: write, errno: ENOSPC}\n"
+        "  - {at: 2s, duration: 3s, read: 100ms, write: 50ms}\n",
+        encoding="utf-8",
+    )
+    windows = load_plan(path)
+    assert [(w.at, w.duration) for w in windows] == [(2.0, 3.0), (6.0, 1.0)]
+    assert windows[0].params == LatencyParams(read=0.1, write=0.05)
+    assert windows[1].params == ErrorParams(rate=0.1, operations=("write",), errno=28)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- {at: 1s, duration: 1s, red: 1ms}", r"plan.yaml, window 1: unknown key 'red'"),
+        ("- {at: 1s, read: 1ms}", r"window 1: key 'duration' is missing"),
+        ("- {at: 1s, duration: 1s}", r"window 1: no fault"),
+        ("- {at: 1s, duration: 1s, read: -1ms}", r"window 1: read delay '-1ms' is negative"),
+        ("- {at: 1s, duration: 1s, error_rate: 0.1, errno: EBOGUS}", r"unknown errno name 'EBOGUS'"),
+        ("- {at: 1s, duration: 1s, read: 1ms, error_rate: 0.1}", r"not both"),
+        ("- {at: 0s, duration: 5s, read: 1ms}\n- {at: 1s, duration: 1s, write: 1ms}", r"overlaps"),
+        ("[]", r"non-empty list"),
+        ("windows: [", r"not valid YAML"),
+    ],
+)
+def test_bad_plans_name_file_window_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(FaultParamError, match=message):
+        load_plan(path)
+
+
+def test_missing_plan_file(tmp_path: Path) -> None:
+    with pytest.raises(FaultParamError, match="cannot read fault plan"):
+        load_plan(tmp_path / "nope.yaml")

@@ -26,7 +26,7 @@ from nvmechaos.faults.control import (
     parse_duration,
 )
 from nvmechaos.faults.nbd import NbdInjector, NbdkitInjector, PythonNbdProxy, make_injector
-from nvmechaos.faults.schedule import Schedule, Window, periodic_windows
+from nvmechaos.faults.schedule import Schedule, Window, load_plan, periodic_windows
 
 __all__ = [
     "ErrorParams",
@@ -45,6 +45,7 @@ __all__ = [
     "Timeline",
     "Window",
     "fault_windows",
+    "load_plan",
     "make_injector",
     "parse_duration",
     "periodic_windows",

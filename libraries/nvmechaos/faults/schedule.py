@@ -13,11 +13,22 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from nvmechaos.faults.base import FaultError, Injector
-from nvmechaos.faults.control import FaultParamError, FaultParams
+from nvmechaos.faults.control import (
+    OPERATIONS,
+    ErrorParams,
+    FaultParamError,
+    FaultParams,
+    LatencyParams,
+    parse_duration,
+)
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,76 @@ def periodic_windows(
         raise FaultParamError(f"start_after {start_after:g} s is negative")
     indices: Iterable[int] = range(count) if count is not None else itertools.count()
     return (Window(start_after + index * every, duration, params) for index in indices)
+
+
+_WINDOW_KEYS = {"at", "duration", "error_rate", "operation", "errno", *OPERATIONS}
+
+
+def window_from_mapping(item: Mapping[str, Any], where: str) -> Window:
+    """One window from data: ``{at: 2s, duration: 3s, read: 100ms}`` (a latency spike; any of
+    read/write/flush/trim/zero) or ``{at: 6s, duration: 1s, error_rate: 0.1, operation: write,
+    errno: EIO}`` (I/O errors).
+
+    Raises:
+        FaultParamError: naming ``where`` (file and index) and the key at fault.
+    """
+    if not isinstance(item, Mapping):
+        raise FaultParamError(f"{where}: a window is a mapping with at, duration and the fault, not '{item}'")
+    unknown = sorted(str(key) for key in item if key not in _WINDOW_KEYS)
+    if unknown:
+        raise FaultParamError(f"{where}: unknown key '{unknown[0]}' (use {', '.join(sorted(_WINDOW_KEYS))})")
+    for key in ("at", "duration"):
+        if key not in item:
+            raise FaultParamError(f"{where}: key '{key}' is missing")
+    delays = {op: item[op] for op in OPERATIONS if op in item}
+    try:
+        at = parse_duration(item["at"], "at")
+        duration = parse_duration(item["duration"], "duration")
+        params: FaultParams
+        if delays and "error_rate" in item:
+            raise FaultParamError("give delays (read, write, ...) or error_rate, not both")
+        if delays:
+            if "operation" in item or "errno" in item:
+                raise FaultParamError("operation and errno belong to error_rate windows")
+            params = LatencyParams.parse(**delays)
+        elif "error_rate" in item:
+            params = ErrorParams.parse(
+                rate=item["error_rate"],
+                operation=item.get("operation", "read"),
+                errno=item.get("errno", "EIO"),
+            )
+        else:
+            raise FaultParamError("no fault: give delays (read, write, ...) or error_rate")
+        return Window(at, duration, params)
+    except FaultParamError as error:
+        raise FaultParamError(f"{where}: {error}") from None
+
+
+def load_plan(source: str | Path | Sequence[Mapping[str, Any]]) -> list[Window]:
+    """Windows from a YAML file (a list, or a mapping with ``windows:``) or from a list of mappings,
+    in order of ``at``; see :func:`window_from_mapping`.
+
+    Raises:
+        FaultParamError: unreadable or malformed file, or a bad window (naming file, index and key).
+    """
+    if isinstance(source, str | Path):
+        name = str(source)
+        try:
+            data = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
+        except OSError as error:
+            raise FaultParamError(f"cannot read fault plan '{name}': {error.strerror}") from None
+        except yaml.YAMLError as error:
+            raise FaultParamError(f"fault plan '{name}' is not valid YAML: {error}".splitlines()[0]) from None
+        if isinstance(data, Mapping):
+            data = data.get("windows")
+    else:
+        name, data = "fault plan", source
+    if not isinstance(data, list) or not data:
+        raise FaultParamError(f"{name}: expected a non-empty list of windows (or windows: [...])")
+    windows = [window_from_mapping(item, f"{name}, window {index + 1}") for index, item in enumerate(data)]
+    windows.sort(key=lambda window: window.at)
+    list(plan(windows))  # overlaps of one kind, said at load time
+    return windows
 
 
 class Schedule:

@@ -41,6 +41,19 @@ Fault Windows Line Up With The Workload
     Should Be True    0 <= ${windows[0][0]} < 0.5
     Should Be True    0.45 < ${windows[0][1]} - ${windows[0][0]} < 0.6
 
+Fault Plan From YAML Runs In Order
+    ${injector}    Start Latency Injector    size=16M    engine=nbdkit
+    ${schedule}    Start Fault Plan    ${injector}    ${CURDIR}/data/plan.yaml
+    Wait For Fault Schedule    ${schedule}    timeout=10s
+    ${windows}    Get Fault Windows    ${injector}
+    Windows Should Be    ${windows}    read 50 ms, write 50 ms    EIO 50 % write
+    Should Be True    0.15 < ${windows[1][0]} - ${windows[0][0]} < 0.25
+
+Bad Fault Plan Names File Window And Key
+    ${injector}    Start Latency Injector    size=16M    engine=python
+    Run Keyword And Expect Error    *bad_plan.yaml, window 2: unknown key 'raed'*
+    ...    Start Fault Plan    ${injector}    ${CURDIR}/data/bad_plan.yaml
+
 
 *** Keywords ***
 Windows Should Be
