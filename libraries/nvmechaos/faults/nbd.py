@@ -325,7 +325,7 @@ class NbdkitInjector(NbdInjector):
         size: int | None = None,
         *,
         nbdkit: str = "nbdkit",
-        threads: int = 16,
+        threads: int = 64,
         **options: Any,
     ) -> None:
         super().__init__(backing, size, **options)
