@@ -79,8 +79,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 extras=""
-[ $DEV -eq 1 ] && extras="[dev]"
-stamp=".venv/.installed$( [ $DEV -eq 1 ] && echo -dev )"
+stamp=".venv/.installed"
+if [ $DEV -eq 1 ]; then
+  extras="[dev]"
+  stamp=".venv/.installed-dev"
+fi
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "installing Python packages into .venv"
