@@ -308,6 +308,15 @@ class Vm:
                 else (self.image.append if self.image else BASE_APPEND)
             )
             argv += ["-append", f"{append} nvmechaos.authkey={self.key.kernel_argument}".strip()]
+            if self.image is not None and self.image.tools_disk is not None and guest.kernel is None:
+                argv += [
+                    "-blockdev",
+                    f"driver=file,node-name=tools-file,filename={_esc(self.image.tools_disk)},read-only=on",
+                    "-blockdev",
+                    "driver=raw,node-name=tools,file=tools-file,read-only=on",
+                    "-device",
+                    "virtio-blk-pci,drive=tools,id=tools",
+                ]
         for controller in self.controllers:
             argv += [
                 "-device",
@@ -323,7 +332,7 @@ class Vm:
                         f"driver=file,node-name={ns.file_node},filename={_esc(ns.backing)},"
                         "cache.direct=off,aio=threads",
                     ]
-                size = f",size={ns.size}" if ns.format == "raw" else ""
+                size = f",size={ns.size}" if ns.format == "raw" and ns.nbd is None else ""
                 argv += ["-blockdev", f"driver={ns.format},node-name={ns.node},file={ns.file_node}{size}"]
             device = controller.device_add_arguments()
             argv += ["-device", ",".join(f"{k}={v}" for k, v in device.items())]
@@ -454,7 +463,7 @@ class Vm:
                     raise VmNotReadyError(self._not_ready(timeout, last))
                 time.sleep(0.1)
             if check_fio:
-                result = ssh.run("command -v fio", timeout=15)
+                result = ssh.run('f=$(command -v fio) && [ -x "$f" ]', timeout=15)
                 if result.exit_code != 0:
                     raise VmError(
                         f"fio is missing in the guest of VM '{self.name}': install fio in the image "

@@ -169,12 +169,17 @@ def wait_for_login(
         SshError: the last failure, once the deadline passed (a wrong host key fails at once).
     """
     last: SshError | None = None
+    # Short banner probes at first: slirp accepts at once and forwards the SYN to the guest; a SYN
+    # sent before the guest's network is up is only retransmitted after ~1 s, so a fresh connection
+    # is faster than waiting on the old one. The wait grows in case the guest is merely slow.
+    probe = 0.3
     while True:
-        if not sshd_banner(host, port, timeout=max(0.2, min(2.0, deadline - time.monotonic()))):
+        if not sshd_banner(host, port, timeout=max(0.1, min(probe, deadline - time.monotonic()))):
             last = SshError(f"SSH to {host}:{port} failed: no SSH banner yet (the guest's sshd is not up)")
             if (callable(alive) and not alive()) or time.monotonic() >= deadline:
                 raise last
-            time.sleep(0.1)
+            probe = min(probe * 1.25, 3.0)
+            time.sleep(0.05)
             continue
         ssh = GuestSsh(host, port, user, key, host_key)
         try:
