@@ -10,6 +10,8 @@ Test Tags        vm    acceptance    errors
 
 *** Variables ***
 ${FAST_APPEND}    console=ttyS0 loglevel=4 panic=-1 rdinit=/init
+# A name of this run's own, so the last test finds only this suite's QEMU on a shared machine.
+${NAME}           err-${{__import__("uuid").uuid4().hex[:8]}}
 
 
 *** Test Cases ***
