@@ -1,6 +1,7 @@
 """Fidelity of ``Run Fio Job On VM``: its IOPS vs the same fio command run by hand over SSH.
 
-Boots one built-in guest, then alternates, ``--rounds`` times:
+Boots one built-in guest, then runs ``--rounds`` rounds of both paths (A first in odd rounds, B
+first in even ones):
   A. the framework path: an in-process Robot run of ``Run Fio Job On VM`` (resources/vm.resource:
      SSHLibrary copies the job in, runs fio, fetches JSON and logs, FioLibrary collects the result);
   B. by hand: the same job file copied with paramiko's SFTP and the same fio command run over one
@@ -107,8 +108,13 @@ def main() -> int:
             vm.wait_until_ready(120)
             framework, manual = [], []
             for index in range(1, args.rounds + 1):
-                framework.append(framework_round(work, args.job, args.runtime, index))
-                manual.append(manual_round(vm, work, args.job, args.runtime, index))
+                # Alternate which path goes first (ABBA), so drift over time cancels out.
+                if index % 2:
+                    framework.append(framework_round(work, args.job, args.runtime, index))
+                    manual.append(manual_round(vm, work, args.job, args.runtime, index))
+                else:
+                    manual.append(manual_round(vm, work, args.job, args.runtime, index))
+                    framework.append(framework_round(work, args.job, args.runtime, index))
                 print(
                     f"round {index}: framework {framework[-1]:8.1f} IOPS, by hand {manual[-1]:8.1f} IOPS, "
                     f"ratio {framework[-1] / manual[-1]:.3f}",
