@@ -165,6 +165,19 @@ def test_latency_changes_live(injector: NbdInjector) -> None:
     assert described["uri"] == injector.uri
 
 
+def test_latency_compensation(injector: NbdInjector) -> None:
+    client = NbdClient(injector)
+    injector.apply(LatencyParams(read=0.05))
+    injector.set_latency_compensation(0.008)  # rewrites the active delay
+    error, took = client.timed_read()
+    assert error == 0
+    assert 0.042 <= took < 0.042 + 0.006
+    assert injector.timeline[-1].action == "compensation"
+    with pytest.raises(FaultParamError, match="not between 0 and 10 ms"):
+        injector.set_latency_compensation(0.5)
+    client.close()
+
+
 def test_errors_change_live(injector: NbdInjector) -> None:
     client = NbdClient(injector)
     injector.apply(ErrorParams.parse(rate=1.0, operation="read", errno="EIO"))
