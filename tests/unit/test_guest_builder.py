@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import subprocess
@@ -110,6 +111,19 @@ def test_build_is_cached_and_keyed_by_recipe(tmp_path: Path) -> None:
         "etc/dropbear/dropbear_ed25519_host_key",
     } <= names
     assert GuestImage.load(image.directory) == image
+    assert image.tools_disk is not None and image.tools_disk.stat().st_size > 1 << 20
+
+
+@pytest.mark.skipif(not HAVE_TOOLS, reason="guest build tools not installed")
+def test_stale_images_are_pruned(tmp_path: Path) -> None:
+    stale = tmp_path / "0123456789abcdef"
+    stale.mkdir()
+    os.utime(stale, (0, 0))
+    fresh = tmp_path / "fedcba9876543210"
+    fresh.mkdir()
+    build_guest(GuestRecipe(pvh=False, with_fio=False), cache_dir=tmp_path)
+    assert not stale.exists()
+    assert fresh.exists()
 
 
 def test_load_incomplete_image(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ Builds go to a temporary folder renamed into place, so concurrent builders never
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -26,6 +27,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,8 @@ from nvmechaos.guest.cpio import CpioWriter
 
 BUILDER_VERSION = "8"
 MANIFEST = "manifest.json"
+# Images unused for this many days are removed when a new one is built.
+PRUNE_DAYS = 14
 KERNEL_NAME = "vmlinuz"
 # The kernel decompressed once at build time, booted through its PVH entry point: under TCG this
 # skips ~3 s of in-guest xz decompression per boot.
@@ -376,9 +380,12 @@ def build_guest(
     target = cache / plan.digest()
     if target.is_dir() and not force:
         try:
-            return GuestImage.load(target)
+            image = GuestImage.load(target)
         except GuestImageError:
             shutil.rmtree(target, ignore_errors=True)
+        else:
+            _mark_used(target)
+            return image
     try:
         cache.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".build-", dir=cache))
@@ -396,7 +403,23 @@ def build_guest(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    _prune(cache, keep=target)
     return GuestImage.load(target)
+
+
+def _mark_used(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.utime(directory)
+
+
+def _prune(cache: Path, keep: Path, max_age_days: float = PRUNE_DAYS) -> None:
+    """Remove images (and failed builds) not used for ``max_age_days``: inputs change with every
+    kernel or package update, and each image takes ~200 MB."""
+    limit = time.time() - max_age_days * 86400
+    for entry in cache.iterdir():
+        with contextlib.suppress(OSError):
+            if entry != keep and entry.is_dir() and entry.stat().st_mtime < limit:
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 def _run(argv: Sequence[str]) -> str:
