@@ -77,7 +77,7 @@ class LifecycleKeywords:
             extra_args=tuple(extra_args or ()),
         )
 
-    @keyword
+    @keyword("Launch NVMe VM")
     def launch_nvme_vm(  # noqa: PLR0917 - Robot keywords take their options positionally too
         self,
         name: str = "vm",
@@ -185,7 +185,7 @@ class LifecycleKeywords:
             "qemu-argv.txt</a>"
         )
 
-    @keyword
+    @keyword("Wait Until VM Is Ready")
     def wait_until_vm_is_ready(self, vm: Vm, timeout: float | None = None, check_fio: bool = True) -> float:
         """Wait until SSH login to the guest works and every namespace is present; return the seconds
         since QEMU started.
@@ -208,7 +208,7 @@ class LifecycleKeywords:
         )
         return seconds
 
-    @keyword
+    @keyword("Shut Down VM")
     def shut_down_vm(self, vm: Vm, timeout: float = 15.0) -> int | None:
         """Power the guest off cleanly (sync + poweroff, then QMP ``quit``, then signals); return QEMU's
         exit code.
@@ -225,7 +225,7 @@ class LifecycleKeywords:
         logger.info(f"VM '{vm.name}' shut down (QEMU exit code {code})")
         return code
 
-    @keyword
+    @keyword("Power Cut VM")
     def power_cut_vm(self, vm: Vm) -> int | None:
         """Kill QEMU with SIGKILL at once, like pulling the plug; return its exit code (-9).
 
@@ -240,7 +240,7 @@ class LifecycleKeywords:
         logger.info(f"VM '{vm.name}' power cut (QEMU exit code {code})")
         return code
 
-    @keyword
+    @keyword("Restart VM")
     def restart_vm(self, vm: Vm, wait: bool = True, timeout: float | None = None) -> Vm:
         """Start the VM again on the same disks (shutting it down first if it runs); wait until ready
         unless ``wait=False``. QMP events of every boot stay in `Get QMP Events`.
@@ -259,7 +259,7 @@ class LifecycleKeywords:
             self.wait_until_vm_is_ready(vm, timeout=timeout)
         return vm
 
-    @keyword
+    @keyword("Stop All VMs")
     def stop_all_vms(self) -> int:
         """Stop every VM this library launched (forced) and remove their private folders; return how many ran.
 
@@ -268,7 +268,7 @@ class LifecycleKeywords:
         """
         return len(self.ctx.close_scope(None))
 
-    @keyword
+    @keyword("VM Should Be Running")
     def vm_should_be_running(self, vm: Vm) -> None:
         """Fail unless QEMU of ``vm`` is running.
 
@@ -278,7 +278,7 @@ class LifecycleKeywords:
         if not vm.is_running():
             fail(f"VM '{vm.name}' is not running")
 
-    @keyword
+    @keyword("VM Should Not Be Running")
     def vm_should_not_be_running(self, vm: Vm) -> None:
         """Fail if QEMU of ``vm`` is still running.
 
@@ -289,7 +289,7 @@ class LifecycleKeywords:
         if vm.is_running():
             fail(f"VM '{vm.name}' is still running (pid {vm.pid})")
 
-    @keyword
+    @keyword("Get VM Guest Devices")
     def get_vm_guest_devices(self, vm: Vm) -> dict[str, list[str]]:
         """Return the guest's NVMe namespace devices per controller serial, e.g.
         ``{'NVMECHAOS0000': ['/dev/nvme0n1']}``.
@@ -302,7 +302,7 @@ class LifecycleKeywords:
         except NvmeChaosError as error:
             fail(error)
 
-    @keyword
+    @keyword("Get VM Console Tail")
     def get_vm_console_tail(self, vm: Vm, lines: int = 20) -> str:
         """Return the last ``lines`` lines of the VM's serial console (``|``-separated).
 
@@ -311,7 +311,7 @@ class LifecycleKeywords:
         """
         return vm.console_tail(int(lines))
 
-    @keyword
+    @keyword("SSH Host Key Should Match VM")
     def ssh_host_key_should_match_vm(self, vm: Vm, ssh_library: str = "SSHLibrary") -> None:
         """Fail unless SSHLibrary's current connection talks to ``vm``'s pinned host key.
 
@@ -339,7 +339,7 @@ class LifecycleKeywords:
             )
         logger.info(f"SSH host key {fingerprint(seen)} matches VM '{vm.name}'")
 
-    @keyword
+    @keyword("Build Guest Image")
     def build_guest_image(
         self, cache_dir: str | None = None, compression: str = "none", with_fio: bool = True
     ) -> str:
@@ -363,7 +363,7 @@ class LifecycleKeywords:
         logger.info(f"Guest image {image.directory} (kernel {image.kernel_version}, {image.kernel.name})")
         return str(image.directory)
 
-    @keyword
+    @keyword("Get Guest Image Kernel")
     def get_guest_image_kernel(self, cache_dir: str | None = None) -> str:
         """Return the kernel file of the built-in guest image (building the image if needed).
 

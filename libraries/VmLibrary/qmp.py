@@ -39,7 +39,7 @@ class QmpKeywords:
     def __init__(self, context: VmContext) -> None:
         self.ctx = context
 
-    @keyword
+    @keyword("Execute QMP Command")
     def execute_qmp_command(self, vm: Vm, command: str, arguments: Any = None, **named: Any) -> Any:
         """Run the QMP ``command`` with ``arguments`` (a dictionary or JSON) and/or named arguments;
         return QEMU's ``return`` value.
@@ -73,7 +73,7 @@ class QmpKeywords:
         logger.info(f"QMP {command} returned {json.dumps(result, default=str)[:2000]}")
         return result
 
-    @keyword
+    @keyword("Wait For QMP Event")
     def wait_for_qmp_event(self, vm: Vm, name: str, timeout: float = 10.0, **match: Any) -> dict[str, Any]:
         """Wait for the QMP event ``name`` whose data matches every named argument; return it as a
         dictionary (``event``, ``data``, ``monotonic``, ``wall``, ``qemu_time``).
@@ -95,7 +95,7 @@ class QmpKeywords:
         logger.info(f"QMP event {_row(event, origin)} (seconds since QEMU started)")
         return event.as_dict()
 
-    @keyword
+    @keyword("Get QMP Events")
     def get_qmp_events(self, vm: Vm, name: str | None = None) -> list[dict[str, Any]]:
         """Return every QMP event of ``vm`` so far (of every boot), or only those named ``name``,
         oldest first, each a dictionary with ``event``, ``data``, ``monotonic`` (``time.monotonic()``
