@@ -1,0 +1,422 @@
+"""Run the integrity writer in a VM's guest and record its reports on the host as they arrive.
+
+The writer (``integrity_writer.c``, next to this module) is compiled on the host with
+``gcc -static`` once per source version (cached like the guest image), copied into the guest's
+``/tmp`` over SSH, and started there over its own SSH channel. A reader thread timestamps every
+line it receives (host monotonic and wall clock) and feeds it to a :class:`Journal`: what the host
+had received when the power went is exactly the acknowledged set the oracle checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import paramiko  # type: ignore[import-untyped]
+
+from nvmechaos.faults.integrity import IntegrityError, Journal, JournalSnapshot
+
+SOURCE = Path(__file__).with_name("integrity_writer.c")
+REMOTE_DIR = "/tmp"  # noqa: S108 - in the guest (a throwaway initramfs), not on the host
+_CONNECT_TIMEOUT = 10.0
+
+
+class SshTarget(Protocol):
+    """What the writer needs of a VM (``nvmechaos.vm.Vm`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def ssh_port(self) -> int: ...
+
+    @property
+    def ssh_user(self) -> str: ...
+
+    @property
+    def key_file(self) -> Path: ...
+
+    @property
+    def known_hosts(self) -> Path: ...
+
+
+def _cache_dir() -> Path:
+    if os.environ.get("NVMECHAOS_CACHE"):
+        return Path(os.environ["NVMECHAOS_CACHE"]) / "integrity"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "nvmechaos" / "integrity"
+
+
+def source_digest() -> str:
+    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+
+
+def build_writer(cache_dir: Path | None = None, compiler: str = "gcc") -> Path:
+    """The static writer binary for this source version, compiled on first use.
+
+    Raises:
+        IntegrityError: no compiler or no static C library (``apt-get install gcc libc6-dev``).
+    """
+    cache = cache_dir or _cache_dir()
+    target = cache / f"integrity-writer-{source_digest()}"
+    if target.is_file():
+        return target
+    if shutil.which(compiler) is None:
+        raise IntegrityError(
+            f"'{compiler}' is not installed: the integrity writer is compiled on the host "
+            "(apt-get install gcc libc6-dev)"
+        )
+    cache.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".build-", dir=cache))
+    try:
+        binary = work / "integrity-writer"
+        result = subprocess.run(
+            [compiler, "-static", "-O2", "-s", "-Wall", "-o", str(binary), str(SOURCE)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise IntegrityError(
+                "cannot compile the integrity writer (apt-get install gcc libc6-dev): "
+                + " | ".join(result.stderr.strip().splitlines()[-3:])
+            )
+        binary.replace(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def connect(target: SshTarget, timeout: float = _CONNECT_TIMEOUT) -> paramiko.SSHClient:
+    """A paramiko connection to the guest, logged in with the VM's key, host key checked.
+
+    Raises:
+        IntegrityError: the VM has no pinned host key yet, or SSH fails.
+    """
+    if not target.known_hosts.is_file():
+        raise IntegrityError(f"VM '{target.name}' has no pinned SSH host key yet (wait until it is ready)")
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(target.known_hosts))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(
+            target.host,
+            port=target.ssh_port,
+            username=target.ssh_user,
+            key_filename=str(target.key_file),
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+            allow_agent=False,
+            look_for_keys=False,
+        )
+    except (OSError, paramiko.SSHException, EOFError) as error:
+        client.close()
+        raise IntegrityError(
+            f"SSH to VM '{target.name}' ({target.host}:{target.ssh_port}) failed: {error}"
+        ) from None
+    return client
+
+
+def _run(
+    client: paramiko.SSHClient, command: str, stdin: bytes = b"", timeout: float = 60.0
+) -> tuple[int, str]:
+    channel = client.get_transport().open_session()
+    try:
+        channel.settimeout(timeout)
+        channel.set_combine_stderr(True)
+        channel.exec_command(command)
+        if stdin:
+            channel.sendall(stdin)
+        channel.shutdown_write()
+        output = b""
+        while True:
+            chunk = channel.recv(65536)
+            if not chunk:
+                break
+            output += chunk
+        return int(channel.recv_exit_status()), output.decode(errors="replace").strip()
+    except (OSError, paramiko.SSHException) as error:
+        raise IntegrityError(f"SSH command '{command[:60]}' failed: {error}") from None
+    finally:
+        channel.close()
+
+
+def install_writer(client: paramiko.SSHClient, binary: Path) -> str:
+    """Copy the writer into the guest's /tmp unless it is there already; return its guest path."""
+    remote = f"{REMOTE_DIR}/{binary.name}"
+    code, _ = _run(client, f"test -x {shlex.quote(remote)}")
+    if code != 0:
+        temporary = remote + ".part"
+        command = (
+            f"cat > {shlex.quote(temporary)} && chmod 755 {shlex.quote(temporary)} "
+            f"&& mv {shlex.quote(temporary)} {shlex.quote(remote)}"
+        )
+        code, output = _run(client, command, stdin=binary.read_bytes())
+        if code != 0:
+            raise IntegrityError(f"cannot copy the integrity writer into the guest: {output or code}")
+    return remote
+
+
+@dataclass
+class WriterSettings:
+    """What the writer writes: ``blocks`` blocks of ``block_size`` from block ``first_block`` of
+    ``device``; ``count`` writes then idle (0: until stopped); a flush after every ``flush_every``
+    writes (0: never) and every ``fua_every``-th write with FUA (O_DSYNC; 0: none)."""
+
+    device: str = "/dev/nvme0n1"
+    blocks: int = 256
+    block_size: int = 4096
+    first_block: int = 0
+    count: int = 0
+    flush_every: int = 64
+    fua_every: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("blocks", "block_size", "first_block", "count", "flush_every", "fua_every", "seed"):
+            if getattr(self, name) < 0:
+                raise IntegrityError(f"writer setting {name}={getattr(self, name)} is negative")
+        if self.blocks == 0:
+            raise IntegrityError("writer setting blocks=0: write at least one block")
+        if self.block_size < 512 or self.block_size % 512 or self.block_size > (1 << 20):
+            raise IntegrityError(f"writer block size {self.block_size} is not a multiple of 512 up to 1 MiB")
+        if not self.device.startswith("/dev/"):
+            raise IntegrityError(f"writer device '{self.device}' is not a /dev path")
+        if self.seed == 0:
+            self.seed = int.from_bytes(os.urandom(6), "little") | 1
+
+    def argv(self, program: str) -> list[str]:
+        return [
+            program,
+            f"dev={self.device}",
+            f"bs={self.block_size}",
+            f"blocks={self.blocks}",
+            f"first={self.first_block}",
+            f"seed={self.seed}",
+            f"count={self.count}",
+            f"flush_every={self.flush_every}",
+            f"fua_every={self.fua_every}",
+            "idle=1",
+        ]
+
+
+@dataclass
+class GuestWriter:
+    """A writer running in a guest; ``journal`` fills while it runs. Start with :func:`start_writer`."""
+
+    vm_name: str
+    settings: WriterSettings
+    journal_file: Path
+    journal: Journal = field(default_factory=Journal)
+    started_monotonic: float = 0.0
+    started_wall: float = 0.0
+    guest_pid: int | None = None
+    stderr: str = ""
+    exit_status: int | None = None
+    _client: paramiko.SSHClient | None = None
+    _channel: Any = None
+    _thread: threading.Thread | None = None
+    _pid_seen: threading.Event = field(default_factory=threading.Event)
+    _done: threading.Event = field(default_factory=threading.Event)
+    _reader_error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return not self._done.is_set()
+
+    def _read(self) -> None:
+        """Reader thread: timestamp and journal every line until the channel ends."""
+        pending = b""
+        try:
+            with open(self.journal_file, "w", encoding="utf-8") as record:
+                while True:
+                    try:
+                        chunk = self._channel.recv(65536)
+                    except (OSError, paramiko.SSHException, EOFError):
+                        chunk = b""
+                    monotonic, wall = time.monotonic(), time.time()
+                    if not chunk:
+                        break
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for raw in lines:
+                        text = raw.decode(errors="replace").strip()
+                        if text.startswith("P "):
+                            with contextlib.suppress(ValueError):
+                                self.guest_pid = int(text[2:])
+                            self._pid_seen.set()
+                            continue
+                        record.write(f"{monotonic:.6f} {wall:.6f} {text}\n")
+                        try:
+                            self.journal.feed(text, monotonic, wall)
+                        except IntegrityError as error:
+                            self._reader_error = str(error)
+                    record.flush()
+        except OSError as error:
+            self._reader_error = f"cannot write the journal '{self.journal_file}': {error.strerror}"
+        finally:
+            with contextlib.suppress(Exception):
+                if self._channel.exit_status_ready():
+                    self.exit_status = int(self._channel.recv_exit_status())
+                self.stderr = self._channel.recv_stderr(65536).decode(errors="replace").strip()
+            self._pid_seen.set()
+            self._done.set()
+
+    def wait_started(self, timeout: float = 30.0) -> None:
+        """Wait for the writer's start line.
+
+        Raises:
+            IntegrityError: it ended (its message quoted) or did not start within ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        while self.journal.seed is None:
+            if self._done.is_set() or self.journal.error:
+                raise IntegrityError(f"the integrity writer in VM '{self.vm_name}' failed: {self.problem()}")
+            if time.monotonic() > deadline:
+                raise IntegrityError(
+                    f"the integrity writer in VM '{self.vm_name}' did not start in {timeout:g} s"
+                )
+            time.sleep(0.02)
+
+    def wait_for(self, writes: int = 0, ended: bool = False, timeout: float = 60.0) -> None:
+        """Wait until ``writes`` writes were acknowledged, or (``ended``) the writer finished its count.
+
+        Raises:
+            IntegrityError: the writer failed, or the timeout passed.
+        """
+        deadline = time.monotonic() + timeout
+        while not ((ended and self.journal.ended) or (not ended and self.journal.writes >= writes)):
+            if self.journal.error or (self._done.is_set() and not self.journal.ended):
+                raise IntegrityError(f"the integrity writer in VM '{self.vm_name}' failed: {self.problem()}")
+            if time.monotonic() > deadline:
+                raise IntegrityError(
+                    f"the integrity writer in VM '{self.vm_name}' reached {self.journal.writes} writes "
+                    f"in {timeout:g} s (waited for {'its end' if ended else writes})"
+                )
+            time.sleep(0.02)
+
+    def problem(self) -> str:
+        return (
+            self.journal.error
+            or self._reader_error
+            or self.stderr
+            or (f"exit status {self.exit_status}" if self.exit_status is not None else "connection lost")
+        )
+
+    def snapshot(self, drain: float = 2.0) -> JournalSnapshot:
+        """The acknowledged set: every line received. After a power cut, first lets the reader take
+        what the dead QEMU had already sent (at most ``drain`` seconds)."""
+        self._done.wait(timeout=drain)
+        return self.journal.snapshot()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the writer (if the guest still runs) and close the SSH connection."""
+        if self._client is not None and not self._done.is_set() and self.guest_pid is not None:
+            with contextlib.suppress(IntegrityError, OSError, paramiko.SSHException):
+                _run(self._client, f"kill {self.guest_pid}", timeout=timeout)
+        self._done.wait(timeout=timeout)
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+
+    def describe(self) -> dict[str, Any]:
+        journal = self.journal
+        return {
+            "vm": self.vm_name,
+            "device": self.settings.device,
+            "blocks": self.settings.blocks,
+            "block_size": self.settings.block_size,
+            "first_block": self.settings.first_block,
+            "seed": self.settings.seed,
+            "count": self.settings.count,
+            "flush_every": self.settings.flush_every,
+            "fua_every": self.settings.fua_every,
+            "writes": journal.writes,
+            "flushes": journal.flushes,
+            "fua_writes": journal.fua_writes,
+            "journal": str(self.journal_file),
+        }
+
+
+def start_writer(
+    target: SshTarget, settings: WriterSettings, journal_file: Path, cache_dir: Path | None = None
+) -> GuestWriter:
+    """Compile (once), install and start the writer in ``target``'s guest; wait for its start line.
+
+    Raises:
+        IntegrityError: no compiler, SSH failed, or the writer could not open the device.
+    """
+    binary = build_writer(cache_dir)
+    client = connect(target)
+    writer: GuestWriter | None = None
+    try:
+        remote = install_writer(client, binary)
+        command = "echo P $$; exec " + " ".join(shlex.quote(a) for a in settings.argv(remote))
+        channel = client.get_transport().open_session()
+        channel.exec_command(command)
+        journal_file.parent.mkdir(parents=True, exist_ok=True)
+        writer = GuestWriter(target.name, settings, journal_file, _client=client, _channel=channel)
+        writer.started_monotonic, writer.started_wall = time.monotonic(), time.time()
+        writer._thread = threading.Thread(
+            target=writer._read, name=f"integrity-writer-{target.name}", daemon=True
+        )
+        writer._thread.start()
+        writer.wait_started()
+    except BaseException:
+        if writer is not None:
+            writer.stop()
+        client.close()
+        raise
+    return writer
+
+
+def read_through_guest(
+    target: SshTarget, device: str, first_block: int, blocks: int, block_size: int
+) -> bytes:
+    """Read ``blocks`` blocks from ``device`` in the guest (after a restart: what the drive kept).
+
+    Raises:
+        IntegrityError: SSH or dd failed, or fewer bytes came back.
+    """
+    client = connect(target)
+    try:
+        command = " ".join(
+            shlex.quote(a)
+            for a in ("dd", f"if={device}", f"bs={block_size}", f"skip={first_block}", f"count={blocks}")
+        )
+        channel = client.get_transport().open_session()
+        channel.settimeout(120)
+        channel.exec_command(command + " 2>/dev/null")
+        data = bytearray()
+        while True:
+            chunk = channel.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        code = channel.recv_exit_status()
+    except (OSError, paramiko.SSHException) as error:
+        raise IntegrityError(f"reading {device} in VM '{target.name}' failed: {error}") from None
+    finally:
+        client.close()
+    if code != 0 or len(data) != blocks * block_size:
+        raise IntegrityError(
+            f"reading {device} in VM '{target.name}' returned {len(data)} of {blocks * block_size} bytes "
+            f"(dd exit status {code})"
+        )
+    return bytes(data)

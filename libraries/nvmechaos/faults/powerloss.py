@@ -1,0 +1,326 @@
+"""Drive backing stores with and without power-loss protection, and the power cut itself.
+
+Killing QEMU alone loses no acknowledged write: QEMU's writes sit in the host's page cache, which
+outlives QEMU. A real SSD without power-loss protection (PLP) acknowledges writes from a volatile
+cache and loses what was not flushed when the power goes. :class:`PowerLossDrive` serves a raw image
+over NBD (nbdkit, on a unix socket in a private 0700 folder) for a VM namespace
+(``nbd=${drive.uri}``):
+
+- ``plp=False``: nbdkit's ``cache`` filter in ``writeback`` mode sits in front of the image. Writes
+  are acknowledged from the filter's cache (a deleted temporary file inside nbdkit); only a FLUSH
+  (or a FUA write) writes them back to the image. A power cut SIGKILLs nbdkit, so the cache and
+  every unflushed write in it are gone, exactly as on a drive without PLP.
+- ``plp=True``: the image is served directly; every acknowledged write is already in the image
+  (the host page cache, which the cut does not touch), as on a drive with PLP.
+
+:func:`cut_power` SIGKILLs the drives and QEMU together (drives first, so no write can be
+acknowledged between the two) and records the cut on the fault timeline with monotonic and
+wall-clock time; :meth:`PowerLossDrive.restore` brings a drive back (empty cache) so the VM can be
+restarted on the same disks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from nvmechaos.faults.base import FaultError, FaultEvent, InjectorDiedError, InjectorStartError, Timeline
+from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
+
+START_TIMEOUT = 10.0
+
+
+class PowerCuttable(Protocol):
+    """What :func:`cut_power` needs of a VM (``nvmechaos.vm.Vm`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+    def power_cut(self) -> int | None: ...
+
+
+def _private_dir(prefix: str) -> Path:
+    base = os.environ.get("NVMECHAOS_RUN_DIR") or tempfile.gettempdir()
+    Path(base).mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    path.chmod(0o700)
+    return path
+
+
+@dataclass
+class PowerLossDrive:
+    """A raw image served over NBD with (``plp=True``) or without power-loss protection.
+
+    Create with :func:`start_drive`. ``uri`` is the NBD URI for a VM namespace (``nbd=`` in the
+    namespace spec) or fio's nbd engine.
+    """
+
+    name: str
+    backing: Path
+    plp: bool
+    run_dir: Path
+    log_file: Path
+    nbdkit: str = "nbdkit"
+    cache_block: int = 4096
+    scope: str = ""
+    registry: ProcessRegistry = REGISTRY
+    timeline: Timeline = field(default_factory=Timeline)
+    owns_backing: bool = False
+    starts: int = 0
+    _process: OwnedProcess | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.run_dir / "nbd.sock"
+
+    @property
+    def uri(self) -> str:
+        return f"nbd+unix:///?socket={self.socket}"
+
+    @property
+    def profile(self) -> str:
+        return "PLP" if self.plp else "no-PLP"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def is_alive(self) -> bool:
+        return self._process is not None and self._process.is_running()
+
+    def argv(self) -> list[str]:
+        argv = [self.nbdkit, "-f", "--exit-with-parent", "-U", str(self.socket)]
+        if not self.plp:
+            argv += ["--filter=cache"]
+        argv += ["file", f"file={self.backing}"]
+        if not self.plp:
+            argv += ["cache=writeback", f"cache-min-block-size={self.cache_block}"]
+        return argv
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "profile": self.profile,
+            "backing": str(self.backing),
+            "uri": self.uri,
+            "pid": self.pid,
+            "alive": self.is_alive(),
+            "argv": self.argv(),
+        }
+
+    def start(self) -> None:
+        """Start nbdkit and wait until its socket accepts.
+
+        Raises:
+            InjectorStartError: nbdkit is missing or ended at start-up (its last log line quoted).
+        """
+        if self.is_alive():
+            raise FaultError(f"drive {self.name} is already running (pid {self.pid})")
+        with contextlib.suppress(FileNotFoundError):
+            self.socket.unlink()
+        cache_dir = self.run_dir / "cache"
+        cache_dir.mkdir(mode=0o700, exist_ok=True)
+        env = dict(os.environ, TMPDIR=str(cache_dir))
+        self.starts += 1
+        with open(self.log_file, "ab") as log:
+            log.write(f"--- start {self.starts}: {' '.join(self.argv())}\n".encode())
+            log.flush()
+            try:
+                self._process = spawn(
+                    f"nbdkit {self.name}",
+                    self.argv(),
+                    scope=self.scope,
+                    env=env,
+                    stdout=log,
+                    stderr=log,
+                    registry=self.registry,
+                )
+            except OSError as error:
+                raise InjectorStartError(
+                    f"cannot start '{self.nbdkit}' for drive {self.name}: {error.strerror} "
+                    "(apt-get install nbdkit)"
+                ) from None
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.socket.exists():
+            if not self.is_alive() or time.monotonic() > deadline:
+                if self._process is not None:
+                    self._process.kill()
+                raise InjectorStartError(
+                    f"nbdkit of drive {self.name} did not start: {self._last_log_line() or 'no output'}"
+                )
+            time.sleep(0.01)
+        self.timeline.record("power", "start", {"profile": self.profile, "uri": self.uri}, self.name)
+
+    def check_alive(self) -> None:
+        """Raises InjectorDiedError if nbdkit ended while the drive was in use."""
+        if self._process is not None and not self.is_alive():
+            raise InjectorDiedError(
+                f"nbdkit of drive {self.name} ended (exit code {self._process.popen.returncode}): "
+                f"{self._last_log_line() or 'no output'}"
+            )
+
+    def signal_cut(self) -> None:
+        """Send SIGKILL to nbdkit without waiting (the first half of a cut; see :func:`cut_power`)."""
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+
+    def reap(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+
+    def cut(self) -> FaultEvent:
+        """Power cut of this drive alone: SIGKILL nbdkit (the volatile cache dies with it)."""
+        self.signal_cut()
+        event = self.timeline.record("power", "cut", {"profile": self.profile}, self.name)
+        self.reap()
+        return event
+
+    def restore(self) -> FaultEvent:
+        """Power the drive back on: a new nbdkit on the same image, with an empty cache."""
+        if self.is_alive():
+            raise FaultError(f"drive {self.name} still has power (cut it first)")
+        self.start()
+        return self.timeline.record("power", "restore", {"profile": self.profile}, self.name)
+
+    def stop(self) -> None:
+        """End nbdkit (after the VM has gone; a no-PLP cache holds only what was never flushed)."""
+        if self._process is not None:
+            self._process.stop(grace=1.0)
+            self._process = None
+            self.timeline.record("power", "stop", {}, self.name)
+
+    def close(self) -> None:
+        """Stop and remove the private folder (and the image when the drive created it)."""
+        self.stop()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        if self.owns_backing:
+            with contextlib.suppress(FileNotFoundError):
+                self.backing.unlink()
+
+    def _last_log_line(self) -> str:
+        try:
+            lines = [
+                line.strip()
+                for line in self.log_file.read_text(encoding="utf-8", errors="replace").splitlines()
+                if line.strip() and not line.startswith("--- start")
+            ]
+        except OSError:
+            return ""
+        return lines[-1][:300] if lines else ""
+
+
+def start_drive(
+    size: int | None = None,
+    backing: Path | None = None,
+    *,
+    plp: bool = False,
+    name: str = "drive",
+    log_dir: Path | None = None,
+    nbdkit: str = "nbdkit",
+    scope: str = "",
+    registry: ProcessRegistry = REGISTRY,
+    timeline: Timeline | None = None,
+) -> PowerLossDrive:
+    """Start a drive on ``backing`` (a raw image; created sparse with ``size`` when missing or None).
+
+    Raises:
+        FaultError: neither an existing image nor a size.
+        InjectorStartError: nbdkit is missing or refused to start.
+    """
+    if shutil.which(nbdkit) is None:
+        raise InjectorStartError(f"'{nbdkit}' is not installed (apt-get install nbdkit)")
+    run_dir = _private_dir(f"nvmechaos-pl-{name[:16]}-")
+    owns = False
+    try:
+        if backing is None or not backing.exists():
+            if size is None or size <= 0:
+                raise FaultError(f"drive {name}: give a size to create the image (or an existing image)")
+            if backing is None:
+                backing = run_dir / "drive.raw"
+                owns = True
+            backing.parent.mkdir(parents=True, exist_ok=True)
+            with open(backing, "wb") as handle:
+                handle.truncate(size)
+        elif size is not None and backing.stat().st_size < size:
+            raise FaultError(f"drive {name}: image '{backing}' is smaller than {size} bytes")
+        logs = log_dir or run_dir
+        logs.mkdir(parents=True, exist_ok=True)
+        drive = PowerLossDrive(
+            name=name,
+            backing=backing,
+            plp=plp,
+            run_dir=run_dir,
+            log_file=logs / f"nbdkit-{name}.log",
+            nbdkit=nbdkit,
+            scope=scope,
+            registry=registry,
+            timeline=timeline or Timeline(),
+            owns_backing=owns,
+        )
+        drive.start()
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return drive
+
+
+@dataclass(frozen=True)
+class PowerCut:
+    """When the power went (host monotonic and wall clock), and what it cut."""
+
+    monotonic: float
+    wall: float
+    vm: str
+    drives: tuple[str, ...]
+    qemu_exit: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "monotonic": self.monotonic,
+            "wall": self.wall,
+            "vm": self.vm,
+            "drives": list(self.drives),
+            "qemu_exit": self.qemu_exit,
+        }
+
+
+def cut_power(
+    vm: PowerCuttable, drives: Sequence[PowerLossDrive], timeline: Timeline | None = None
+) -> PowerCut:
+    """SIGKILL the drives' nbdkit and the VM's QEMU together; record and return the moment.
+
+    The drives are killed first: once they are gone no write can be acknowledged any more, and
+    QEMU dies a moment later without sending a FLUSH.
+    """
+    for drive in drives:
+        drive.signal_cut()
+    qemu_pid = vm.pid
+    if qemu_pid is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(qemu_pid, signal.SIGKILL)
+    monotonic, wall = time.monotonic(), time.time()
+    code = vm.power_cut()
+    for drive in drives:
+        drive.reap()
+        drive.timeline.record("power", "cut", {"profile": drive.profile, "vm": vm.name}, drive.name)
+    cut = PowerCut(monotonic, wall, vm.name, tuple(d.name for d in drives), code)
+    if timeline is not None:
+        timeline.record("power", "cut", cut.as_dict(), vm.name)
+    return cut
+
+
+def restore_power(drives: Iterable[PowerLossDrive]) -> list[FaultEvent]:
+    """Bring every drive back (empty caches) before the VM restarts on them."""
+    return [drive.restore() for drive in drives]
