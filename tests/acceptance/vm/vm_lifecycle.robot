@@ -61,6 +61,23 @@ Two Controllers With Two Namespaces Each
     Length Should Be    ${devices}[SERB]    2
     Should Be Equal    ${vm.controllers[1].bus}    rp1
 
+NBD Export As Namespace
+    [Documentation]    A namespace served by nbdkit over a unix socket: present in the guest, writable.
+    ${socket}    Evaluate    __import__("tempfile").mktemp(prefix="nbd-", suffix=".sock")
+    ${nbdkit}    Start Process    nbdkit    --foreground    --exit-with-parent    --unix    ${socket}
+    ...    memory    size\=128M
+    TRY
+        Wait Until Keyword Succeeds    10s    0.2s    Should Exist    ${socket}
+        ${vm}    Launch NVMe VM    name=nbd    nbd=nbd+unix:///?socket=${socket}
+        ${size}    Guest Command Should Succeed    ${vm}    cat /sys/block/nvme0n1/size
+        Should Be Equal As Integers    ${size}    262144
+        Write Marker    ${vm}    nbd
+        Marker Should Be    ${vm}    nbd
+    FINALLY
+        Stop All VMs
+        Terminate Process    ${nbdkit}    kill=True
+    END
+
 The Listener Stops VMs Left Running
     [Documentation]    A VM launched without teardown is gone once its test ended (checked by the next test).
     ${vm}    Launch NVMe VM    name=leftover    size=64M    wait=False
