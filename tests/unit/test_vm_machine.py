@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from nvmechaos.vm import qemu as qemu_module
 from nvmechaos.vm.errors import QemuError, VmSpecError
 from nvmechaos.vm.machine import Vm, _namespaces, _tail, free_port
 from nvmechaos.vm.qemu import Qemu, image_format, parse_version, virtual_size
@@ -138,3 +139,19 @@ def test_keys_and_fingerprint(tmp_path: Path) -> None:
 def test_free_port_is_bindable() -> None:
     port = free_port()
     assert 1024 <= port <= 65535
+
+
+def test_accelerator_choice_and_probe_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NVMECHAOS_CACHE", str(tmp_path))
+    monkeypatch.delenv("NVMECHAOS_ACCEL", raising=False)
+    fake = Qemu("/nonexistent/qemu", (10, 0, 2))
+    assert qemu_module.choose_accelerator(fake, "tcg", None)[0] == "tcg"
+    assert qemu_module.choose_accelerator(fake, "kvm", None)[0] == "kvm"
+    monkeypatch.setenv("NVMECHAOS_ACCEL", "tcg")
+    assert qemu_module.choose_accelerator(fake, "auto", None) == ("tcg", "TCG requested")
+    key = qemu_module._probe_key(fake)
+    assert qemu_module._read_probe_cache(key) is None
+    qemu_module._write_probe_cache(key, "tcg", "TCG: probe said so")
+    assert qemu_module._read_probe_cache(key) == ("tcg", "TCG: probe said so")
+    assert qemu_module._read_probe_cache(key + "other") is None
+    assert (tmp_path / "accel-probe.json").is_file()

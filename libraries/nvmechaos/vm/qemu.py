@@ -7,6 +7,7 @@ few seconds; otherwise TCG. The result is remembered for the life of the process
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nvmechaos.guest.builder import default_cache_dir
 from nvmechaos.process import spawn
 from nvmechaos.vm.errors import QemuError, VmSpecError
 
@@ -105,10 +107,65 @@ def choose_accelerator(qemu: Qemu, wanted: str, kernel: Path | None) -> tuple[st
         if qemu.binary in _accel:
             accel = _accel[qemu.binary]
             return accel, f"{accel.upper()} (probed earlier in this process)"
-    accel, reason = probe_kvm(qemu, kernel)
+    key = _probe_key(qemu)
+    cached = _read_probe_cache(key)
+    if cached is not None:
+        accel, reason = cached
+        reason = f"{reason} (probe result cached less than a day ago)"
+    else:
+        accel, reason = probe_kvm(qemu, kernel)
+        if kernel is not None and os.access("/dev/kvm", os.R_OK | os.W_OK):
+            _write_probe_cache(key, accel, reason)
     with _lock:
         _accel[qemu.binary] = accel
     return accel, reason
+
+
+PROBE_CACHE_SECONDS = 86400.0
+
+
+def _probe_cache_file() -> Path:
+    return default_cache_dir().parent / "accel-probe.json"
+
+
+def _probe_key(qemu: Qemu) -> str:
+    """What the probe's verdict depends on: this QEMU, the host kernel, and /dev/kvm itself."""
+    try:
+        kvm = os.stat("/dev/kvm")
+        device = f"{kvm.st_rdev}:{kvm.st_mode}:{kvm.st_gid}"
+    except OSError:
+        device = "none"
+    return f"{qemu.binary}|{qemu.version_text}|{os.uname().release}|{device}|{os.getuid()}"
+
+
+def _read_probe_cache(key: str) -> tuple[str, str] | None:
+    """A verdict of the last day for the same key (pabot workers then skip the few-second probe)."""
+    try:
+        data = json.loads(_probe_cache_file().read_text(encoding="utf-8"))
+        entry = data[key]
+        if time.time() - float(entry["time"]) < PROBE_CACHE_SECONDS and entry["accel"] in ("kvm", "tcg"):
+            return str(entry["accel"]), str(entry["reason"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _write_probe_cache(key: str, accel: str, reason: str) -> None:
+    path = _probe_cache_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        data[key] = {"accel": accel, "reason": reason, "time": time.time()}
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:
+        pass
 
 
 def probe_kvm(qemu: Qemu, kernel: Path | None, seconds: float = KVM_PROBE_SECONDS) -> tuple[str, str]:
