@@ -9,7 +9,7 @@ Test Tags        vm    acceptance    cleanup
 
 
 *** Variables ***
-${WORKERS}    ${CURDIR}${/}..${/}vm_cleanup_workers
+${WORKERS}    ${CURDIR}${/}..${/}..${/}workers${/}vm_cleanup
 
 
 *** Test Cases ***

@@ -10,7 +10,7 @@ Test Tags        vm    acceptance    parallel
 
 
 *** Variables ***
-${WORKERS}    ${CURDIR}${/}..${/}vm_parallel_workers
+${WORKERS}    ${CURDIR}${/}..${/}..${/}workers${/}vm_parallel
 
 
 *** Test Cases ***
