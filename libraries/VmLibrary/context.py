@@ -64,6 +64,9 @@ class VmContext:
         """A path relative to log.html, for links in the log."""
         log_file = self.variable("${LOG FILE}", "NONE")
         base = Path(log_file).parent if log_file and log_file != "NONE" else self.output_dir
+        if self.variable("${PABOTQUEUEINDEX}") is not None and self.output_dir.parent.name == "pabot_results":
+            # A pabot worker writes into OUT/pabot_results/N/; the merged log.html lands in OUT.
+            base = self.output_dir.parent.parent
         try:
             return path.resolve().relative_to(base.resolve()).as_posix()
         except ValueError:
