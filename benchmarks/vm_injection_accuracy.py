@@ -69,7 +69,11 @@ def main() -> int:
                 name=f"accuracy-{engine}",
                 controllers=(ControllerSpec(namespaces=(NamespaceSpec(nbd=injector.uri),)),),
             )
-            vm = launch_vm(spec, work / f"vm-{engine}", registry=ProcessRegistry())
+            try:
+                vm = launch_vm(spec, work / f"vm-{engine}", registry=ProcessRegistry())
+            except BaseException:
+                injector.stop()
+                raise
             try:
                 vm.wait_until_ready(180)
                 if args.calibrate:  # median of three, so one noisy run does not set it

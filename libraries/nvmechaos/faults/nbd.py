@@ -15,6 +15,7 @@ an NBD URI for fio's nbd engine (:attr:`NbdInjector.uri`) and ``-blockdev`` opti
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -188,6 +189,8 @@ class NbdInjector(Injector):
             except PermissionError:
                 raise InjectorStartError(f"cannot run '{argv[0]}': not executable") from None
             self._wait_ready(pidfile)
+            # The server dies with us anyway (PDEATHSIG); this also removes its folder on exit.
+            atexit.register(self.stop)
         except BaseException:
             self._cleanup()
             raise
@@ -323,6 +326,7 @@ class NbdInjector(Injector):
         self._cleanup()
 
     def _cleanup(self) -> None:
+        atexit.unregister(self.stop)
         if self.process is not None and self.process.is_running():
             self.process.kill()
         if self._log is not None:
