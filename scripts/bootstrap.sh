@@ -13,7 +13,7 @@ DEV=0
 say() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 # ---- Debian packages --------------------------------------------------------------------------
-APT_PACKAGES=(fio nbdkit busybox-static dropbear-bin nvme-cli cpio linux-image-amd64 python3-venv qemu-utils)
+APT_PACKAGES=(fio nbdkit nbdkit-plugin-python busybox-static dropbear-bin nvme-cli cpio linux-image-amd64 python3-venv qemu-utils)
 QEMU_MIN_MAJOR=8
 
 as_root() {
