@@ -2,6 +2,7 @@
 Documentation    fio in the guest through resources/vm.resource: foreground and background runs, the
 ...              same result model as on the host, and a fio that sees its device unplugged.
 
+Library          OperatingSystem
 Resource         ../../../resources/vm.resource
 
 Suite Setup      Launch Fio VM
