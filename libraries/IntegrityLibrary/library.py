@@ -251,13 +251,19 @@ class IntegrityLibrary(DynamicCore):
         logger.info(f"Power restored to {', '.join(d.name for d in chosen) or 'no drive'}")
 
     @keyword
-    def get_power_timeline(self) -> list[FaultEvent]:
-        """Every drive start, power cut, restore and stop, with monotonic and wall-clock time.
+    def get_power_timeline(self, source: str | None = None, action: str | None = None) -> list[FaultEvent]:
+        """Every drive start, power cut, restore and stop, with monotonic and wall-clock time
+        (``source`` a VM or drive name, ``action`` start, cut, restore or stop: only those).
 
         Example:
         | ${events} =    Get Power Timeline
+        | ${cuts} =    Get Power Timeline    source=${vm.name}    action=cut
         """
-        events = self.timeline.events
+        events = [
+            e
+            for e in self.timeline.events
+            if (source is None or e.injector == source) and (action is None or e.action == action)
+        ]
         rows = "".join(
             f"<tr><td>{e.monotonic:.3f}</td><td>{html.escape(e.injector)}</td><td>{e.action}</td>"
             f"<td>{html.escape(json.dumps(dict(e.params), default=str))}</td></tr>"
@@ -404,7 +410,7 @@ class IntegrityLibrary(DynamicCore):
         return report.as_dict()
 
     @keyword
-    def integrity_report_should_be_clean(self, report: dict[str, Any]) -> None:
+    def integrity_report_should_be_clean(self, report: Any) -> None:
         """Fail if the report of `Verify Data Integrity` has corrupt (torn, stale, ...) blocks.
 
         Example:

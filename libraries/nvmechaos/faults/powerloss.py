@@ -310,14 +310,18 @@ def cut_power(
     if qemu_pid is not None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(qemu_pid, signal.SIGKILL)
-    monotonic, wall = time.monotonic(), time.time()
+    # Stamped the moment both signals are sent (the timeline's event and the returned cut agree).
+    names = tuple(d.name for d in drives)
+    if timeline is not None:
+        event = timeline.record("power", "cut", {"vm": vm.name, "drives": list(names)}, vm.name)
+        monotonic, wall = event.monotonic, event.wall
+    else:
+        monotonic, wall = time.monotonic(), time.time()
     code = vm.power_cut()
     for drive in drives:
         drive.reap()
         drive.timeline.record("power", "cut", {"profile": drive.profile, "vm": vm.name}, drive.name)
-    cut = PowerCut(monotonic, wall, vm.name, tuple(d.name for d in drives), code)
-    if timeline is not None:
-        timeline.record("power", "cut", cut.as_dict(), vm.name)
+    cut = PowerCut(monotonic, wall, vm.name, names, code)
     return cut
 
 
