@@ -93,6 +93,7 @@ class IntegrityLibrary(DynamicCore):
         self._drives: list[tuple[str, PowerLossDrive]] = []
         self._writers: list[tuple[str, GuestWriter]] = []
         self._counter = 0
+        self._journals = 0
         super().__init__([])
 
     # ----- listener -------------------------------------------------------------------------------
@@ -313,7 +314,11 @@ class IntegrityLibrary(DynamicCore):
                 fua_every=int(fua_every),
                 seed=int(seed),
             )
-            journal = self._output_dir() / f"journal-{_safe(str(getattr(vm, 'name', 'vm')))}.txt"
+            self._journals += 1
+            journal = (
+                self._output_dir()
+                / f"journal-{self._journals:02d}-{_safe(str(getattr(vm, 'name', 'vm')))}.txt"
+            )
             writer = start_writer(vm, settings, journal)
         except NvmeChaosError as error:
             fail(error)
@@ -428,17 +433,19 @@ class IntegrityLibrary(DynamicCore):
             )
 
     @keyword
-    def damage_flushed_block(
+    def damage_flushed_block(  # noqa: PLR0917 - Robot keywords take their options positionally too
         self,
         drive: PowerLossDrive,
         writer: GuestWriter,
         block: int | None = None,
         offset: int = 100,
         count: int = 4,
+        pick: int = 0,
     ) -> int:
-        """Flip ``count`` bytes at ``offset`` inside a flushed block of the drive's image (the first
-        durable block when ``block`` is None); return the block number. For proving that
-        `Verify Data Integrity` catches damage (offset < 48 hits the header, beyond it the payload).
+        """Flip ``count`` bytes at ``offset`` inside a flushed block of the drive's image and return
+        the block number: ``block``, or else the ``pick``-th (from 0) block the journal shows as
+        durable. For proving that `Verify Data Integrity` catches damage (an ``offset`` below 48
+        hits the block's header: garbage; beyond it the payload: torn).
 
         Example:
         | ${block} =    Damage Flushed Block    ${drive}    ${writer}
@@ -450,9 +457,11 @@ class IntegrityLibrary(DynamicCore):
             snapshot = target.snapshot()
             durable = sorted(b for b, g in snapshot.durable.items() if g > 0)
             if block is None:
-                if not durable:
-                    fail("the writer's journal has no flushed block to damage")
-                block = durable[0]
+                if len(durable) <= int(pick):
+                    fail(
+                        f"the writer's journal has {len(durable)} flushed blocks: no number {pick} to damage"
+                    )
+                block = durable[int(pick)]
             position = (snapshot.first_block + int(block)) * snapshot.block_size + int(offset)
             flip_bytes(chosen.backing, position, int(count))
         except NvmeChaosError as error:

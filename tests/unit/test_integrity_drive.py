@@ -81,6 +81,12 @@ def first_bytes(path: Path, blocks: int = 6) -> list[int]:
     return [data[b * KIB4] for b in range(blocks)]
 
 
+@pytest.fixture(autouse=True)
+def private_run_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drives' private folders under the test's folder (never left in the temp dir)."""
+    monkeypatch.setenv("NVMECHAOS_RUN_DIR", str(tmp_path / "run"))
+
+
 @pytest.fixture
 def registry() -> Iterator[ProcessRegistry]:
     registry = ProcessRegistry()

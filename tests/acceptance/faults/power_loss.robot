@@ -48,8 +48,7 @@ Oracle Catches Torn, Garbage And Stale Blocks
     Should Be Equal As Integers    ${report}[torn]    1
     Run Keyword And Expect Error    Data integrity failed (no-PLP): 1 of *block ${payload} torn*
     ...    Integrity Report Should Be Clean    ${report}
-    ${header}    Damage Flushed Block    ${drive}    ${writer}    block=${report}[checked]    offset=8
-    ...    count=1
+    ${header}    Damage Flushed Block    ${drive}    ${writer}    offset=8    count=1    pick=1
     Run Keyword And Expect Error    *corrupt (torn 1, stale 0, misplaced 0, garbage 1)*block ${header} garbage*
     ...    Verify Data Integrity    ${writer}    ${drive}
 
