@@ -219,19 +219,29 @@ class IntegrityLibrary(DynamicCore):
         """Cut the power of ``vm`` and its drives at once: SIGKILL the drives' nbdkit, then QEMU.
 
         Unflushed writes in a no-PLP drive's cache are gone, as on a real drive. Without
-        ``drives``, every live drive this library started is cut. Returns the cut with its
-        ``monotonic`` and ``wall`` time (also on `Get Power Timeline`).
+        ``drives``, the live drives this library started that back one of the VM's namespaces
+        are cut. Returns the cut with its ``monotonic`` and ``wall`` time (also on
+        `Get Power Timeline`). (``Power Cut VM`` kills QEMU alone: the drives keep their caches.)
 
         Example:
         | ${cut} =    Cut Power    ${vm}    ${drive}
+        | ${cut} =    Cut Power    ${vm}
         """
-        chosen = [self._drive(d) for d in drives] or [d for _, d in self._drives if d.is_alive()]
+        chosen = [self._drive(d) for d in drives] or self._drives_of(vm)
         cut = cut_power(vm, chosen, self.timeline)
         logger.info(
             f"Power cut of VM {cut.vm} and drives {', '.join(cut.drives) or '-'} at monotonic "
             f"{cut.monotonic:.6f} (wall {cut.wall:.6f}); QEMU exit code {cut.qemu_exit}"
         )
         return cut
+
+    def _drives_of(self, vm: Any) -> list[PowerLossDrive]:
+        uris = {
+            namespace.nbd
+            for controller in getattr(vm, "controllers", ())
+            for namespace in getattr(controller, "namespaces", ())
+        }
+        return [d for _, d in self._drives if d.is_alive() and d.uri in uris]
 
     @keyword
     def restore_power(self, *drives: PowerLossDrive) -> None:

@@ -63,7 +63,9 @@ FUA Writes Survive Without PLP
 Cut During Writes Then Restart Verifies Through The Guest
     ${drive}    ${vm}    ${writer}    Start Writer On New VM    plp=${False}    count=0
     Wait For Integrity Writer    ${writer}    writes=500
-    ${cut}    Cut Power    ${vm}    ${drive}
+    # Without drives, Cut Power cuts those backing the VM's namespaces.
+    ${cut}    Cut Power    ${vm}
+    Should Be Equal    ${cut.drives}    ${{ ($drive.name,) }}
     ${report}    Restart And Verify Through The Guest    ${drive}    ${vm}    ${writer}
     Should Be True    ${report}[writes] >= 500
     Should Be Equal As Integers    ${report}[corrupt]    0
