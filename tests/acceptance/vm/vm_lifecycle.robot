@@ -61,6 +61,19 @@ Two Controllers With Two Namespaces Each
     Length Should Be    ${devices}[SERB]    2
     Should Be Equal    ${vm.controllers[1].bus}    rp1
 
+Layout With A 4 KiB Namespace
+    [Documentation]    A JSON layout: one controller with a 512 B and a 4 KiB namespace, one with a
+    ...    qcow2-backed namespace created on the fly.
+    ${layout}    Catenate    [{"serial": "LAY0", "namespaces": ["64M", {"size": "64M", "block_size": 4096}]},
+    ...    {"serial": "LAY1", "namespaces": [{"size": "32M", "format": "qcow2"}]}]
+    ${vm}    Launch NVMe VM    name=layout    layout=${layout}
+    ${devices}    Get VM Guest Devices    ${vm}
+    ${second}    Evaluate    sorted($devices["LAY0"])[1].split("/")[-1]
+    ${bs}    Guest Command Should Succeed    ${vm}    cat /sys/block/${second}/queue/logical_block_size
+    Should Be Equal As Integers    ${bs}    4096
+    Should Be Equal    ${vm.controllers[1].namespaces[0].format}    qcow2
+    Length Should Be    ${devices}[LAY1]    1
+
 NBD Export As Namespace
     [Documentation]    A namespace served by nbdkit over a unix socket: present in the guest, writable.
     ${socket}    Evaluate    __import__("tempfile").mktemp(prefix="nbd-", suffix=".sock")
