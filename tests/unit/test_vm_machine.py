@@ -155,3 +155,25 @@ def test_accelerator_choice_and_probe_cache(tmp_path: Path, monkeypatch: pytest.
     assert qemu_module._read_probe_cache(key) == ("tcg", "TCG: probe said so")
     assert qemu_module._read_probe_cache(key + "other") is None
     assert (tmp_path / "accel-probe.json").is_file()
+
+
+def test_argv_for_a_user_disk_image(tmp_path: Path) -> None:
+    image = tmp_path / "cloud.qcow2"
+    image.write_bytes(b"QFI\xfb" + b"\0" * 60)
+    key = generate_key(tmp_path / "id")
+    spec = VmSpec(name="cloud", guest=GuestSpec(disk_image=image, ssh_user="debian", ssh_key=key.private))
+    spec.guest.check()
+    vm = Vm(
+        spec=spec,
+        qemu=Qemu("/usr/bin/qemu-system-x86_64", (10, 0, 2)),
+        run_dir=tmp_path,
+        output_dir=tmp_path,
+        key=key,
+        image=None,
+        controllers=_namespaces(spec, tmp_path),
+        ssh_port=2200,
+    )
+    argv = vm.argv()
+    assert f"file={image},if=virtio,snapshot=on,format=qcow2" in argv
+    assert "-kernel" not in argv and "-append" not in argv and "-bios" not in argv
+    assert vm.ssh_user == "debian"
