@@ -2,53 +2,27 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Any, NoReturn
-
-from robot.api import logger
-from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 
 from nvmechaos.faults import Injector, Schedule, Timeline
+from nvmechaos_robot import KeywordContext, KeywordError, fail, safe_name
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class ChaosKeywordError(AssertionError):
-    """A keyword failure whose message is shown as it is, without an exception name."""
-
-    ROBOT_SUPPRESS_NAME = True
+__all__ = ["ChaosContext", "KeywordError", "fail", "safe_name"]
 
 
-def fail(error: Exception | str) -> NoReturn:
-    """End the keyword with a one-line failure."""
-    raise ChaosKeywordError(str(error)) from None
-
-
-def safe_name(text: str, limit: int = 60) -> str:
-    return _UNSAFE.sub("_", text).strip("_")[:limit] or "unnamed"
-
-
-class ChaosContext:
+class ChaosContext(KeywordContext):
     """Owns every injector and schedule the keywords started, by the test or suite that started them."""
 
     def __init__(self) -> None:
-        self.scope = ""
+        super().__init__()
         self.timeline = Timeline()
         self._owned: list[tuple[str, Injector | Schedule]] = []
         self._counter = 0
 
-    @staticmethod
-    def variable(name: str, default: Any = None) -> Any:
-        try:
-            return BuiltIn().get_variable_value(name, default)
-        except RobotNotRunningError:
-            return default
-
     @property
     def log_dir(self) -> Path:
         suite = safe_name(str(self.variable("${SUITE NAME}", "suite")))
-        return Path(self.variable("${OUTPUT DIR}", ".")).resolve() / "faults" / suite
+        return self.output_dir / "faults" / suite
 
     def next_name(self, prefix: str) -> str:
         self._counter += 1
@@ -82,7 +56,3 @@ class ChaosContext:
                 except Exception as error:
                     problems.append(f"{item.name}: {error}")
         return problems
-
-    @staticmethod
-    def html(message: str) -> None:
-        logger.info(message, html=True)

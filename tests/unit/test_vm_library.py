@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from VmLibrary import VmLibrary
-from VmLibrary.context import VmContext, VmKeywordError, safe_name
+from VmLibrary.context import KeywordError, VmContext, safe_name
 from VmLibrary.lifecycle import _layout
 from VmLibrary.qmp import typed
 
@@ -38,7 +38,7 @@ def test_layout_json_and_errors() -> None:
         {"serial": "A", "namespaces": ["2G"]},
     ]
     assert _layout("1G") == "1G"
-    with pytest.raises(VmKeywordError, match="layout is not valid JSON"):
+    with pytest.raises(KeywordError, match="layout is not valid JSON"):
         _layout("[1G]")
 
 

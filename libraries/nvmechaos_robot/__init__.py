@@ -1,0 +1,10 @@
+"""Robot Framework glue shared by the keyword libraries (FioLibrary, VmLibrary, ChaosLibrary).
+
+The engine (``nvmechaos``) has no Robot imports; everything the keyword layers need from Robot —
+failures without tracebacks, variables, per-test output folders, links that work in log.html and in
+pabot's merged log — lives here once.
+"""
+
+from nvmechaos_robot.context import KeywordContext, KeywordError, fail, safe_name
+
+__all__ = ["KeywordContext", "KeywordError", "fail", "safe_name"]
