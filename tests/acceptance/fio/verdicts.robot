@@ -1,22 +1,23 @@
 *** Settings ***
 Documentation    Threshold and consistency verdicts on real fio results.
 
-Resource         common.resource
+Library          OperatingSystem
+Library          Process
+# Its own FioLibrary: the verdicts here are judged against data/reachable.yaml.
+Library          FioLibrary    thresholds=${CURDIR}/data/reachable.yaml    job_dir=${CURDIR}/data
 
 Suite Setup      Run Reference Job
 
 Test Tags        acceptance    fio    verdict
 
-                 [Documentation]    One real mixed run that the verdict tests judge in different ways.
-
 
 *** Test Cases ***
-Default Profile Passes On The Host File
+Reachable Limits Pass On The Host File
     Fio Result Should Meet Thresholds    ${RESULT}    profile=default
 
 Impossible Minimum Fails Naming Job Direction Metric Limit And Value
     ${message}    Run Keyword And Expect Error    *
-    ...    Fio Result Should Meet Thresholds    ${RESULT}    min_iops=1000000000
+    ...    Fio Result Should Meet Thresholds    ${RESULT}    profile=default    min_iops=1000000000
     Should Match Regexp    ${message}
     ...    ^2 threshold violations \\(profile default\\):\\n- job 'mixed_randrw' read: IOPS \\(min_iops\\)
     Should Match Regexp    ${message}
@@ -24,7 +25,8 @@ Impossible Minimum Fails Naming Job Direction Metric Limit And Value
 
 All Violations Are Reported Together
     ${message}    Run Keyword And Expect Error    *
-    ...    Fio Result Should Meet Thresholds    ${RESULT}    min_iops=1e9    max_p99_latency_ms=0.000001
+    ...    Fio Result Should Meet Thresholds    ${RESULT}    profile=default    min_iops=1e9
+    ...    max_p99_latency_ms=0.000001
     ...    write.min_bw_mbps=1e6
     Should Start With    ${message}    5 threshold violations
     Should Contain    ${message}    p99 latency (max_p99_latency_ms) must be at most
@@ -44,7 +46,7 @@ A Job That Did No IO Never Passes
 Consistency Passes On A Steady Run And Fails Beyond Its Limit
     Fio Result Should Be Consistent    ${RESULT}    profile=default    ramp=1
     Run Keyword And Expect Error    *IOPS coefficient of variation (max_iops_cov_pct) must be at most 0 %*
-    ...    Fio Result Should Be Consistent    ${RESULT}    max_iops_cov_pct=0
+    ...    Fio Result Should Be Consistent    ${RESULT}    profile=default    max_iops_cov_pct=0
 
 Consistency Metric Given To The Threshold Keyword Is Refused
     Run Keyword And Expect Error
@@ -74,9 +76,11 @@ The Performance Suite Fails Against An Impossible Profile
 
 *** Keywords ***
 Run Reference Job
-    [Documentation]    One real mixed run that the verdict tests judge in different ways.
-    Create Target Directory
-    ${result}    Run Fio Job    mixed_randrw    directory=${TARGET}    runtime=4
+    [Documentation]    One real mixed run that the verdict tests judge in different ways, by the
+    ...    FioLibrary that reads data/reachable.yaml.
+    VAR    ${target}    ${OUTPUT DIR}${/}verdicts-target
+    Create Directory    ${target}
+    ${result}    Run Fio Job    mixed_randrw    directory=${target}    runtime=4
     VAR    ${RESULT}    ${result}    scope=SUITE
     ${python}    Evaluate    sys.executable
     VAR    ${PYTHON}    ${python}    scope=SUITE
