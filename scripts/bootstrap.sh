@@ -13,7 +13,8 @@ DEV=0
 say() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 # ---- Debian packages --------------------------------------------------------------------------
-APT_PACKAGES=(fio nbdkit nbdkit-plugin-python busybox-static dropbear-bin nvme-cli cpio linux-image-amd64 python3-venv qemu-utils)
+APT_PACKAGES=(fio nbdkit nbdkit-plugin-python busybox-static dropbear-bin openssh-sftp-server nvme-cli cpio
+  e2fsprogs kmod linux-image-amd64 python3-venv qemu-utils)
 QEMU_MIN_MAJOR=8
 
 as_root() {

@@ -95,8 +95,15 @@ def render_timeline_png(
     for start, end, label in windows:
         if label:
             top.text(
-                start + (end - start) / 2, 1.0, label, transform=top.get_xaxis_transform(),
-                ha="center", va="bottom", fontsize=7, color=_FAULT_COLOUR, clip_on=False,
+                start + (end - start) / 2,
+                1.0,
+                label,
+                transform=top.get_xaxis_transform(),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                color=_FAULT_COLOUR,
+                clip_on=False,
             )
     handles = {*iops_by_label, *latency}
     if handles:

@@ -114,9 +114,7 @@ _BYTES_0_4 = _U64(0x000000FF000000FF)
 _PAIR_A = _U64(100 + (1000000 << 32))
 _PAIR_B = _U64(1 + (10000 << 32))
 # _KEEP[w]: the top w bytes of a little-endian word (the last w characters before a column's end).
-_KEEP = np.array(
-    [0] + [((1 << 64) - 1) ^ ((1 << (8 * (8 - w))) - 1) for w in range(1, 9)], dtype=np.uint64
-)
+_KEEP = np.array([0] + [((1 << 64) - 1) ^ ((1 << (8 * (8 - w))) - 1) for w in range(1, 9)], dtype=np.uint64)
 _PAD = 16
 
 
@@ -707,7 +705,7 @@ class _LatencyAccumulator:
 
 
 def _kind_of(path: Path) -> str:
-    """"clat" for ``fio_clat.1.log`` and the like; "" when the name does not say."""
+    """ "clat" for ``fio_clat.1.log`` and the like; "" when the name does not say."""
     match = re.search(r"_(iops|bw|lat|clat|slat)(\.\d+)?\.log$", path.name)
     return match.group(1) if match else ""
 
@@ -1065,8 +1063,17 @@ def steady_state(
     name = f"{series.direction} {series.kind}"
     if values.size < rounds:
         return SteadyState(
-            False, rounds, size, math.nan, math.nan, math.nan, math.nan, math.nan, max_range_pct,
-            max_slope_pct, f"{name}: only {values.size} rounds after the {ramp_s:g} s ramp, {rounds} needed",
+            False,
+            rounds,
+            size,
+            math.nan,
+            math.nan,
+            math.nan,
+            math.nan,
+            math.nan,
+            max_range_pct,
+            max_slope_pct,
+            f"{name}: only {values.size} rounds after the {ramp_s:g} s ramp, {rounds} needed",
         )
     last: SteadyState | None = None
     for start in range(values.size - rounds + 1):
@@ -1090,8 +1097,17 @@ def steady_state(
             f"slope excursion {slope_pct:.1f} % (limit {max_slope_pct:g} %)"
         )
         last = SteadyState(
-            steady, rounds, size, float(window_t[0]), float(window_t[-1]), mean, range_pct, slope_pct,
-            max_range_pct, max_slope_pct, detail,
+            steady,
+            rounds,
+            size,
+            float(window_t[0]),
+            float(window_t[-1]),
+            mean,
+            range_pct,
+            slope_pct,
+            max_range_pct,
+            max_slope_pct,
+            detail,
         )
         if steady:
             return last
