@@ -9,6 +9,7 @@ from robotlibcore import DynamicCore
 
 from nvmechaos.process import REGISTRY
 from VmLibrary.context import VmContext
+from VmLibrary.faults import FaultKeywords
 from VmLibrary.lifecycle import LifecycleKeywords
 from VmLibrary.qmp import QmpKeywords
 
@@ -63,7 +64,7 @@ class VmLibrary(DynamicCore):
         self.ROBOT_LIBRARY_LISTENER = self
         self._ctx = VmContext(cache_dir, float(boot_timeout), int(memory), int(cpus))
         self._scopes: list[str] = []
-        super().__init__([LifecycleKeywords(self._ctx), QmpKeywords(self._ctx)])
+        super().__init__([LifecycleKeywords(self._ctx), QmpKeywords(self._ctx), FaultKeywords(self._ctx)])
 
     # Listener interface (v3): stop the VMs a test or suite launched when it ends.
     def start_suite(self, data: Any, result: Any) -> None:

@@ -1,0 +1,237 @@
+"""Putting fio's interval logs from a guest on the host's monotonic clock.
+
+A fault timeline is stamped with the host's ``time.monotonic()``; fio in a guest stamps its logs
+from its own start, on the guest's clock. To line them up:
+
+1. fio runs with ``log_unix_epoch=1``: every log line carries the guest's wall clock (ms) at the
+   window's end, i.e. ``C + k * window + lateness`` where ``C`` is the guest wall clock at fio's
+   start (fio's ``td->epoch``) and lateness a few ms. :func:`fio_start_ms` recovers ``C`` per log
+   file, assuming the first logged window is the first window of the run (true whenever I/O
+   completed in fio's first window); :func:`rebase_epoch_logs` rewrites the logs relative to ``C``
+   (as fio writes them by default) and keeps the originals in ``epoch/``.
+2. The guest's wall clock is compared with the host's over SSH (:func:`estimate_offset`): the
+   guest prints its clock between two host readings; the sample with the shortest round trip wins
+   and half that round trip is the uncertainty (typically 40-60 ms under TCG).
+3. The host's wall clock and monotonic clock are read together, so fio's start becomes a host
+   ``time.monotonic()`` value (:class:`RunClock`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from nvmechaos.errors import NvmeChaosError
+
+TIMELINE_NAME = "timeline.json"
+EPOCH_DIR = "epoch"
+# A guest command printing its wall clock with microseconds (busybox's date has no %N).
+GUEST_CLOCK_COMMAND = "adjtimex | grep 'time.tv_'"
+_ADJTIMEX = re.compile(r"time\.tv_sec:\s*(\d+)\s+time\.tv_usec:\s*(\d+)", re.S)
+
+
+class ClockError(NvmeChaosError):
+    """Guest clock or fio logs cannot be lined up with the host clock."""
+
+
+@dataclass(frozen=True)
+class ClockSample:
+    """One comparison: host wall clock before and after, and the guest's wall clock in between."""
+
+    host_before: float
+    host_after: float
+    guest: float
+
+    @property
+    def round_trip(self) -> float:
+        return self.host_after - self.host_before
+
+    @property
+    def offset(self) -> float:
+        """Guest minus host wall clock, in seconds."""
+        return self.guest - (self.host_before + self.host_after) / 2.0
+
+
+def parse_guest_clock(text: str) -> float:
+    """Epoch seconds from busybox ``adjtimex`` output (``time.tv_sec`` and ``time.tv_usec``).
+
+    Raises:
+        ClockError: the text has no such lines.
+    """
+    match = _ADJTIMEX.search(text)
+    if not match:
+        raise ClockError(f"cannot read the guest clock from adjtimex output: {text.strip()[:120]!r}")
+    return int(match.group(1)) + int(match.group(2)) / 1e6
+
+
+def estimate_offset(samples: Sequence[ClockSample]) -> tuple[float, float]:
+    """(guest minus host wall clock, uncertainty) in seconds from the sample with the shortest round trip.
+
+    Raises:
+        ClockError: no samples.
+    """
+    if not samples:
+        raise ClockError("no guest clock samples")
+    best = min(samples, key=lambda s: s.round_trip)
+    return best.offset, best.round_trip / 2.0
+
+
+def _read_lines(path: Path) -> list[list[str]]:
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except OSError as error:
+        raise ClockError(f"cannot read fio log '{path}': {error.strerror}") from None
+    return [[f.strip() for f in line.split(",")] for line in text.splitlines() if line.strip()]
+
+
+def fio_start_ms(times_ms: Iterable[int], window_ms: int) -> int:
+    """Guest wall clock (ms) of fio's start from the window-end stamps of one epoch log.
+
+    Raises:
+        ClockError: no stamps, or ``window_ms`` < 1.
+    """
+    stamps = sorted(set(times_ms))
+    if not stamps:
+        raise ClockError("an empty fio log has no start time")
+    if window_ms < 1:
+        raise ClockError(f"log window {window_ms} ms is not positive")
+    first = stamps[0]
+    guess = first - window_ms
+    return min(t - window_ms * round((t - guess) / window_ms) for t in stamps)
+
+
+def rebase_epoch_logs(paths: Iterable[Path], window_ms: int = 1000) -> dict[str, int]:
+    """Rewrite fio logs written with ``log_unix_epoch=1`` relative to their own fio start (as fio
+    writes them without it); keep the originals in ``epoch/`` beside them. Return each file's start
+    (guest epoch ms) by file name. Files already rebased (their original is in ``epoch/``) are read
+    from the original again, so calling this twice changes nothing.
+
+    Raises:
+        ClockError: a file cannot be read or written, or is not an epoch log.
+    """
+    starts: dict[str, int] = {}
+    for path in paths:
+        original = path.parent / EPOCH_DIR / path.name
+        source = original if original.is_file() else path
+        rows = _read_lines(source)
+        try:
+            stamps = [int(row[0]) for row in rows]
+        except (ValueError, IndexError):
+            raise ClockError(f"fio log '{source}' has a line whose time is not a number") from None
+        if not stamps:
+            continue
+        if min(stamps) < 10**12:
+            raise ClockError(
+                f"fio log '{source}' is not stamped with the wall clock (run fio with log_unix_epoch=1)"
+            )
+        start = fio_start_ms(stamps, window_ms)
+        starts[path.name] = start
+        try:
+            if source is path:
+                original.parent.mkdir(exist_ok=True)
+                shutil.copy2(path, original)
+            text = "".join(", ".join([str(int(row[0]) - start), *row[1:]]) + "\n" for row in rows)
+            path.write_text(text, encoding="ascii")
+        except OSError as error:
+            raise ClockError(f"cannot rewrite fio log '{path}': {error.strerror}") from None
+    return starts
+
+
+@dataclass(frozen=True)
+class RunClock:
+    """Where fio's time 0 is on the host's clocks (see the module docstring)."""
+
+    fio_start_monotonic: float
+    fio_start_wall: float
+    fio_start_guest_wall: float
+    guest_offset_s: float
+    uncertainty_s: float
+    drift_s: float | None = None
+    starts_ms: Mapping[str, int] | None = None
+
+    def save(self, directory: Path) -> Path:
+        path = directory / TIMELINE_NAME
+        path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, directory: Path) -> RunClock | None:
+        """The clock saved in ``directory``, or None when there is none.
+
+        Raises:
+            ClockError: the file exists but is not a run clock.
+        """
+        path = directory / TIMELINE_NAME
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**data)
+        except (OSError, ValueError, TypeError) as error:
+            raise ClockError(f"'{path}' is not a run clock: {error}") from None
+
+
+def host_wall_minus_monotonic() -> float:
+    """``time.time() - time.monotonic()`` read as closely together as possible."""
+    best: tuple[float, float] | None = None
+    for _ in range(5):
+        before = time.monotonic()
+        wall = time.time()
+        after = time.monotonic()
+        if best is None or after - before < best[0]:
+            best = (after - before, wall - (before + after) / 2.0)
+    assert best is not None
+    return best[1]
+
+
+def align_run(
+    logs: Iterable[Path],
+    before: Sequence[ClockSample],
+    after: Sequence[ClockSample] = (),
+    window_ms: int = 1000,
+) -> RunClock:
+    """Rebase ``logs`` (see :func:`rebase_epoch_logs`) and place fio's start on the host's clocks,
+    using the guest clock offset measured ``before`` (and ``after``) the run.
+
+    Raises:
+        ClockError: no samples, or no log has a line.
+    """
+    offset, uncertainty = estimate_offset(list(before) + list(after))
+    drift = None
+    if before and after:
+        drift = estimate_offset(after)[0] - estimate_offset(before)[0]
+    starts = rebase_epoch_logs(logs, window_ms)
+    if not starts:
+        raise ClockError("no fio log line to find fio's start in (did the job do any I/O?)")
+    guest_start = min(starts.values()) / 1000.0
+    host_wall = guest_start - offset
+    return RunClock(
+        fio_start_monotonic=host_wall - host_wall_minus_monotonic(),
+        fio_start_wall=host_wall,
+        fio_start_guest_wall=guest_start,
+        guest_offset_s=offset,
+        uncertainty_s=uncertainty,
+        drift_s=drift,
+        starts_ms=starts,
+    )
+
+
+__all__ = [
+    "EPOCH_DIR",
+    "GUEST_CLOCK_COMMAND",
+    "TIMELINE_NAME",
+    "ClockError",
+    "ClockSample",
+    "RunClock",
+    "align_run",
+    "estimate_offset",
+    "fio_start_ms",
+    "host_wall_minus_monotonic",
+    "parse_guest_clock",
+    "rebase_epoch_logs",
+]

@@ -1,0 +1,402 @@
+"""Faults QEMU makes over QMP: hot-unplug and hot-plug of an NVMe controller, and I/O throttling.
+
+Every fault is recorded on a :class:`QmpFaultLog` as :class:`~nvmechaos.faults.base.FaultEvent`
+entries stamped with ``time.monotonic()`` and ``time.time()`` (the clock fio runs, QMP events and
+NBD injectors use), so impact verdicts and charts put them on one timeline with fio's logs:
+
+- ``hotplug``: ``apply`` when ``device_del`` is sent, ``deleted`` when QEMU reports
+  ``DEVICE_DELETED`` (stamped with the event's own arrival time), ``plug`` when ``device_add`` is
+  sent and ``clear`` when the guest can read the namespace again. The fault window is apply→clear.
+- ``throttle``: ``apply`` with the limits, ``clear`` when they are removed.
+
+Throttling: QEMU throttles a block node when it sits under a ``throttle`` filter node that belongs
+to a ``throttle-group`` object. The VM's namespaces are built as ``format node -> protocol node``;
+:func:`ensure_throttle_node` inserts ``throttle-<node>`` (group ``tg-<node>``) between them while
+the VM runs (``object-add``, ``blockdev-add``, then ``blockdev-reopen`` of the format node with
+the new child; 1-2 ms, safe during I/O). Limits then change live with ``qom-set`` of the group's
+``limits``; all of ``iops-total/read/write`` and ``bps-total/read/write`` are always sent, because
+QEMU keeps the previous value of any field left out. Limits count requests reaching the protocol
+node (for a qcow2 namespace, metadata I/O counts too).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from nvmechaos.faults.base import FaultError, FaultEvent
+from nvmechaos.vm.errors import QmpError, VmError
+from nvmechaos.vm.machine import ControllerHandle, NamespaceHandle, Vm
+
+SOURCE_PREFIX = "qmp"
+THROTTLE_FIELDS = ("iops-total", "iops-read", "iops-write", "bps-total", "bps-read", "bps-write")
+# Prints "<block device> <nsid>" for every namespace of the controller with serial $1 that exists and
+# whose first 4 KiB can be read (the namespace is usable, not just announced).
+_USABLE_PROBE = (
+    'for b in /sys/block/nvme*n*; do [ -e "$b" ] || continue; n=${b##*/}; case "$n" in *c*) continue;; esac; '
+    '[ "$(echo $(cat $b/device/serial 2>/dev/null))" = "{serial}" ] || continue; '
+    'dd if=/dev/$n of=/dev/null bs=4096 count=1 2>/dev/null && echo "/dev/$n $(cat $b/nsid)"; done'
+)
+
+
+class HotplugError(FaultError):
+    """A hot-unplug or hot-plug did not complete (QEMU refused it, or it did not finish in time)."""
+
+
+class ThrottleError(FaultError):
+    """Throttle limits are invalid or QEMU refused them."""
+
+
+class GuestShell(Protocol):
+    """What the hot-plug check needs of a guest connection (``nvmechaos.vm.ssh.GuestSsh``)."""
+
+    def run(self, command: str, timeout: float = 30.0) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class QmpFaultLog:
+    """The QMP faults of one VM, oldest first (thread-safe)."""
+
+    vm_name: str
+    _events: list[FaultEvent] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def source(self) -> str:
+        return f"{SOURCE_PREFIX}:{self.vm_name}"
+
+    def record(
+        self,
+        kind: str,
+        action: str,
+        params: Mapping[str, Any] | None = None,
+        monotonic: float | None = None,
+        wall: float | None = None,
+    ) -> FaultEvent:
+        """Append an event stamped now (or at ``monotonic``/``wall``, e.g. a QMP event's arrival)."""
+        now_mono, now_wall = time.monotonic(), time.time()
+        event = FaultEvent(
+            kind=kind,
+            action=action,
+            params=MappingProxyType(dict(params or {})),
+            monotonic=now_mono if monotonic is None else monotonic,
+            wall=(now_wall if wall is None else wall),
+            injector=self.source,
+        )
+        with self._lock:
+            self._events.append(event)
+        return event
+
+    @property
+    def events(self) -> list[FaultEvent]:
+        with self._lock:
+            return sorted(self._events, key=lambda e: e.monotonic)
+
+
+@dataclass(frozen=True)
+class UnplugResult:
+    """A completed hot-unplug: seconds from ``device_del`` to ``DEVICE_DELETED``."""
+
+    device: str
+    seconds: float
+    sent: FaultEvent
+    deleted: FaultEvent
+
+
+@dataclass(frozen=True)
+class PlugResult:
+    """A completed hot-plug: seconds from ``device_add`` until the guest read every namespace."""
+
+    device: str
+    seconds: float
+    guest_devices: tuple[str, ...]
+    plugged: FaultEvent
+    usable: FaultEvent
+
+
+def controller(vm: Vm, device: str) -> ControllerHandle:
+    """The controller with qdev id ``device``.
+
+    Raises:
+        HotplugError: no such controller, naming those there are.
+    """
+    for handle in vm.controllers:
+        if handle.id == device:
+            return handle
+    known = ", ".join(vm.device_ids) or "none"
+    raise HotplugError(f"VM '{vm.name}' has no NVMe controller '{device}' (controllers: {known})")
+
+
+def hot_unplug(vm: Vm, device: str, log: QmpFaultLog, timeout: float = 10.0) -> UnplugResult:
+    """``device_del`` the controller ``device`` and wait for QEMU's ``DEVICE_DELETED``.
+
+    Raises:
+        HotplugError: unknown device, QEMU refused ``device_del`` (its error class and text), or
+            no ``DEVICE_DELETED`` within ``timeout`` seconds (the guest did not release it).
+    """
+    handle = controller(vm, device)
+    if timeout <= 0:
+        raise HotplugError(f"unplug timeout {timeout:g} s is not positive")
+    since = time.monotonic()
+    try:
+        vm.execute("device_del", {"id": handle.id}, timeout=min(30.0, max(timeout, 5.0)))
+    except QmpError as error:
+        raise HotplugError(f"hot-unplug of '{device}' on VM '{vm.name}': {error}") from None
+    sent = log.record("hotplug", "apply", {"device": device, "command": "device_del"}, monotonic=since)
+    try:
+        event = vm.wait_for_event("DEVICE_DELETED", {"device": handle.id}, timeout, since=since)
+    except QmpError:
+        log.record("hotplug", "timeout", {"device": device, "waited_s": timeout})
+        raise HotplugError(
+            f"'{device}' of VM '{vm.name}' was not unplugged: no DEVICE_DELETED within {timeout:g} s "
+            "after device_del (the guest did not release the device)"
+        ) from None
+    deleted = log.record(
+        "hotplug",
+        "deleted",
+        {"device": device, "seconds": event.monotonic - since},
+        monotonic=event.monotonic,
+        wall=event.wall,
+    )
+    return UnplugResult(device, event.monotonic - since, sent, deleted)
+
+
+def hot_plug(
+    vm: Vm,
+    device: str,
+    log: QmpFaultLog,
+    *,
+    timeout: float = 10.0,
+    poll: float = 0.05,
+    shell: GuestShell | None = None,
+) -> PlugResult:
+    """``device_add`` the controller ``device`` (and its namespaces) back, as it was built, and wait
+    until the guest reads every one of its namespaces (``/dev/nvmeXnY`` present, first 4 KiB read).
+
+    ``shell`` is a logged-in guest connection (one is opened when None and closed after).
+
+    Raises:
+        HotplugError: unknown device, QEMU refused ``device_add`` (e.g. the device is still
+            plugged: its error class and text), or the namespaces not usable within ``timeout``.
+    """
+    handle = controller(vm, device)
+    if timeout <= 0:
+        raise HotplugError(f"plug timeout {timeout:g} s is not positive")
+    own_shell = shell is None
+    try:
+        guest: GuestShell = shell if shell is not None else vm.ssh()
+    except VmError as error:
+        raise HotplugError(
+            f"hot-plug of '{device}': cannot reach the guest of VM '{vm.name}': {error}"
+        ) from None
+    try:
+        since = time.monotonic()
+        try:
+            vm.execute("device_add", handle.device_add_arguments())
+            for arguments in handle.namespace_add_arguments():
+                vm.execute("device_add", arguments)
+        except QmpError as error:
+            raise HotplugError(f"hot-plug of '{device}' on VM '{vm.name}': {error}") from None
+        plugged = log.record("hotplug", "plug", {"device": device, "command": "device_add"}, monotonic=since)
+        devices = _wait_usable(vm, handle, guest, since + timeout, poll)
+        if devices is None:
+            log.record("hotplug", "timeout", {"device": device, "waited_s": timeout})
+            raise HotplugError(
+                f"'{device}' of VM '{vm.name}' did not come back: its namespace(s) "
+                f"{', '.join(str(ns.nsid) for ns in handle.namespaces)} not usable in the guest within "
+                f"{timeout:g} s after device_add; console: {vm.console_tail(3) or '-'}"
+            )
+        usable = log.record("hotplug", "clear", {"device": device, "devices": list(devices)})
+        return PlugResult(device, usable.monotonic - since, devices, plugged, usable)
+    finally:
+        if own_shell:
+            guest.close()
+
+
+def _wait_usable(
+    vm: Vm, handle: ControllerHandle, guest: GuestShell, deadline: float, poll: float
+) -> tuple[str, ...] | None:
+    wanted = {ns.nsid for ns in handle.namespaces}
+    probe = _USABLE_PROBE.replace("{serial}", handle.serial)
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        if not vm.is_running():
+            raise HotplugError(f"QEMU of VM '{vm.name}' ended while waiting for '{handle.id}' to come back")
+        try:
+            result = guest.run(probe, timeout=max(1.0, remaining))
+            found = {}
+            for line in str(result.stdout).splitlines():
+                parts = line.split()
+                if len(parts) == 2 and parts[1].isdigit():
+                    found[int(parts[1])] = parts[0]
+        except VmError:
+            found = {}
+        if wanted <= set(found):
+            return tuple(found[nsid] for nsid in sorted(wanted))
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+
+# ----- throttling ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThrottleLimits:
+    """Limits of a throttle group; 0 means unlimited. IOPS in requests/s, bandwidth in bytes/s."""
+
+    iops_total: int = 0
+    iops_read: int = 0
+    iops_write: int = 0
+    bps_total: int = 0
+    bps_read: int = 0
+    bps_write: int = 0
+
+    def __post_init__(self) -> None:
+        for name, value in self.as_qmp().items():
+            if value < 0:
+                raise ThrottleError(f"throttle limit {name} {value} is negative")
+        if self.iops_total and (self.iops_read or self.iops_write):
+            raise ThrottleError("iops (total) cannot be combined with iops_read/iops_write")
+        if self.bps_total and (self.bps_read or self.bps_write):
+            raise ThrottleError("bps (total) cannot be combined with bps_read/bps_write")
+
+    @property
+    def is_unlimited(self) -> bool:
+        return not any(self.as_qmp().values())
+
+    def as_qmp(self) -> dict[str, int]:
+        """The ``limits`` value for ``qom-set`` (every field, so none keeps an old value)."""
+        return dict(
+            zip(
+                THROTTLE_FIELDS,
+                (
+                    self.iops_total,
+                    self.iops_read,
+                    self.iops_write,
+                    self.bps_total,
+                    self.bps_read,
+                    self.bps_write,
+                ),
+                strict=True,
+            )
+        )
+
+    def describe(self) -> str:
+        parts = [f"{name} {value}" for name, value in self.as_qmp().items() if value]
+        return ", ".join(parts) or "unlimited"
+
+
+def throttle_names(node: str) -> tuple[str, str]:
+    """(throttle group object id, throttle node name) used for namespace node ``node``."""
+    return f"tg-{node}", f"throttle-{node}"
+
+
+def namespaces_of(vm: Vm, device: str) -> tuple[NamespaceHandle, ...]:
+    """The namespaces ``device`` names: a controller id (all its namespaces), a namespace's block
+    node (``nvme0n1``) or ``<controller>/<nsid>`` (``nvme0/2``).
+
+    Raises:
+        ThrottleError: nothing of that name, naming what there is.
+    """
+    for handle in vm.controllers:
+        if device == handle.id:
+            return handle.namespaces
+        for ns in handle.namespaces:
+            if device in (ns.node, f"{handle.id}/{ns.nsid}"):
+                return (ns,)
+    known = ", ".join(
+        [c.id for c in vm.controllers] + [ns.node for c in vm.controllers for ns in c.namespaces]
+    )
+    raise ThrottleError(f"VM '{vm.name}' has no NVMe controller or namespace '{device}' (known: {known})")
+
+
+def ensure_throttle_node(vm: Vm, ns: NamespaceHandle) -> str:
+    """Put ``ns``'s protocol node under a throttle node of its own group (once per QEMU run);
+    return the group's id.
+
+    Raises:
+        ThrottleError: QEMU refused a step (its error class and text quoted).
+    """
+    group, node = throttle_names(ns.node)
+    try:
+        nodes = vm.execute("query-named-block-nodes", {"flat": True})
+        if any(isinstance(n, Mapping) and n.get("node-name") == node for n in nodes):
+            return group
+        vm.execute("object-add", {"qom-type": "throttle-group", "id": group})
+        vm.execute(
+            "blockdev-add",
+            {"driver": "throttle", "node-name": node, "throttle-group": group, "file": ns.file_node},
+        )
+        options: dict[str, Any] = {"driver": ns.format, "node-name": ns.node, "file": node}
+        if ns.format == "raw" and ns.nbd is None:
+            options["size"] = ns.size
+        vm.execute("blockdev-reopen", {"options": [options]})
+    except QmpError as error:
+        raise ThrottleError(
+            f"cannot put namespace node '{ns.node}' of VM '{vm.name}' under a throttle group: {error}"
+        ) from None
+    return group
+
+
+def set_throttle(vm: Vm, device: str, limits: ThrottleLimits, log: QmpFaultLog) -> list[str]:
+    """Apply ``limits`` to every namespace ``device`` names (see :func:`namespaces_of`), live; return
+    the throttle groups changed. Unlimited limits clear the throttle (recorded as ``clear``).
+
+    Raises:
+        ThrottleError: unknown device, or QEMU refused the limits.
+    """
+    namespaces = namespaces_of(vm, device)
+    groups = []
+    for ns in namespaces:
+        group = ensure_throttle_node(vm, ns)
+        try:
+            vm.execute("qom-set", {"path": group, "property": "limits", "value": limits.as_qmp()})
+        except QmpError as error:
+            raise ThrottleError(
+                f"QEMU refused throttle limits {limits.describe()} for '{device}': {error}"
+            ) from None
+        groups.append(group)
+    if limits.is_unlimited:
+        log.record("throttle", "clear", {"device": device})
+    else:
+        log.record("throttle", "apply", {"device": device, **{k: v for k, v in limits.as_qmp().items() if v}})
+    return groups
+
+
+def get_throttle(vm: Vm, device: str) -> dict[str, dict[str, int]]:
+    """Current limits per namespace node of ``device`` (nodes never throttled are left out)."""
+    result: dict[str, dict[str, int]] = {}
+    for ns in namespaces_of(vm, device):
+        group, _ = throttle_names(ns.node)
+        try:
+            value = vm.execute("qom-get", {"path": group, "property": "limits"})
+        except QmpError:
+            continue
+        result[ns.node] = {k: int(value.get(k, 0)) for k in THROTTLE_FIELDS}
+    return result
+
+
+__all__ = [
+    "THROTTLE_FIELDS",
+    "HotplugError",
+    "PlugResult",
+    "QmpFaultLog",
+    "ThrottleError",
+    "ThrottleLimits",
+    "UnplugResult",
+    "controller",
+    "ensure_throttle_node",
+    "get_throttle",
+    "hot_plug",
+    "hot_unplug",
+    "namespaces_of",
+    "set_throttle",
+    "throttle_names",
+]

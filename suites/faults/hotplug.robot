@@ -1,0 +1,93 @@
+*** Settings ***
+Documentation    Surprise hot-unplug of an NVMe controller while fio runs, then hot-plug: fio reports
+...              the I/O errors, and what matters is what happens next. The namespace is back within
+...              ${PLUG_LIMIT} s (blktests nvme/032 allows 5 s), data written and flushed before the
+...              unplug reads back intact, and a new workload meets the ${PROFILE} thresholds.
+...              Repeated unplug/plug cycles too. Each verdict is also shown to fail when its limit
+...              is broken.
+
+Resource         ../../resources/faults.resource
+
+Suite Setup      Launch Hotplug VM
+
+Test Tags        fault    hotplug    vm
+
+
+*** Variables ***
+${PROFILE}       emulated
+${PLUG_LIMIT}    5
+${CYCLES}        3
+${VM}            ${None}
+
+
+*** Test Cases ***
+Hot Unplug During IO Recovers
+    [Documentation]    Pattern written, fio running, controller pulled, put back: errors reported,
+    ...    namespace back in time, pattern intact, new workload within thresholds.
+    Write Pattern On VM    ${VM}
+    ${fio}    Start Timed Fio Job On VM    ${VM}    ${FAULT_JOBS}/fault_workload.fio    runtime=8
+    Sleep    3s
+    ${unplug}    Hot Unplug NVMe Device    ${VM}    nvme0
+    ${result}    Wait For Timed Fio Job On VM    ${fio}    allow_errors=True
+    Should Be Equal As Integers    ${result.jobs[0].error}    5    fio did not report EIO for the unplug
+    ${plug}    Hot Plug NVMe Device    ${VM}    nvme0    timeout=${PLUG_LIMIT}
+    Log    unplug ${unplug} s, plug to usable ${plug} s
+    Namespace Should Be Healthy
+
+Repeated Unplug Plug Cycles
+    [Documentation]    ${CYCLES} unplug/plug cycles; each time the namespace is back within the
+    ...    limit; afterwards the pattern is intact and a workload meets its thresholds.
+    Write Pattern On VM    ${VM}
+    VAR    @{plug_times}    @{EMPTY}
+    FOR    ${_}    IN RANGE    ${CYCLES}
+        Hot Unplug NVMe Device    ${VM}    nvme0
+        ${plug}    Hot Plug NVMe Device    ${VM}    nvme0    timeout=${PLUG_LIMIT}
+        Append To List    ${plug_times}    ${plug}
+    END
+    Log    plug to usable per cycle: ${plug_times} s
+    Namespace Should Be Healthy
+
+A Namespace Back Too Late Fails The Verdict
+    [Documentation]    Negative proof: a limit the replug cannot meet (10 ms) fails `Hot Plug NVMe
+    ...    Device` clearly, and the namespace still comes back afterwards.
+    Hot Unplug NVMe Device    ${VM}    nvme0
+    Run Keyword And Expect Error    *did not come back*within 0.01 s after device_add*
+    ...    Hot Plug NVMe Device    ${VM}    nvme0    timeout=0.01
+    Wait Until Keyword Succeeds    5s    0.2s    Namespace Should Be Back
+
+Corrupted Data Fails The Integrity Verdict
+    [Documentation]    Negative proof: a block of the pattern overwritten while the controller is
+    ...    unplugged (in the backing file) fails `Pattern Should Be Intact On VM`.
+    Write Pattern On VM    ${VM}
+    Hot Unplug NVMe Device    ${VM}    nvme0
+    Corrupt Backing Block    ${VM.controllers[0].namespaces[0].backing}    offset=${1048576}
+    Hot Plug NVMe Device    ${VM}    nvme0    timeout=${PLUG_LIMIT}
+    Run Keyword And Expect Error    *verify: bad magic header*offset 1048576*
+    ...    Pattern Should Be Intact On VM    ${VM}
+
+
+*** Keywords ***
+Launch Hotplug VM
+    [Documentation]    One VM with one 256 MiB namespace for the whole suite.
+    ${vm}    Launch NVMe VM    name=hotplug    size=256M
+    VAR    ${VM}    ${vm}    scope=SUITE
+
+Namespace Should Be Healthy
+    [Documentation]    After a replug: the pattern written before reads back intact, a new workload
+    ...    meets the ${PROFILE} thresholds, and the last timeline event says the device came back.
+    Pattern Should Be Intact On VM    ${VM}
+    ${after}    Run Fio Job On VM    ${VM}    ${FAULT_JOBS}/fault_workload.fio    runtime=3
+    Fio Result Should Meet Thresholds    ${after}    profile=${PROFILE}
+    ${events}    Get VM Fault Timeline    ${VM}
+    Should Be Equal    ${events[-1].action}    clear
+
+Namespace Should Be Back
+    [Documentation]    Fail unless the guest shows the namespace of nvme0 again.
+    ${devices}    Get VM Guest Devices    ${VM}
+    Should Not Be Empty    ${devices}    the namespace of nvme0 is not back
+
+Corrupt Backing Block
+    [Documentation]    Overwrite 4 KiB of ${path} at ${offset} with zeros (the controller must be
+    ...    unplugged, so that no guest cache hides it).
+    [Arguments]    ${path}    ${offset}
+    Evaluate    (lambda f: (f.seek(${offset}), f.write(bytes(4096)), f.close()))(open($path, 'r+b'))

@@ -1,0 +1,80 @@
+"""Unit tests of lining up guest fio logs with the host clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nvmechaos.analysis.intervals import read_series
+from nvmechaos.analysis.runclock import (
+    ClockError,
+    ClockSample,
+    RunClock,
+    align_run,
+    estimate_offset,
+    fio_start_ms,
+    parse_guest_clock,
+    rebase_epoch_logs,
+)
+
+ADJTIMEX = "    time.tv_sec:  1795662795\n    time.tv_usec: 540127\n"
+
+
+def test_parse_guest_clock() -> None:
+    assert parse_guest_clock(ADJTIMEX) == pytest.approx(1795662795.540127)
+    with pytest.raises(ClockError, match="cannot read the guest clock"):
+        parse_guest_clock("adjtimex: not found")
+
+
+def test_offset_from_shortest_round_trip() -> None:
+    samples = [
+        ClockSample(100.0, 100.2, 100.05),  # rtt 0.2
+        ClockSample(101.0, 101.04, 101.03),  # rtt 0.04, midpoint 101.02 -> +10 ms
+        ClockSample(102.0, 102.1, 101.9),
+    ]
+    offset, uncertainty = estimate_offset(samples)
+    assert offset == pytest.approx(0.01)
+    assert uncertainty == pytest.approx(0.02)
+    with pytest.raises(ClockError):
+        estimate_offset([])
+
+
+def test_fio_start_from_late_samples() -> None:
+    start = 1795662797591
+    stamps = [start + 1000 + 2, start + 2000 + 1, start + 3000 + 7, start + 4000]
+    assert fio_start_ms(stamps, 1000) == start
+    with pytest.raises(ClockError):
+        fio_start_ms([], 1000)
+
+
+def write_log(path: Path, start: int, values: list[int]) -> None:
+    lines = [f"{start + 1000 * (k + 1) + (k % 3)}, {v}, 0, 0, 0\n" for k, v in enumerate(values)]
+    path.write_text("".join(lines), encoding="ascii")
+
+
+def test_rebase_and_align(tmp_path: Path) -> None:
+    start = 1795662797591
+    write_log(tmp_path / "fio_iops.1.log", start, [3000, 3100, 2900, 3050])
+    write_log(tmp_path / "fio_clat.1.log", start, [2_000_000] * 4)
+    logs = sorted(tmp_path.glob("fio_*.1.log"))
+    before = [ClockSample(1795662790.0, 1795662790.1, 1795662790.05 + 0.25)]  # guest 250 ms ahead
+    clock = align_run(logs, before)
+    assert clock.fio_start_guest_wall == pytest.approx(start / 1000)
+    assert clock.fio_start_wall == pytest.approx(start / 1000 - 0.25)
+    assert clock.uncertainty_s == pytest.approx(0.05)
+    assert (tmp_path / "epoch" / "fio_iops.1.log").is_file()
+    series = read_series([tmp_path / "fio_iops.1.log"], "iops", window_ms=1000)["read"]
+    assert list(series.times_s) == [1.0, 2.0, 3.0, 4.0]
+    assert list(series.values) == [3000, 3100, 2900, 3050]
+    # Twice is the same as once (the original in epoch/ is read again).
+    assert rebase_epoch_logs(logs) == {"fio_clat.1.log": start, "fio_iops.1.log": start}
+    clock.save(tmp_path)
+    assert RunClock.load(tmp_path) == clock
+    assert RunClock.load(tmp_path / "epoch") is None
+
+
+def test_relative_logs_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "fio_iops.1.log").write_text("1000, 5, 0, 0, 0\n", encoding="ascii")
+    with pytest.raises(ClockError, match="log_unix_epoch=1"):
+        rebase_epoch_logs([tmp_path / "fio_iops.1.log"])
