@@ -8,6 +8,7 @@ from robot.api import logger
 from robotlibcore import DynamicCore
 
 from ChaosLibrary.context import ChaosContext
+from ChaosLibrary.impact import ImpactKeywords
 from ChaosLibrary.injectors import InjectorKeywords
 from ChaosLibrary.schedules import ScheduleKeywords
 
@@ -52,7 +53,9 @@ class ChaosLibrary(DynamicCore):
         self.ROBOT_LIBRARY_LISTENER = self
         self._ctx = ChaosContext()
         self._scopes: list[str] = []
-        super().__init__([InjectorKeywords(self._ctx), ScheduleKeywords(self._ctx)])
+        super().__init__(
+            [InjectorKeywords(self._ctx), ScheduleKeywords(self._ctx), ImpactKeywords(self._ctx)]
+        )
 
     # Listener interface (v3): remember the running test or suite, and stop what it left running.
     def start_suite(self, data: Any, result: Any) -> None:
