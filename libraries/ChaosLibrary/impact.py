@@ -165,12 +165,14 @@ class ImpactKeywords:
             f"<td>{number(i.recovery_s) if i.recovered else 'never'}</td></tr>"
             for i in impacts
         )
-        self.ctx.html(
-            f"<b>Fault impact</b> (times in s from fio's start; fault times from the host clock, {how})"
-            "<table border='1'><tr><th>fault</th><th>window (s)</th><th>baseline IOPS</th><th>min IOPS</th>"
-            "<th>IOPS drop %</th><th>baseline latency ms</th><th>max latency ms</th><th>recovery s</th></tr>"
-            f"{rows}</table>"
-        )
+        if impacts:
+            self.ctx.html(
+                f"<b>Fault impact</b> (times in s from fio's start; fault times from the host clock, {how})"
+                "<table border='1'><tr><th>fault</th><th>window (s)</th><th>baseline IOPS</th>"
+                "<th>min IOPS</th><th>IOPS drop %</th><th>baseline latency ms</th><th>max latency ms</th>"
+                "<th>recovery s</th></tr>"
+                f"{rows}</table>"
+            )
         try:
             png = render_timeline_png(
                 iops, latency, fault_windows=windows, title="IOPS and latency with faults"
@@ -287,3 +289,71 @@ class ImpactKeywords:
             fail(f"{len(broken)} fault impact limit(s) broken:\n" + "\n".join(broken))
         logger.info(f"{len(impacts)} fault(s) within {limits}")
         return [i.as_dict() for i in impacts]
+
+    @keyword("IO Throttle Should Be Honoured")
+    def io_throttle_should_be_honoured(
+        self,
+        result: Any,
+        events: Any = None,
+        *,
+        iops: float | None = None,
+        tolerance_pct: float = 5.0,
+        origin: Any = None,
+        settle: int = 1,
+    ) -> list[float]:
+        """Fail unless, in every throttle window (`Set IO Throttle` .. `Clear IO Throttle`) during the
+        fio run ``result``, the mean IOPS of the windows wholly inside it (after the first
+        ``settle`` ones, while the throttle's bucket drains) is within ``tolerance_pct`` % of the
+        limit: ``iops`` when given, else the ``iops-total`` the timeline recorded. Returns the
+        measured means. ``events`` and ``origin`` as in `Get Fault Impact`.
+
+        Examples:
+        | IO Throttle Should Be Honoured    ${result}    ${events}
+        | IO Throttle Should Be Honoured    ${result}    iops=200    tolerance_pct=5
+        """
+        iops_series, _, directory = _series(result)
+        start, _how = self._origin(origin, directory)
+        chosen = _flatten(events) if events not in (None, "") else self._all_events()
+        total = total_series(iops_series)
+        width = total.window_ms / 1000.0
+        applies = [e for e in chosen if e.kind == "throttle" and e.action == "apply"]
+        windows = [
+            w
+            for w in fault_windows_from_events(
+                [e for e in chosen if e.kind == "throttle"], start, until=time.monotonic()
+            )
+            if w[0] < float(total.times_s.max()) and w[1] > 0
+        ]
+        if not windows:
+            fail("no IO throttle was active during the fio run: nothing to judge")
+        measured: list[float] = []
+        problems: list[str] = []
+        for begin, end, label in windows:
+            limit = float(iops) if iops not in (None, "") else None
+            if limit is None:
+                for event in applies:
+                    if abs(event.monotonic - start - begin) < 1e-6:
+                        limit = float(event.params.get("iops-total", 0)) or None
+            if limit is None:
+                fail(f"throttle '{label}' has no iops-total limit: pass iops=")
+            inside = (total.times_s - width >= begin) & (total.times_s <= end)
+            values = total.values[inside][int(settle) :]
+            if values.size == 0:
+                problems.append(f"throttle '{label}' at {begin:.1f}-{end:.1f} s: no whole window inside it")
+                continue
+            mean = float(values.mean())
+            measured.append(mean)
+            error = (mean - limit) / limit * 100.0
+            logger.info(
+                f"throttle '{label}': {mean:.1f} IOPS over {values.size} windows "
+                f"vs limit {limit:g} ({error:+.1f} %)"
+            )
+            if abs(error) > float(tolerance_pct):
+                problems.append(
+                    f"throttle '{label}' at {begin:.1f}-{end:.1f} s: measured {mean:.1f} IOPS is "
+                    f"{error:+.1f} % off the limit {limit:g} IOPS (tolerance ±{float(tolerance_pct):g} %)"
+                )
+        self._log(iops_series, {}, windows, [], "throttle check")
+        if problems:
+            fail("\n".join(problems))
+        return measured

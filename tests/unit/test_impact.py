@@ -127,3 +127,9 @@ def test_windows_from_mixed_events() -> None:
         (9.0, 10.0, "EIO 100 % read"),
     ]
     assert fault_windows_from_events(events, origin=100.0)[-1] == (9.0, 10.0, "EIO 100 % read")
+
+
+def test_better_than_baseline_counts_as_recovered() -> None:
+    iops = series([1000] * 4 + [300] + [1300, 1250, 1280])
+    [impact] = analyse(iops, [(4.0, 5.0, "throttle")])
+    assert impact.recovery_s == pytest.approx(2.0)

@@ -78,3 +78,19 @@ def test_relative_logs_are_refused(tmp_path: Path) -> None:
     (tmp_path / "fio_iops.1.log").write_text("1000, 5, 0, 0, 0\n", encoding="ascii")
     with pytest.raises(ClockError, match="log_unix_epoch=1"):
         rebase_epoch_logs([tmp_path / "fio_iops.1.log"])
+
+
+def test_a_new_run_in_the_same_folder_is_not_mixed_up(tmp_path: Path) -> None:
+    log = tmp_path / "fio_iops.1.log"
+    write_log(log, 1795662797591, [1, 2, 3])
+    assert rebase_epoch_logs([log]) == {"fio_iops.1.log": 1795662797591}
+    write_log(log, 1795662900000, [1, 2, 3])  # fio ran again: epoch stamps, stale epoch/ copy
+    assert rebase_epoch_logs([log]) == {"fio_iops.1.log": 1795662900000}
+    assert (tmp_path / "epoch" / "fio_iops.1.log").read_text().startswith("1795662901000")
+
+
+def test_logs_older_than_the_job_are_refused(tmp_path: Path) -> None:
+    write_log(tmp_path / "fio_iops.1.log", 1795662797591, [1, 2, 3])
+    late = [ClockSample(1795662897.0, 1795662897.1, 1795662897.05)]
+    with pytest.raises(ClockError, match="not this run's"):
+        align_run([tmp_path / "fio_iops.1.log"], late)

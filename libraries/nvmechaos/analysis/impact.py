@@ -15,8 +15,10 @@ A window ``(t - w, t]`` of the series belongs to:
 Per fault: baseline mean IOPS and latency; depth = the lowest IOPS of a window during the fault and
 the drop relative to the baseline (%), the highest latency of a window during the fault (ms) and its
 increase over the baseline (%); recovery = seconds from the fault's end to the end of the first of
-``recovery_windows`` consecutive windows within ``tolerance_pct`` of the baseline IOPS (and latency
-when a latency series is given), or None (never recovered before the run ended).
+``recovery_windows`` consecutive windows within ``tolerance_pct`` of the baseline: IOPS at least
+``(1 - tolerance)`` times the baseline and, when a latency series is given, latency at most
+``(1 + tolerance)`` times it (doing better than before counts as recovered); or None (never
+recovered before the run ended).
 """
 
 from __future__ import annotations
@@ -217,7 +219,7 @@ def _recovery(  # noqa: PLR0917 - internal, called once with everything it compa
     after = np.flatnonzero(starts >= fault_end - 1e-9)
     run = 0
     for index in after:
-        good = abs(values[index] - baseline) <= tolerance * baseline
+        good = values[index] >= (1.0 - tolerance) * baseline
         if good and lat_values.size and baseline_latency > 0:
             near = np.flatnonzero(np.abs(lat_ends - ends[index]) < 1e-6)
             if near.size:

@@ -105,6 +105,17 @@ def fio_start_ms(times_ms: Iterable[int], window_ms: int) -> int:
     return min(t - window_ms * round((t - guess) / window_ms) for t in stamps)
 
 
+_EPOCH_MS = 10**12
+
+
+def _stamped_rows(path: Path) -> tuple[list[list[str]], list[int]]:
+    rows = _read_lines(path)
+    try:
+        return rows, [int(row[0]) for row in rows]
+    except (ValueError, IndexError):
+        raise ClockError(f"fio log '{path}' has a line whose time is not a number") from None
+
+
 def rebase_epoch_logs(paths: Iterable[Path], window_ms: int = 1000) -> dict[str, int]:
     """Rewrite fio logs written with ``log_unix_epoch=1`` relative to their own fio start (as fio
     writes them without it); keep the originals in ``epoch/`` beside them. Return each file's start
@@ -117,22 +128,22 @@ def rebase_epoch_logs(paths: Iterable[Path], window_ms: int = 1000) -> dict[str,
     starts: dict[str, int] = {}
     for path in paths:
         original = path.parent / EPOCH_DIR / path.name
-        source = original if original.is_file() else path
-        rows = _read_lines(source)
-        try:
-            stamps = [int(row[0]) for row in rows]
-        except (ValueError, IndexError):
-            raise ClockError(f"fio log '{source}' has a line whose time is not a number") from None
+        rows, stamps = _stamped_rows(path)
+        source = path
+        if stamps and min(stamps) < _EPOCH_MS and original.is_file():
+            # Rebased before: start again from the original (a fresh run overwrites the log itself).
+            rows, stamps = _stamped_rows(original)
+            source = original
         if not stamps:
             continue
-        if min(stamps) < 10**12:
+        if min(stamps) < _EPOCH_MS:
             raise ClockError(
                 f"fio log '{source}' is not stamped with the wall clock (run fio with log_unix_epoch=1)"
             )
         start = fio_start_ms(stamps, window_ms)
         starts[path.name] = start
         try:
-            if source is path:
+            if source == path:
                 original.parent.mkdir(exist_ok=True)
                 shutil.copy2(path, original)
             text = "".join(", ".join([str(int(row[0]) - start), *row[1:]]) + "\n" for row in rows)
@@ -210,6 +221,11 @@ def align_run(
         raise ClockError("no fio log line to find fio's start in (did the job do any I/O?)")
     guest_start = min(starts.values()) / 1000.0
     host_wall = guest_start - offset
+    if before and host_wall < min(s.host_before for s in before) - 1.0:
+        raise ClockError(
+            f"fio's logs start {min(s.host_before for s in before) - host_wall:.1f} s before the job was "
+            "started: they are not this run's"
+        )
     return RunClock(
         fio_start_monotonic=host_wall - host_wall_minus_monotonic(),
         fio_start_wall=host_wall,
