@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from robot.api import logger
 from robot.api.deco import keyword
-from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 from robotlibcore import DynamicCore
 
 from nvmechaos.errors import NvmeChaosError
@@ -21,23 +19,9 @@ from nvmechaos.faults.guestwriter import GuestWriter, WriterSettings, read_throu
 from nvmechaos.faults.integrity import IntegrityReport, flip_bytes, verify, verify_image
 from nvmechaos.faults.powerloss import PowerCut, PowerCuttable, PowerLossDrive, cut_power, start_drive
 from nvmechaos.vm.spec import parse_size
+from nvmechaos_robot import KeywordContext, fail, safe_name
 
 __version__ = "0.1.0"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class IntegrityKeywordError(AssertionError):
-    """A keyword failure shown as its one-line message, without an exception name."""
-
-    ROBOT_SUPPRESS_NAME = True
-
-
-def fail(error: Exception | str) -> NoReturn:
-    raise IntegrityKeywordError(str(error)) from None
-
-
-def _safe(text: str) -> str:
-    return _UNSAFE.sub("_", text).strip("_")[:60] or "unnamed"
 
 
 def _bool(value: object) -> bool:
@@ -88,12 +72,12 @@ class IntegrityLibrary(DynamicCore):
     def __init__(self) -> None:
         self.ROBOT_LIBRARY_LISTENER = self
         self.timeline = Timeline()
+        self._ctx = KeywordContext()
         self._scope = ""
         self._scopes: list[str] = []
         self._drives: list[tuple[str, PowerLossDrive]] = []
         self._writers: list[tuple[str, GuestWriter]] = []
         self._counter = 0
-        self._journals = 0
         super().__init__([])
 
     # ----- listener -------------------------------------------------------------------------------
@@ -143,26 +127,6 @@ class IntegrityLibrary(DynamicCore):
 
     # ----- helpers --------------------------------------------------------------------------------
     @staticmethod
-    def _variable(name: str, default: Any = None) -> Any:
-        try:
-            return BuiltIn().get_variable_value(name, default)
-        except RobotNotRunningError:
-            return default
-
-    def _output_dir(self) -> Path:
-        suite = _safe(str(self._variable("${SUITE NAME}", "suite")))
-        test = _safe(str(self._variable("${TEST NAME}", "suite-setup")))
-        return Path(self._variable("${OUTPUT DIR}", ".")).resolve() / "integrity" / suite / test
-
-    def _link(self, path: Path) -> str:
-        log_file = self._variable("${LOG FILE}", "NONE")
-        base = Path(log_file).parent if log_file and log_file != "NONE" else Path.cwd()
-        try:
-            return path.resolve().relative_to(base.resolve()).as_posix()
-        except ValueError:
-            return path.resolve().as_uri()
-
-    @staticmethod
     def _drive(value: object) -> PowerLossDrive:
         if not isinstance(value, PowerLossDrive):
             fail(f"'{value}' is not a drive (use the handle `Start Power Loss Drive` returned)")
@@ -202,8 +166,8 @@ class IntegrityLibrary(DynamicCore):
                 parse_size(size, "drive size") if size not in (None, "") else None,
                 Path(backing) if backing else None,
                 plp=_bool(plp),
-                name=_safe(drive_name),
-                log_dir=self._output_dir(),
+                name=safe_name(drive_name, 16),
+                log_dir=self._ctx.test_dir("integrity", f"drive-{drive_name}"),
                 nbdkit=nbdkit,
                 scope=self._scope,
                 timeline=self.timeline,
@@ -324,18 +288,15 @@ class IntegrityLibrary(DynamicCore):
                 fua_every=int(fua_every),
                 seed=int(seed),
             )
-            self._journals += 1
-            journal = (
-                self._output_dir()
-                / f"journal-{self._journals:02d}-{_safe(str(getattr(vm, 'name', 'vm')))}.txt"
-            )
+            folder = self._ctx.test_dir("integrity", f"writer-{getattr(vm, 'name', 'vm')}")
+            journal = folder / "journal.txt"
             writer = start_writer(vm, settings, journal)
         except NvmeChaosError as error:
             fail(error)
         self._writers.append((self._scope, writer))
         logger.info(
             f"Integrity writer in {writer.vm_name}: {json.dumps(writer.describe())}; journal "
-            f'<a href="{html.escape(self._link(journal))}">{html.escape(journal.name)}</a>',
+            f'<a href="{html.escape(self._ctx.link(journal))}">{html.escape(journal.name)}</a>',
             html=True,
         )
         return writer
