@@ -13,7 +13,7 @@ DEV=0
 say() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 # ---- Debian packages --------------------------------------------------------------------------
-APT_PACKAGES=(fio nbdkit nbdkit-plugin-python busybox-static dropbear-bin openssh-sftp-server nvme-cli cpio
+APT_PACKAGES=(fio nbdkit nbdkit-plugin-python busybox-static dropbear-bin openssh-sftp-server nvme-cli cpio gcc libc6-dev
   e2fsprogs kmod linux-image-amd64 python3-venv qemu-utils)
 QEMU_MIN_MAJOR=8
 

@@ -1,4 +1,4 @@
-"""Robot Framework glue shared by the keyword libraries (FioLibrary, VmLibrary, ChaosLibrary).
+"""Robot Framework glue shared by the keyword libraries (Fio, Vm, Chaos and IntegrityLibrary).
 
 The engine (``nvmechaos``) has no Robot imports; everything the keyword layers need from Robot —
 failures without tracebacks, variables, per-test output folders, links that work in log.html and in
