@@ -146,7 +146,7 @@ def hot_unplug(vm: Vm, device: str, log: QmpFaultLog, timeout: float = 10.0) -> 
     since = time.monotonic()
     try:
         vm.execute("device_del", {"id": handle.id}, timeout=min(30.0, max(timeout, 5.0)))
-    except QmpError as error:
+    except VmError as error:
         raise HotplugError(f"hot-unplug of '{device}' on VM '{vm.name}': {error}") from None
     sent = log.record("hotplug", "apply", {"device": device, "command": "device_del"}, monotonic=since)
     try:
@@ -201,7 +201,7 @@ def hot_plug(
             vm.execute("device_add", handle.device_add_arguments())
             for arguments in handle.namespace_add_arguments():
                 vm.execute("device_add", arguments)
-        except QmpError as error:
+        except VmError as error:
             raise HotplugError(f"hot-plug of '{device}' on VM '{vm.name}': {error}") from None
         plugged = log.record("hotplug", "plug", {"device": device, "command": "device_add"}, monotonic=since)
         devices = _wait_usable(vm, handle, guest, since + timeout, poll)
@@ -338,7 +338,7 @@ def ensure_throttle_node(vm: Vm, ns: NamespaceHandle) -> str:
         if ns.format == "raw" and ns.nbd is None:
             options["size"] = ns.size
         vm.execute("blockdev-reopen", {"options": [options]})
-    except QmpError as error:
+    except VmError as error:
         raise ThrottleError(
             f"cannot put namespace node '{ns.node}' of VM '{vm.name}' under a throttle group: {error}"
         ) from None
@@ -358,7 +358,7 @@ def set_throttle(vm: Vm, device: str, limits: ThrottleLimits, log: QmpFaultLog) 
         group = ensure_throttle_node(vm, ns)
         try:
             vm.execute("qom-set", {"path": group, "property": "limits", "value": limits.as_qmp()})
-        except QmpError as error:
+        except VmError as error:
             raise ThrottleError(
                 f"QEMU refused throttle limits {limits.describe()} for '{device}': {error}"
             ) from None
@@ -377,7 +377,7 @@ def get_throttle(vm: Vm, device: str) -> dict[str, dict[str, int]]:
         group, _ = throttle_names(ns.node)
         try:
             value = vm.execute("qom-get", {"path": group, "property": "limits"})
-        except QmpError:
+        except VmError:
             continue
         result[ns.node] = {k: int(value.get(k, 0)) for k in THROTTLE_FIELDS}
     return result
