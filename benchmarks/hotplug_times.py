@@ -25,8 +25,8 @@ from nvmechaos.vm.machine import launch_vm
 from nvmechaos.vm.spec import ControllerSpec, NamespaceSpec, VmSpec
 
 FIO = (
-    "nohup fio --name=bg --filename=/dev/nvme0n1 --ioengine=libaio --direct=1 --rw=randread --bs=4k "
-    "--iodepth=4 --time_based --runtime=30 --output=/tmp/bg.json >/dev/null 2>&1 &"
+    "setsid fio --name=bg --filename=/dev/nvme0n1 --ioengine=libaio --direct=1 --rw=randread --bs=4k "
+    "--iodepth=4 --time_based --runtime=30 --output=/tmp/bg.json </dev/null >/dev/null 2>&1 &"
 )
 
 
