@@ -18,11 +18,12 @@ from ChaosLibrary.context import ChaosContext, fail
 from nvmechaos.analysis.charts import png_data_uri, render_timeline_png
 from nvmechaos.analysis.impact import ImpactError, analyse, fault_windows_from_events, violations
 from nvmechaos.analysis.intervals import IntervalSeries, read_series, total_series
-from nvmechaos.analysis.runclock import RunClock
+from nvmechaos.analysis.runclock import TIMELINE_NAME, RunClock, align_run
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.faults import FaultEvent, parse_duration
 from nvmechaos.faults.control import FaultParamError
 
+EPOCH_MS = 10**12
 _LIMIT_NAMES = (
     "max_iops_drop_pct",
     "min_iops",
@@ -79,6 +80,24 @@ def _worst_latency(latency: dict[str, IntervalSeries]) -> IntervalSeries | None:
     return IntervalSeries(first.kind, "worst", "ns", first.window_ms, times, values, first.files)
 
 
+def _host_epoch_clock(result: Any) -> RunClock | None:
+    """For fio run on this host with ``log_unix_epoch=1``: put its logs on the host clock (once)."""
+    artifacts = getattr(result, "artifacts", None)
+    logs = getattr(artifacts, "logs", None) or {}
+    files = [Path(path) for paths in logs.values() for path in paths]
+    if artifacts is None or not files:
+        return None
+    try:
+        first = Path(files[0]).read_text(encoding="ascii", errors="replace").split(",", 1)[0].strip()
+        if not first.isdigit() or int(first) < EPOCH_MS:
+            return None
+        clock = align_run(files)
+        clock.save(Path(artifacts.directory))
+    except (OSError, NvmeChaosError) as error:
+        fail(error)
+    return clock
+
+
 class ImpactKeywords:
     """`Fault Impact Should Be Within`, `Get Fault Impact`."""
 
@@ -96,21 +115,32 @@ class ImpactKeywords:
             events += list(getter())
         return events
 
-    def _origin(self, origin: Any, directory: Path) -> tuple[float, str]:
+    def _origin(self, origin: Any, result: Any) -> tuple[float, str]:
+        directory = Path(getattr(getattr(result, "artifacts", None), "directory", "."))
         if origin not in (None, ""):
             try:
                 return float(origin), "given"
             except (TypeError, ValueError):
                 fail(f"origin '{origin}' is not a time.monotonic() value (e.g. ${{fio.started_monotonic}})")
-        try:
-            clock = RunClock.load(directory)
-        except NvmeChaosError as error:
-            fail(error)
+        clock = _host_epoch_clock(result)  # fresh logs on this host's wall clock: align them now
+        if clock is None:
+            try:
+                clock = RunClock.load(directory)
+            except NvmeChaosError as error:
+                fail(error)
+            output = directory / "fio.json"
+            if clock is not None and output.is_file():
+                saved = (directory / TIMELINE_NAME).stat().st_mtime
+                if saved < output.stat().st_mtime:
+                    clock = None  # left by an earlier run in the same folder
         if clock is None:
             fail(
                 f"fio's start on the host clock is unknown: no timeline.json in '{directory}' (run the job "
-                "with Start Timed Fio Job On VM, or pass origin=${fio.started_monotonic} for a host job)"
+                "with Start Timed Fio Job On VM; on this host with log_unix_epoch=1, or pass "
+                "origin=${fio.started_monotonic})"
             )
+        if clock.uncertainty_s == 0:
+            return clock.fio_start_monotonic, "fio on this host, logs on its wall clock"
         return clock.fio_start_monotonic, f"guest clock ± {clock.uncertainty_s * 1000:.0f} ms"
 
     def _impacts(
@@ -123,8 +153,8 @@ class ImpactKeywords:
         tolerance_pct: float,
         recovery_windows: int,
     ) -> list[Any]:
-        iops, latency, directory = _series(result)
-        start, how = self._origin(origin, directory)
+        start, how = self._origin(origin, result)
+        iops, latency, _ = _series(result)
         chosen = _flatten(events) if events not in (None, "") else self._all_events()
         total = total_series(iops)
         worst = _worst_latency(latency)
@@ -205,8 +235,10 @@ class ImpactKeywords:
         ``events`` are fault timeline events (`Get Fault Timeline`, `Get VM Fault Timeline`, or a
         list of both); default: every event of this library and of VmLibrary. ``origin`` is fio's
         start on ``time.monotonic()`` (``${fio.started_monotonic}`` for a host job); default: the
-        ``timeline.json`` `Start Timed Fio Job On VM` leaves in the run folder. IOPS are summed over
-        directions; latency (clat) is the worst direction per window.
+        ``timeline.json`` `Start Timed Fio Job On VM` leaves in the run folder; for fio run on this
+        host with ``log_unix_epoch=1`` the logs are put on the host clock here (rewritten relative
+        to fio's start as fio writes them by default; the originals are kept in ``epoch/``). IOPS
+        are summed over directions; latency (clat) is the worst direction per window.
 
         Example:
         | ${impacts} =    Get Fault Impact    ${result}    ${events}
@@ -311,8 +343,8 @@ class ImpactKeywords:
         | IO Throttle Should Be Honoured    ${result}    ${events}
         | IO Throttle Should Be Honoured    ${result}    iops=200    tolerance_pct=5
         """
-        iops_series, _, directory = _series(result)
-        start, _how = self._origin(origin, directory)
+        start, _how = self._origin(origin, result)
+        iops_series, _, _ = _series(result)
         chosen = _flatten(events) if events not in (None, "") else self._all_events()
         total = total_series(iops_series)
         width = total.window_ms / 1000.0

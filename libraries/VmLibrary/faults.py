@@ -253,24 +253,26 @@ class FaultKeywords:
 
     @keyword("Align Fio Logs To Host Clock")
     def align_fio_logs_to_host_clock(
-        self, run_dir: str, before: list[ClockSample], after: list[ClockSample] | None = None
+        self, run_dir: str, before: list[ClockSample] | None = None, after: list[ClockSample] | None = None
     ) -> RunClock:
         """Rewrite the fio logs in ``run_dir`` (written in the guest with ``log_unix_epoch=1``) relative
         to fio's start, as fio writes them by default (originals kept in ``epoch/``), find fio's
         start on the host's ``time.monotonic()`` from the guest clock ``before``/``after`` samples
         of `Measure Guest Clock`, and save it as ``timeline.json`` in ``run_dir``, where
         `Fault Impact Should Be Within` finds it. Returns the clock (``fio_start_monotonic``,
-        ``uncertainty_s``, ...).
+        ``uncertainty_s``, ...). Without samples, fio ran on this host (``log_unix_epoch=1`` there
+        too): its logs are put on the host clock exactly.
 
         Assumes I/O completed in fio's first log window (start faults after it).
 
-        Example:
+        Examples:
         | ${clock} =    Align Fio Logs To Host Clock    ${prepared.run_dir}    ${before}    ${after}
+        | ${clock} =    Align Fio Logs To Host Clock    ${result.artifacts.directory}
         """
         directory = Path(run_dir)
         logs = sorted(directory.glob("fio_*.*.log"))
         try:
-            clock = align_run(logs, before, after or ())
+            clock = align_run(logs, before or (), after or ())
             clock.save(directory)
         except (NvmeChaosError, OSError) as error:
             fail(error)

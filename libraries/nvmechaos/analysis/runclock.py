@@ -202,17 +202,21 @@ def host_wall_minus_monotonic() -> float:
 
 def align_run(
     logs: Iterable[Path],
-    before: Sequence[ClockSample],
+    before: Sequence[ClockSample] = (),
     after: Sequence[ClockSample] = (),
     window_ms: int = 1000,
 ) -> RunClock:
     """Rebase ``logs`` (see :func:`rebase_epoch_logs`) and place fio's start on the host's clocks,
-    using the guest clock offset measured ``before`` (and ``after``) the run.
+    using the guest clock offset measured ``before`` (and ``after``) the run; without samples fio ran
+    on this host (offset 0).
 
     Raises:
         ClockError: no samples, or no log has a line.
     """
-    offset, uncertainty = estimate_offset(list(before) + list(after))
+    if before or after:
+        offset, uncertainty = estimate_offset(list(before) + list(after))
+    else:  # fio ran on this host: its wall clock is ours
+        offset, uncertainty = 0.0, 0.0
     drift = None
     if before and after:
         drift = estimate_offset(after)[0] - estimate_offset(before)[0]
