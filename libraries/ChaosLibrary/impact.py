@@ -152,6 +152,7 @@ class ImpactKeywords:
         baseline: str,
         tolerance_pct: float,
         recovery_windows: int,
+        latency_slack_ms: float = 1.0,
     ) -> list[Any]:
         start, how = self._origin(origin, result)
         iops, latency, _ = _series(result)
@@ -177,6 +178,7 @@ class ImpactKeywords:
                 baseline_s=parse_duration(baseline, "baseline"),
                 tolerance_pct=float(tolerance_pct),
                 recovery_windows=int(recovery_windows),
+                latency_slack_ms=float(latency_slack_ms),
             )
         except (ImpactError, FaultParamError) as error:
             fail(error)
@@ -222,6 +224,7 @@ class ImpactKeywords:
         baseline: str = "5s",
         tolerance_pct: float = 10.0,
         recovery_windows: int = 2,
+        latency_slack_ms: float = 1.0,
     ) -> list[dict[str, object]]:
         """Compute, for each fault active during the fio run ``result``, its impact, log a table and
         a chart of IOPS and latency over time with the fault windows shaded, and return one
@@ -229,8 +232,8 @@ class ImpactKeywords:
         ``baseline_iops``, ``baseline_latency_ms`` (means over the ``baseline`` before the fault),
         ``min_iops``, ``iops_drop_pct``, ``max_latency_ms``, ``latency_increase_pct`` (the worst
         window during the fault), ``recovery_s`` (from the fault's end until ``recovery_windows``
-        consecutive windows are within ``tolerance_pct`` % of the baseline IOPS and latency; None
-        if never) and ``recovered``.
+        consecutive windows are within ``tolerance_pct`` % of the baseline IOPS and latency, or
+        latency within ``latency_slack_ms`` of the baseline; None if never) and ``recovered``.
 
         ``events`` are fault timeline events (`Get Fault Timeline`, `Get VM Fault Timeline`, or a
         list of both); default: every event of this library and of VmLibrary. ``origin`` is fio's
@@ -251,6 +254,7 @@ class ImpactKeywords:
             baseline=baseline,
             tolerance_pct=tolerance_pct,
             recovery_windows=recovery_windows,
+            latency_slack_ms=latency_slack_ms,
         )
         return [i.as_dict() for i in impacts]
 
@@ -269,6 +273,7 @@ class ImpactKeywords:
         baseline: str = "5s",
         tolerance_pct: float = 10.0,
         recovery_windows: int = 2,
+        latency_slack_ms: float = 1.0,
     ) -> list[dict[str, object]]:
         """Fail unless every fault active during the fio run ``result`` stayed within the limits,
         with one line per broken limit naming the fault, the metric, its value and the limit.
@@ -312,6 +317,7 @@ class ImpactKeywords:
             baseline=baseline,
             tolerance_pct=tolerance_pct,
             recovery_windows=recovery_windows,
+            latency_slack_ms=latency_slack_ms,
         )
         try:
             broken = violations(impacts, limits)

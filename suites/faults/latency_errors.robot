@@ -13,25 +13,28 @@ Test Tags        fault    vm
 
 
 *** Variables ***
-${PROFILE}           emulated
-${SPIKE}             50ms
-${MAX_LATENCY_MS}    120
-${RECOVERY_S}        3
-${VM}                ${None}
-${INJECTOR}          ${None}
-${RESULT}            ${None}
-${EVENTS}            ${None}
+${PROFILE}                   emulated
+${SPIKE}                     50ms
+${MAX_LATENCY_MS}            120
+${RECOVERY_S}                3
+# Recovered = IOPS back to at least half the baseline (and latency within 50 % or 1 ms of it) for
+# two windows: a TCG guest beside another busy VM (two pabot workers on two cores) swings that much.
+${RECOVERY_TOLERANCE_PCT}    50
+${VM}                        ${None}
+${INJECTOR}                  ${None}
+${RESULT}                    ${None}
+${EVENTS}                    ${None}
 
 
 *** Test Cases ***
 Latency Spike Detected And Recovered
     [Documentation]    A ${SPIKE} read spike for 3 s in a QD1 run: the worst window during it shows
-    ...    the spike, stays under ${MAX_LATENCY_MS} ms, and the run is back at its baseline within
+    ...    the spike, stays under ${MAX_LATENCY_MS} ms, and the run is back near its baseline within
     ...    ${RECOVERY_S} s of the spike's end.
     [Tags]    latency
     ${result}    ${events}    Run Probe With Spike
     ${impacts}    Fault Impact Should Be Within    ${result}    ${events}
-    ...    max_latency_ms=${MAX_LATENCY_MS}    max_recovery_s=${RECOVERY_S}
+    ...    max_latency_ms=${MAX_LATENCY_MS}    max_recovery_s=${RECOVERY_S}    tolerance_pct=${RECOVERY_TOLERANCE_PCT}
     ${added}    Evaluate    ${impacts}[0][max_latency_ms] - ${impacts}[0][baseline_latency_ms]
     Should Be True    ${added} > 0.8 * 50    the spike was not detected: ${added} ms added
     VAR    ${RESULT}    ${result}    scope=SUITE

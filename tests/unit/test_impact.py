@@ -133,3 +133,10 @@ def test_better_than_baseline_counts_as_recovered() -> None:
     iops = series([1000] * 4 + [300] + [1300, 1250, 1280])
     [impact] = analyse(iops, [(4.0, 5.0, "throttle")])
     assert impact.recovery_s == pytest.approx(2.0)
+
+
+def test_sub_millisecond_latency_recovers_within_the_slack() -> None:
+    iops = series([1000] * 4 + [10] + [1000] * 3)
+    lat = series([0.2] * 4 + [50] + [0.5, 0.5, 0.5], kind="clat", unit="ms")
+    assert analyse(iops, [(4.0, 5.0, "spike")], lat)[0].recovery_s == pytest.approx(2.0)
+    assert analyse(iops, [(4.0, 5.0, "spike")], lat, latency_slack_ms=0)[0].recovery_s is None

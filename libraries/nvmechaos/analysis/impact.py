@@ -103,11 +103,14 @@ def analyse(
     baseline_s: float = 5.0,
     tolerance_pct: float = 10.0,
     recovery_windows: int = 2,
+    latency_slack_ms: float = 1.0,
     run_end_s: float | None = None,
 ) -> list[FaultImpact]:
     """The impact of each fault window on ``iops`` (and ``latency``), in window order.
 
-    ``run_end_s`` is where the workload's data end (default: the last window's end); a fault that
+    A window's latency counts as recovered within ``latency_slack_ms`` of the baseline too (sub-ms
+    baselines vary by more than any percentage between windows). ``run_end_s`` is where the
+    workload's data end (default: the last window's end); a fault that
     never recovered was observed for ``run_end_s - end`` seconds after it ended.
 
     Raises:
@@ -179,6 +182,7 @@ def analyse(
             lat_ends,
             lat_values,
             baseline_latency,
+            latency_slack_ms,
         )
         result.append(
             FaultImpact(
@@ -213,6 +217,7 @@ def _recovery(  # noqa: PLR0917 - internal, called once with everything it compa
     lat_ends: np.ndarray,
     lat_values: np.ndarray,
     baseline_latency: float,
+    latency_slack_ms: float,
 ) -> float | None:
     """Seconds from ``fault_end`` to the end of the first ``needed`` consecutive good windows."""
     tolerance = tolerance_pct / 100.0
@@ -223,7 +228,8 @@ def _recovery(  # noqa: PLR0917 - internal, called once with everything it compa
         if good and lat_values.size and baseline_latency > 0:
             near = np.flatnonzero(np.abs(lat_ends - ends[index]) < 1e-6)
             if near.size:
-                good = lat_values[near[0]] <= baseline_latency * (1.0 + tolerance)
+                limit = max(baseline_latency * (1.0 + tolerance), baseline_latency + latency_slack_ms)
+                good = lat_values[near[0]] <= limit
         run = run + 1 if good else 0
         if run >= needed:
             return max(0.0, float(ends[index]) - fault_end)

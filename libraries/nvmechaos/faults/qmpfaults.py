@@ -240,7 +240,8 @@ def _wait_usable(
         except VmError:
             found = {}
         if wanted <= set(found):
-            return tuple(found[nsid] for nsid in sorted(wanted))
+            # Seen only after the deadline (the probe itself takes an SSH round trip): too late.
+            return tuple(found[nsid] for nsid in sorted(wanted)) if time.monotonic() <= deadline else None
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
 
