@@ -163,7 +163,7 @@ class ImpactKeywords:
         windows = [
             w
             for w in fault_windows_from_events(chosen, start, until=time.monotonic())
-            if w[0] < run_end and w[1] > 0
+            if w[0] < run_end + total.window_ms / 1000.0 and w[1] > 0
         ]
         if not windows:
             fail(

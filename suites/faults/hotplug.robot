@@ -26,12 +26,13 @@ Hot Unplug During IO Recovers
     ...    namespace back in time, pattern intact, new workload within thresholds.
     Write Pattern On VM    ${VM}
     ${fio}    Start Timed Fio Job On VM    ${VM}    ${FAULT_JOBS}/fault_workload.fio    runtime=8
-    Sleep    3s
+    Sleep    4s
     ${unplug}    Hot Unplug NVMe Device    ${VM}    nvme0
     ${result}    Wait For Timed Fio Job On VM    ${fio}    allow_errors=True
     Should Be Equal As Integers    ${result.jobs[0].error}    5    fio did not report EIO for the unplug
     ${plug}    Hot Plug NVMe Device    ${VM}    nvme0    timeout=${PLUG_LIMIT}
     Log    unplug ${unplug} s, plug to usable ${plug} s
+    Get Fault Impact    ${result}    baseline=2s
     Namespace Should Be Healthy
 
 Repeated Unplug Plug Cycles
