@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from robot.api import logger
 from robotlibcore import DynamicCore
 
 from ChaosLibrary.context import ChaosContext
 from ChaosLibrary.impact import ImpactKeywords
 from ChaosLibrary.injectors import InjectorKeywords
 from ChaosLibrary.schedules import ScheduleKeywords
+from nvmechaos_robot import ScopedListener
 
 __version__ = "0.1.0"
 
 
-class ChaosLibrary(DynamicCore):
+class ChaosLibrary(DynamicCore, ScopedListener):
     """Inject latency spikes and I/O errors into a disk while a workload runs.
 
     = Injectors =
@@ -47,39 +45,18 @@ class ChaosLibrary(DynamicCore):
 
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
     ROBOT_LIBRARY_VERSION = __version__
-    ROBOT_LISTENER_API_VERSION = 3
+    SCOPE_PREFIX = "chaos-"
 
     def __init__(self) -> None:
-        self.ROBOT_LIBRARY_LISTENER = self
+        ScopedListener.__init__(self)
         self._ctx = ChaosContext()
-        self._scopes: list[str] = []
-        super().__init__(
-            [InjectorKeywords(self._ctx), ScheduleKeywords(self._ctx), ImpactKeywords(self._ctx)]
+        DynamicCore.__init__(
+            self, [InjectorKeywords(self._ctx), ScheduleKeywords(self._ctx), ImpactKeywords(self._ctx)]
         )
 
-    # Listener interface (v3): remember the running test or suite, and stop what it left running.
-    def start_suite(self, data: Any, result: Any) -> None:
-        self._enter(f"suite:{data.id}")
-
-    def end_suite(self, data: Any, result: Any) -> None:
-        self._leave(f"suite:{data.id}")
-
-    def start_test(self, data: Any, result: Any) -> None:
-        self._enter(f"test:{data.id}")
-
-    def end_test(self, data: Any, result: Any) -> None:
-        self._leave(f"test:{data.id}")
-
-    def close(self) -> None:
-        self._ctx.release(None)
-
-    def _enter(self, scope: str) -> None:
-        self._scopes.append(scope)
+    def scope_changed(self, scope: str) -> None:
         self._ctx.scope = scope
 
-    def _leave(self, scope: str) -> None:
-        for problem in self._ctx.release(scope):
-            logger.warn(f"Clean-up of a fault injector failed: {problem}")
-        if self._scopes and self._scopes[-1] == scope:
-            self._scopes.pop()
-        self._ctx.scope = self._scopes[-1] if self._scopes else ""
+    def release(self, scope: str | None, what: str) -> list[str]:
+        """Stop the schedules, then the injectors, that ``scope`` started."""
+        return [f"Clean-up of a fault injector failed: {problem}" for problem in self._ctx.release(scope)]

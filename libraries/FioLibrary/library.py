@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from robot.api import logger
 from robotlibcore import DynamicCore
 
 from FioLibrary.context import LibraryContext
@@ -12,11 +9,12 @@ from FioLibrary.results import ResultKeywords, ResultLogger
 from FioLibrary.run import RunKeywords
 from FioLibrary.verdicts import VerdictKeywords
 from nvmechaos.process import REGISTRY
+from nvmechaos_robot import ScopedListener
 
 __version__ = "0.1.0"
 
 
-class FioLibrary(DynamicCore):
+class FioLibrary(DynamicCore, ScopedListener):
     """Run fio workloads and turn their results into verdicts a QA engineer can trust.
 
     = Running fio =
@@ -51,7 +49,7 @@ class FioLibrary(DynamicCore):
 
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
     ROBOT_LIBRARY_VERSION = __version__
-    ROBOT_LISTENER_API_VERSION = 3
+    SCOPE_PREFIX = "fio-"
 
     def __init__(
         self,
@@ -60,41 +58,22 @@ class FioLibrary(DynamicCore):
         fio: str = "fio",
         log_avg_msec: int = 1000,
     ) -> None:
-        self.ROBOT_LIBRARY_LISTENER = self
+        ScopedListener.__init__(self)
         self._ctx = LibraryContext(job_dir, thresholds, fio, int(log_avg_msec))
-        self._scopes: list[str] = []
         results = ResultLogger(self._ctx)
-        super().__init__(
+        DynamicCore.__init__(
+            self,
             [
                 RunKeywords(self._ctx, results),
                 ResultKeywords(self._ctx, results),
                 VerdictKeywords(self._ctx),
-            ]
+            ],
         )
 
-    # Listener interface (v3): remember the running test or suite, and stop what it left running.
-    def start_suite(self, data: Any, result: Any) -> None:
-        self._enter(f"suite:{data.id}")
-
-    def end_suite(self, data: Any, result: Any) -> None:
-        self._leave(f"suite:{data.id}", "suite")
-
-    def start_test(self, data: Any, result: Any) -> None:
-        self._enter(f"test:{data.id}")
-
-    def end_test(self, data: Any, result: Any) -> None:
-        self._leave(f"test:{data.id}", "test")
-
-    def close(self) -> None:
-        REGISTRY.stop_scope(None)
-
-    def _enter(self, scope: str) -> None:
-        self._scopes.append(scope)
+    def scope_changed(self, scope: str) -> None:
         self._ctx.scope = scope
 
-    def _leave(self, scope: str, what: str) -> None:
-        for process in REGISTRY.stop_scope(scope):
-            logger.warn(f"{process.name} was still running at the end of the {what}; stopped it.")
-        if self._scopes and self._scopes[-1] == scope:
-            self._scopes.pop()
-        self._ctx.scope = self._scopes[-1] if self._scopes else ""
+    def release(self, scope: str | None, what: str) -> list[str]:
+        """Stop the fio runs still going in ``scope``."""
+        stopped = REGISTRY.stop_scope(scope, prefix=self.SCOPE_PREFIX)
+        return [f"{p.name} was still running at the end of the {what}; stopped it." for p in stopped]

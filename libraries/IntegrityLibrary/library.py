@@ -19,7 +19,7 @@ from nvmechaos.faults.guestwriter import GuestWriter, WriterSettings, read_throu
 from nvmechaos.faults.integrity import IntegrityReport, flip_bytes, verify, verify_image
 from nvmechaos.faults.powerloss import PowerCut, PowerCuttable, PowerLossDrive, cut_power, start_drive
 from nvmechaos.vm.spec import parse_size
-from nvmechaos_robot import KeywordContext, fail, safe_name
+from nvmechaos_robot import KeywordContext, ScopedListener, fail, safe_name
 
 __version__ = "0.1.0"
 
@@ -30,7 +30,7 @@ def _bool(value: object) -> bool:
     return bool(value)
 
 
-class IntegrityLibrary(DynamicCore):
+class IntegrityLibrary(DynamicCore, ScopedListener):
     """Power cuts on drives with and without power-loss protection, and a data-integrity oracle.
 
     = Drives =
@@ -67,45 +67,20 @@ class IntegrityLibrary(DynamicCore):
 
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
     ROBOT_LIBRARY_VERSION = __version__
-    ROBOT_LISTENER_API_VERSION = 3
+    SCOPE_PREFIX = "integrity-"
 
     def __init__(self) -> None:
-        self.ROBOT_LIBRARY_LISTENER = self
+        ScopedListener.__init__(self)
         self.timeline = Timeline()
         self._ctx = KeywordContext()
-        self._scope = ""
-        self._scopes: list[str] = []
         self._drives: list[tuple[str, PowerLossDrive]] = []
         self._writers: list[tuple[str, GuestWriter]] = []
         self._counter = 0
-        super().__init__([])
+        DynamicCore.__init__(self, [])
 
-    # ----- listener -------------------------------------------------------------------------------
-    def start_suite(self, data: Any, result: Any) -> None:
-        self._enter(f"suite:{data.id}")
-
-    def end_suite(self, data: Any, result: Any) -> None:
-        self._leave(f"suite:{data.id}")
-
-    def start_test(self, data: Any, result: Any) -> None:
-        self._enter(f"test:{data.id}")
-
-    def end_test(self, data: Any, result: Any) -> None:
-        self._leave(f"test:{data.id}")
-
-    def close(self) -> None:
-        self._release(None)
-
-    def _enter(self, scope: str) -> None:
-        self._scopes.append(scope)
-        self._scope = scope
-
-    def _leave(self, scope: str) -> None:
-        for problem in self._release(scope):
-            logger.warn(f"Clean-up of the integrity library failed: {problem}")
-        if self._scopes and self._scopes[-1] == scope:
-            self._scopes.pop()
-        self._scope = self._scopes[-1] if self._scopes else ""
+    def release(self, scope: str | None, what: str) -> list[str]:
+        """Stop the writers, then the drives, that ``scope`` started."""
+        return [f"Clean-up of the integrity library failed: {problem}" for problem in self._release(scope)]
 
     def _release(self, scope: str | None) -> list[str]:
         problems: list[str] = []
@@ -169,12 +144,12 @@ class IntegrityLibrary(DynamicCore):
                 name=safe_name(drive_name, 16),
                 log_dir=self._ctx.test_dir("integrity", f"drive-{drive_name}"),
                 nbdkit=nbdkit,
-                scope=self._scope,
+                scope=self.scope,
                 timeline=self.timeline,
             )
         except NvmeChaosError as error:
             fail(error)
-        self._drives.append((self._scope, drive))
+        self._drives.append((self.scope, drive))
         logger.info(f"Drive {drive.name} ({drive.profile}) on {drive.backing}: {drive.uri}")
         return drive
 
@@ -293,7 +268,7 @@ class IntegrityLibrary(DynamicCore):
             writer = start_writer(vm, settings, journal)
         except NvmeChaosError as error:
             fail(error)
-        self._writers.append((self._scope, writer))
+        self._writers.append((self.scope, writer))
         logger.info(
             f"Integrity writer in {writer.vm_name}: {json.dumps(writer.describe())}; journal "
             f'<a href="{html.escape(self._ctx.link(journal))}">{html.escape(journal.name)}</a>',
@@ -396,12 +371,7 @@ class IntegrityLibrary(DynamicCore):
         if not isinstance(report, dict) or "corrupt" not in report:
             fail(f"'{report}' is not a report of `Verify Data Integrity`")
         if report["corrupt"]:
-            bad = "; ".join(report.get("bad", [])[:5])
-            fail(
-                f"Data integrity failed ({report['profile']}): {report['corrupt']} of {report['checked']} "
-                f"acknowledged blocks corrupt (torn {report['torn']}, stale {report['stale']}, misplaced "
-                f"{report['misplaced']}, garbage {report['garbage']}): {bad}"
-            )
+            fail(_failure(report))
 
     @keyword
     def damage_flushed_block(  # noqa: PLR0917 - Robot keywords take their options positionally too
@@ -442,11 +412,7 @@ class IntegrityLibrary(DynamicCore):
 
     def _check(self, report: IntegrityReport) -> None:
         if not report.passed:
-            fail(
-                f"Data integrity failed ({report.profile}): {report.corrupt} of {report.checked} "
-                f"acknowledged blocks corrupt (torn {report.torn}, stale {report.stale}, misplaced "
-                f"{report.by_kind['misplaced']}, garbage {report.by_kind['garbage']}): {report.first_bad()}"
-            )
+            fail(_failure(report.as_dict()))
 
     @staticmethod
     def _log_report(report: IntegrityReport, source: str) -> None:
@@ -475,3 +441,14 @@ class IntegrityLibrary(DynamicCore):
             f"Integrity of {html.escape(source)}: <table>{rows}</table>" + (f"<ul>{bad}</ul>" if bad else ""),
             html=True,
         )
+
+
+def _failure(report: dict[str, Any]) -> str:
+    """One line naming the profile, the counts by kind and the first bad blocks."""
+    bad = report.get("bad", [])
+    more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
+    return (
+        f"Data integrity failed ({report['profile']}): {report['corrupt']} of {report['checked']} "
+        f"acknowledged blocks corrupt (torn {report['torn']}, stale {report['stale']}, misplaced "
+        f"{report['misplaced']}, garbage {report['garbage']}): {'; '.join(bad[:5])}{more}"
+    )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from robot.api import logger
 from robotlibcore import DynamicCore
 
 from nvmechaos.process import REGISTRY
+from nvmechaos_robot import ScopedListener
 from VmLibrary.context import VmContext
 from VmLibrary.faults import FaultKeywords
 from VmLibrary.lifecycle import LifecycleKeywords
@@ -16,7 +15,7 @@ from VmLibrary.qmp import QmpKeywords
 __version__ = "0.1.0"
 
 
-class VmLibrary(DynamicCore):
+class VmLibrary(DynamicCore, ScopedListener):
     """Launch QEMU virtual machines with emulated NVMe SSDs and drive them from Robot Framework.
 
     = The VM =
@@ -56,44 +55,25 @@ class VmLibrary(DynamicCore):
 
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
     ROBOT_LIBRARY_VERSION = __version__
-    ROBOT_LISTENER_API_VERSION = 3
+    SCOPE_PREFIX = "vm-"
 
     def __init__(
         self, cache_dir: str | None = None, boot_timeout: float = 120.0, memory: int = 1024, cpus: int = 1
     ) -> None:
-        self.ROBOT_LIBRARY_LISTENER = self
+        ScopedListener.__init__(self)
         self._ctx = VmContext(cache_dir, float(boot_timeout), int(memory), int(cpus))
-        self._scopes: list[str] = []
-        super().__init__([LifecycleKeywords(self._ctx), QmpKeywords(self._ctx), FaultKeywords(self._ctx)])
+        DynamicCore.__init__(
+            self, [LifecycleKeywords(self._ctx), QmpKeywords(self._ctx), FaultKeywords(self._ctx)]
+        )
 
-    # Listener interface (v3): stop the VMs a test or suite launched when it ends.
-    def start_suite(self, data: Any, result: Any) -> None:
-        self._enter(f"vm-suite:{data.id}")
-
-    def end_suite(self, data: Any, result: Any) -> None:
-        self._leave(f"vm-suite:{data.id}", "suite")
-
-    def start_test(self, data: Any, result: Any) -> None:
-        self._enter(f"vm-test:{data.id}")
-
-    def end_test(self, data: Any, result: Any) -> None:
-        self._leave(f"vm-test:{data.id}", "test")
-
-    def close(self) -> None:
-        self._ctx.close_scope(None)
-        for scope in self._scopes:
-            REGISTRY.stop_scope(scope)
-
-    def _enter(self, scope: str) -> None:
-        self._scopes.append(scope)
+    def scope_changed(self, scope: str) -> None:
         self._ctx.scope = scope
 
-    def _leave(self, scope: str, what: str) -> None:
+    def release(self, scope: str | None, what: str) -> list[str]:
+        """Stop the VMs ``scope`` launched, and any QEMU whose launch was interrupted."""
         for vm in self._ctx.close_scope(scope):
             logger.info(f"VM '{vm.name}' was still running at the end of the {what}; stopped it.")
         # Safety net: a QEMU whose launch was interrupted before it became a VM handle.
-        for process in REGISTRY.stop_scope(scope):
+        for process in REGISTRY.stop_scope(scope, prefix=self.SCOPE_PREFIX):
             logger.info(f"{process.name} was left by an interrupted launch; stopped it.")
-        if self._scopes and self._scopes[-1] == scope:
-            self._scopes.pop()
-        self._ctx.scope = self._scopes[-1] if self._scopes else ""
+        return []

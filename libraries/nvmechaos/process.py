@@ -100,15 +100,20 @@ class ProcessRegistry:
         with self._lock:
             return [p for p in self._processes if p.is_running() and (scope is None or p.scope == scope)]
 
-    def stop_scope(self, scope: str | None = None) -> list[OwnedProcess]:
-        """Stop every process of ``scope`` (all when None) still running; return the ones stopped."""
+    def stop_scope(self, scope: str | None = None, prefix: str = "") -> list[OwnedProcess]:
+        """Stop every process of ``scope`` still running (when None: of every scope starting with
+        ``prefix``); return the ones that were still running."""
         with self._lock:
-            chosen = [p for p in self._processes if scope is None or p.scope == scope]
+            chosen = [p for p in self._processes if _in_scope(p.scope, scope, prefix)]
             self._processes = [p for p in self._processes if p not in chosen]
         stopped = [p for p in chosen if p.is_running()]
         for process in chosen:
             process.stop()
         return stopped
+
+
+def _in_scope(owner: str, scope: str | None, prefix: str) -> bool:
+    return owner == scope if scope is not None else owner.startswith(prefix)
 
 
 REGISTRY = ProcessRegistry()

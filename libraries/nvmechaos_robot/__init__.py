@@ -6,5 +6,6 @@ pabot's merged log — lives here once.
 """
 
 from nvmechaos_robot.context import KeywordContext, KeywordError, fail, safe_name
+from nvmechaos_robot.listener import ScopedListener
 
-__all__ = ["KeywordContext", "KeywordError", "fail", "safe_name"]
+__all__ = ["KeywordContext", "KeywordError", "ScopedListener", "fail", "safe_name"]
