@@ -24,11 +24,12 @@ from typing import Any, Protocol
 
 import paramiko  # type: ignore[import-untyped]
 
+from nvmechaos.errors import NvmeChaosError
 from nvmechaos.faults.integrity import IntegrityError, Journal, JournalSnapshot
+from nvmechaos.vm.ssh import GuestSsh
 
 SOURCE = Path(__file__).with_name("integrity_writer.c")
 REMOTE_DIR = "/tmp"  # noqa: S108 - in the guest (a throwaway initramfs), not on the host
-_CONNECT_TIMEOUT = 10.0
 
 
 class SshTarget(Protocol):
@@ -37,20 +38,7 @@ class SshTarget(Protocol):
     @property
     def name(self) -> str: ...
 
-    @property
-    def host(self) -> str: ...
-
-    @property
-    def ssh_port(self) -> int: ...
-
-    @property
-    def ssh_user(self) -> str: ...
-
-    @property
-    def key_file(self) -> Path: ...
-
-    @property
-    def known_hosts(self) -> Path: ...
+    def ssh(self) -> GuestSsh: ...
 
 
 def _cache_dir() -> Path:
@@ -100,35 +88,16 @@ def build_writer(cache_dir: Path | None = None, compiler: str = "gcc") -> Path:
     return target
 
 
-def connect(target: SshTarget, timeout: float = _CONNECT_TIMEOUT) -> paramiko.SSHClient:
-    """A paramiko connection to the guest, logged in with the VM's key, host key checked.
+def connect(target: SshTarget) -> paramiko.SSHClient:
+    """The VM's own logged-in SSH client (its key, its pinned host key) for channels of our own.
 
     Raises:
-        IntegrityError: the VM has no pinned host key yet, or SSH fails.
+        IntegrityError: SSH to the guest fails (not ready, refused, wrong host key).
     """
-    if not target.known_hosts.is_file():
-        raise IntegrityError(f"VM '{target.name}' has no pinned SSH host key yet (wait until it is ready)")
-    client = paramiko.SSHClient()
-    client.load_host_keys(str(target.known_hosts))
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
     try:
-        client.connect(
-            target.host,
-            port=target.ssh_port,
-            username=target.ssh_user,
-            key_filename=str(target.key_file),
-            timeout=timeout,
-            banner_timeout=timeout,
-            auth_timeout=timeout,
-            allow_agent=False,
-            look_for_keys=False,
-        )
-    except (OSError, paramiko.SSHException, EOFError) as error:
-        client.close()
-        raise IntegrityError(
-            f"SSH to VM '{target.name}' ({target.host}:{target.ssh_port}) failed: {error}"
-        ) from None
-    return client
+        return target.ssh().client
+    except NvmeChaosError as error:
+        raise IntegrityError(f"SSH to VM '{target.name}' failed: {error}") from None
 
 
 def _run(

@@ -135,6 +135,17 @@ class GuestSsh:
     def host_key(self) -> str | None:
         return self.policy.seen
 
+    @property
+    def client(self) -> paramiko.SSHClient:
+        """The logged-in paramiko client, for channels of one's own (long-running commands, stdin).
+
+        Raises:
+            SshError: not connected.
+        """
+        if self._client is None:
+            raise SshError("SSH is not connected")
+        return self._client
+
     def run(self, command: str, timeout: float = 30.0) -> CommandResult:
         """Run ``command`` in the guest's shell.
 
