@@ -74,7 +74,8 @@ class FaultKeywords:
 
         The guest sees a surprise removal: I/O in flight fails (fio reports ``error=5``, EIO).
         The unplug is stamped on the VM's fault timeline (`Get VM Fault Timeline`); the fault
-        window lasts until `Hot Plug NVMe Device` has the namespace usable again. Fails with QEMU's
+        window lasts until `Hot Plug NVMe Device` has the namespace usable again (a controller with
+        several namespaces cannot be plugged back: QEMU takes no hot-plugged namespaces). Fails with QEMU's
         error class and text when it refuses, and when no ``DEVICE_DELETED`` arrives within
         ``timeout`` seconds.
 
@@ -102,6 +103,8 @@ class FaultKeywords:
 
         Fails with QEMU's error class and text when it refuses (e.g. the device is still plugged),
         and with the console's last lines when the namespace is not usable within ``timeout``.
+        Only single-namespace controllers can be plugged back (QEMU's NVMe bus takes no hot-plugged
+        namespaces): give the controllers you unplug and replug one namespace each.
 
         Example:
         | Hot Unplug NVMe Device    ${vm}    nvme0

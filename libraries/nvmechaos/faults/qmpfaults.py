@@ -176,8 +176,9 @@ def hot_plug(
     poll: float = 0.05,
     shell: GuestShell | None = None,
 ) -> PlugResult:
-    """``device_add`` the controller ``device`` (and its namespaces) back, as it was built, and wait
-    until the guest reads every one of its namespaces (``/dev/nvmeXnY`` present, first 4 KiB read).
+    """``device_add`` the controller ``device`` back, as it was built, and wait until the guest reads
+    its namespace (``/dev/nvmeXnY`` present, first 4 KiB read). Only a single-namespace controller
+    can come back: QEMU's NVMe bus takes no hot-plugged ``nvme-ns`` devices.
 
     ``shell`` is a logged-in guest connection (one is opened when None and closed after).
 
@@ -188,6 +189,11 @@ def hot_plug(
     handle = controller(vm, device)
     if timeout <= 0:
         raise HotplugError(f"plug timeout {timeout:g} s is not positive")
+    if not handle.single_namespace:
+        raise HotplugError(
+            f"'{device}' of VM '{vm.name}' has {len(handle.namespaces)} namespaces: QEMU cannot plug nvme-ns "
+            "devices back (its NVMe bus has no hot-plug); give each hot-plugged controller one namespace"
+        )
     own_shell = shell is None
     try:
         guest: GuestShell = shell if shell is not None else vm.ssh()
