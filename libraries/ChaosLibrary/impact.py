@@ -231,9 +231,9 @@ class ImpactKeywords:
         dictionary per fault: ``fault`` (label), ``start_s``/``end_s`` (seconds from fio's start),
         ``baseline_iops``, ``baseline_latency_ms`` (means over the ``baseline`` before the fault),
         ``min_iops``, ``iops_drop_pct``, ``max_latency_ms``, ``latency_increase_pct`` (the worst
-        window during the fault), ``recovery_s`` (from the fault's end until ``recovery_windows``
-        consecutive windows are within ``tolerance_pct`` % of the baseline IOPS and latency, or
-        latency within ``latency_slack_ms`` of the baseline; None if never) and ``recovered``.
+        window during the fault), ``recovery_s`` (from the fault's end to the end of the first of
+        ``recovery_windows`` consecutive windows within ``tolerance_pct`` % of the baseline IOPS
+        and latency, or latency within ``latency_slack_ms`` of it; None if never) and ``recovered``.
 
         ``events`` are fault timeline events (`Get Fault Timeline`, `Get VM Fault Timeline`, or a
         list of both); default: every event of this library and of VmLibrary. ``origin`` is fio's

@@ -40,9 +40,9 @@ def test_dip_depth_and_recovery() -> None:
     assert impact.iops_drop_pct == pytest.approx(95)
     assert impact.max_latency_ms == pytest.approx(90)
     assert impact.latency_increase_pct == pytest.approx(4400)
-    # windows (8,9] is 700: bad; (9,10] 980 and 2.1 ms good, (10,11] good -> recovered at 11 s.
+    # (8,9] is 700: bad; (9,10] 980 and 2.1 ms good, (10,11] good too: recovered at the end of (9,10].
     assert impact.recovered
-    assert impact.recovery_s == pytest.approx(3.0)
+    assert impact.recovery_s == pytest.approx(2.0)
 
 
 def test_never_recovered_and_violation_lines() -> None:
@@ -63,7 +63,7 @@ def test_within_limits_gives_no_violation() -> None:
     lat = series([1.0] * 5 + [1.5] + [1.0] * 4, kind="clat", unit="ms")
     impacts = analyse(iops, [(5.0, 6.0, "small")], lat)
     assert violations(impacts, {"max_iops_drop_pct": 20, "max_latency_ms": 2, "max_recovery_s": 3}) == []
-    assert impacts[0].recovery_s == pytest.approx(2.0)
+    assert impacts[0].recovery_s == pytest.approx(1.0)
 
 
 def test_latency_in_ns_and_partial_windows() -> None:
@@ -132,11 +132,17 @@ def test_windows_from_mixed_events() -> None:
 def test_better_than_baseline_counts_as_recovered() -> None:
     iops = series([1000] * 4 + [300] + [1300, 1250, 1280])
     [impact] = analyse(iops, [(4.0, 5.0, "throttle")])
-    assert impact.recovery_s == pytest.approx(2.0)
+    assert impact.recovery_s == pytest.approx(1.0)
 
 
 def test_sub_millisecond_latency_recovers_within_the_slack() -> None:
     iops = series([1000] * 4 + [10] + [1000] * 3)
     lat = series([0.2] * 4 + [50] + [0.5, 0.5, 0.5], kind="clat", unit="ms")
-    assert analyse(iops, [(4.0, 5.0, "spike")], lat)[0].recovery_s == pytest.approx(2.0)
+    assert analyse(iops, [(4.0, 5.0, "spike")], lat)[0].recovery_s == pytest.approx(1.0)
     assert analyse(iops, [(4.0, 5.0, "spike")], lat, latency_slack_ms=0)[0].recovery_s is None
+
+
+def test_a_good_window_alone_is_not_recovery() -> None:
+    iops = series([1000] * 4 + [0] + [1000, 100, 1000, 1000])
+    [impact] = analyse(iops, [(4.0, 5.0, "x")], recovery_windows=2)
+    assert impact.recovery_s == pytest.approx(3.0)  # (5,6] good but (6,7] not: (7,8] and (8,9] count

@@ -219,10 +219,11 @@ def _recovery(  # noqa: PLR0917 - internal, called once with everything it compa
     baseline_latency: float,
     latency_slack_ms: float,
 ) -> float | None:
-    """Seconds from ``fault_end`` to the end of the first ``needed`` consecutive good windows."""
+    """Seconds from ``fault_end`` to the end of the first of ``needed`` consecutive good windows."""
     tolerance = tolerance_pct / 100.0
     after = np.flatnonzero(starts >= fault_end - 1e-9)
     run = 0
+    first = 0
     for index in after:
         good = values[index] >= (1.0 - tolerance) * baseline
         if good and lat_values.size and baseline_latency > 0:
@@ -231,8 +232,10 @@ def _recovery(  # noqa: PLR0917 - internal, called once with everything it compa
                 limit = max(baseline_latency * (1.0 + tolerance), baseline_latency + latency_slack_ms)
                 good = lat_values[near[0]] <= limit
         run = run + 1 if good else 0
+        if run == 1:
+            first = int(index)
         if run >= needed:
-            return max(0.0, float(ends[index]) - fault_end)
+            return max(0.0, float(ends[first]) - fault_end)
     return None
 
 

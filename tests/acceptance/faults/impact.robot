@@ -18,8 +18,9 @@ ${LATENCY}    fault 'read 30 ms' at *: max_latency_ms is * ms, above the limit 1
 *** Test Cases ***
 Spike Impact On A Host Run
     ${result}    ${events}    Run Workload With Spike    nbdkit    30ms
+    # Recovery to 75 % of the baseline: fio shares this host's two cores with the injector.
     ${impacts}    Fault Impact Should Be Within    ${result}    ${events}
-    ...    max_latency_ms=60    max_recovery_s=3    baseline=2s
+    ...    max_latency_ms=60    max_recovery_s=3    baseline=2s    tolerance_pct=25
     Should Be True    ${impacts}[0][max_latency_ms] > 25
     Should Be True    ${impacts}[0][iops_drop_pct] > 80
     Should Be True    2.0 < ${impacts}[0][start_s] < 3.5
