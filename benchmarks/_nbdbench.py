@@ -32,3 +32,19 @@ def load_average() -> str:
         return " ".join(Path("/proc/loadavg").read_text(encoding="ascii").split()[:3])
     except OSError:
         return "?"
+
+
+def print_accuracy_table(rows: list[tuple[str, float, float, float]], baseline_label: str) -> int:
+    """Print (engine, injected ms, baseline mean ms, measured added ms) rows as a table; return the exit
+    code: 0 when every row is within ±5 % of the injected delay."""
+    print(f"load average at end: {load_average()}")
+    print()
+    print(f"| engine | injected (ms) | {baseline_label} (ms) | measured added (ms) | error | within ±5 % |")
+    print("|---|---:|---:|---:|---:|:---:|")
+    worst = 0.0
+    for engine, delay, base, measured in rows:
+        error = (measured - delay) / delay
+        worst = max(worst, abs(error))
+        ok = "yes" if abs(error) <= 0.05 else "NO"
+        print(f"| {engine} | {delay:.0f} | {base:.3f} | {measured:.3f} | {error:+.2%} | {ok} |")
+    return 0 if worst <= 0.05 else 1

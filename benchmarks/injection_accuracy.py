@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _nbdbench import load_average, read_stats, run_fio
+from _nbdbench import load_average, print_accuracy_table, read_stats, run_fio
 from nvmechaos.faults import LatencyParams, make_injector
 
 
@@ -61,17 +61,7 @@ def main() -> int:
                 injector.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"load average at end: {load_average()}")
-    print()
-    print("| engine | injected (ms) | baseline mean (ms) | measured added (ms) | error | within ±5 % |")
-    print("|---|---:|---:|---:|---:|:---:|")
-    worst = 0.0
-    for engine, delay, base, measured in rows:
-        error = (measured - delay) / delay
-        worst = max(worst, abs(error))
-        ok = "yes" if abs(error) <= 0.05 else "NO"
-        print(f"| {engine} | {delay:.0f} | {base:.3f} | {measured:.3f} | {error:+.2%} | {ok} |")
-    return 0 if worst <= 0.05 else 1
+    return print_accuracy_table(rows, "baseline mean")
 
 
 if __name__ == "__main__":
