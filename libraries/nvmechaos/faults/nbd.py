@@ -22,7 +22,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +37,7 @@ from nvmechaos.faults.control import (
     write_control,
 )
 from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
+from nvmechaos.rundir import private_run_dir
 
 _HERE = Path(__file__).resolve().parent
 PLUGIN = _HERE / "nbdkit_plugin.py"
@@ -156,7 +156,7 @@ class NbdInjector(Injector):
         return None
 
     def _start(self) -> None:
-        self.run_dir = Path(tempfile.mkdtemp(prefix="nvmechaos-nbd-"))  # mode 0700
+        self.run_dir = private_run_dir("nbd")
         try:
             self._prepare_files()
             control = self.run_dir / "control.json"

@@ -25,7 +25,6 @@ import contextlib
 import os
 import shutil
 import signal
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import Any, Protocol
 
 from nvmechaos.faults.base import FaultError, FaultEvent, InjectorDiedError, InjectorStartError, Timeline
 from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
+from nvmechaos.rundir import private_run_dir
 
 START_TIMEOUT = 10.0
 
@@ -48,14 +48,6 @@ class PowerCuttable(Protocol):
     def pid(self) -> int | None: ...
 
     def power_cut(self) -> int | None: ...
-
-
-def _private_dir(prefix: str) -> Path:
-    base = os.environ.get("NVMECHAOS_RUN_DIR") or tempfile.gettempdir()
-    Path(base).mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
-    path.chmod(0o700)
-    return path
 
 
 @dataclass
@@ -241,7 +233,7 @@ def start_drive(
     """
     if shutil.which(nbdkit) is None:
         raise InjectorStartError(f"'{nbdkit}' is not installed (apt-get install nbdkit)")
-    run_dir = _private_dir(f"nvmechaos-pl-{name[:16]}-")
+    run_dir = private_run_dir(f"pl-{name[:13]}")
     owns = False
     try:
         if backing is None or not backing.exists():

@@ -18,7 +18,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 
 from nvmechaos.guest.builder import BASE_APPEND, GuestImage, GuestImageError, GuestRecipe, build_guest
 from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
+from nvmechaos.rundir import private_run_dir
 from nvmechaos.vm.errors import QemuError, SshError, VmError, VmNotReadyError, VmSpecError
 from nvmechaos.vm.qemu import (
     QBOOT,
@@ -703,11 +703,7 @@ def _namespace(
 
 def make_run_dir(name: str) -> Path:
     """A new private (0700) folder for one VM, on a short path (unix socket paths: 107 bytes at most)."""
-    base = os.environ.get("NVMECHAOS_RUN_DIR") or tempfile.gettempdir()
-    Path(base).mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=f"nvmechaos-{name[:16]}-", dir=base))
-    path.chmod(0o700)
-    return path
+    return private_run_dir(name)
 
 
 def launch_vm(
