@@ -38,7 +38,10 @@ HINT="re-run scripts/bootstrap.sh; if it fails again, report the lines above"
 LAST_LOG=""
 RUNNING=""
 
-say() { printf '[bootstrap] %s\n' "$*" >&2; }
+# Messages go to the script's own stderr (fd 3), also from an ERR trap that fires inside a command
+# whose output is redirected to a log.
+exec 3>&2
+say() { printf '[bootstrap] %s\n' "$*" >&3; }
 
 # step NAME HINT: what the script is doing now, and what a user can do if it fails there.
 step() {
@@ -54,7 +57,7 @@ on_error() {
   say "FAILED in step '$STEP' (exit status $status), scripts/bootstrap.sh line $line: ${RUNNING:-$command}"
   if [ -n "$LAST_LOG" ] && [ -s "$LAST_LOG" ]; then
     say "last lines of $LAST_LOG:"
-    tail -n 15 "$LAST_LOG" | sed 's/^/[bootstrap]   | /' >&2
+    tail -n 15 "$LAST_LOG" | sed 's/^/[bootstrap]   | /' >&3
   fi
   say "what to do: $HINT"
   exit "$status"
