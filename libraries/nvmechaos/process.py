@@ -82,7 +82,11 @@ class OwnedProcess:
 
     def _signal_group(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signum)
+            if hasattr(os, "killpg"):
+                os.killpg(self.popen.pid, signum)
+            elif self.popen.poll() is None:
+                # Windows has no process groups to signal: end the process itself (TerminateProcess).
+                self.popen.kill()
 
 
 class ProcessRegistry:

@@ -69,3 +69,13 @@ def test_children_die_with_a_killed_parent(tmp_path: Path) -> None:
     parent.kill()
     parent.wait()
     assert wait_gone(child), "the child outlived its SIGKILLed parent"
+
+
+def test_without_process_groups_stop_ends_the_process_itself(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Windows has no os.killpg: stopping must still end the process, not raise AttributeError."""
+    registry = ProcessRegistry()
+    owner = spawn("sleep", ["sleep", "60"], registry=registry)
+    monkeypatch.delattr(os, "killpg")
+    owner.stop(grace=0.1)
+    assert not owner.is_running()
+    assert owner.kill() is not None
