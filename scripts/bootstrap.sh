@@ -8,7 +8,7 @@
 # Every failure names the step, the command and what to do; tool output goes to results/bootstrap/*.log.
 #
 # Usage: scripts/bootstrap.sh [--dev] [--system-only] [--print-mirror]
-#   --dev           also the test and lint tools (shellcheck, mmdebstrap; the [dev] Python extras)
+#   --dev           also the test and lint tools (shellcheck, mmdebstrap, stress-ng; the [dev] Python extras)
 #   --system-only   stop after the system packages
 #   --print-mirror  print the Debian mirror apt uses (the fresh-root check builds from it) and exit
 # Environment (the tests point these at fixtures and stub commands):
@@ -170,7 +170,7 @@ PACKAGES=(fio nbdkit nbdkit-plugin-python busybox-static dropbear-bin openssh-sf
 KERNEL_PACKAGE=linux-image-amd64
 [ "${ID:-}" = "ubuntu" ] && KERNEL_PACKAGE=linux-image-generic
 PACKAGES+=("$KERNEL_PACKAGE")
-[ $DEV -eq 1 ] && PACKAGES+=(shellcheck mmdebstrap)
+[ $DEV -eq 1 ] && PACKAGES+=(shellcheck mmdebstrap stress-ng)
 # Tools by command, for distributions without dpkg.
 TOOLS=(fio nbdkit busybox dropbear nvme cpio gcc mke2fs modprobe qemu-img qemu-system-x86_64)
 [ $DEV -eq 1 ] && TOOLS+=(shellcheck)
