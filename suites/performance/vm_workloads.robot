@@ -1,7 +1,7 @@
 *** Settings ***
 Documentation    The workload set in the built-in VM target: fio runs in the guest against emulated
 ...              NVMe namespaces (QEMU, TCG when KVM is unusable), judged by the threshold profile
-...              ${PROFILE} (default emulated). One VM with two controllers serves the whole suite.
+...              ${VM_PROFILE} (default emulated). One VM with two controllers serves the whole suite.
 ...
 ...              Example: robot --variable RUNTIME:10 suites/performance/vm_workloads.robot
 
@@ -13,7 +13,7 @@ Test Tags        performance    vm
 
 
 *** Variables ***
-${PROFILE}         emulated
+${VM_PROFILE}      emulated
 ${RUNTIME}         5
 ${QD64_MEAN_MS}    320
 ${QD64_P99_MS}     500
@@ -26,18 +26,18 @@ ${DEV1}            /dev/nvme1n1
 Mixed Random Read Write In VM
     [Documentation]    70/30 random read/write, 4 KiB, QD16, on the first controller.
     ${result}    Run Fio Job On VM    ${VM}    mixed_randrw    filename=${DEV0}    runtime=${RUNTIME}
-    Fio Result Should Meet Thresholds    ${result}    profile=${PROFILE}
-    Fio Result Should Be Consistent    ${result}    profile=${PROFILE}    ramp=1
+    Fio Result Should Meet Thresholds    ${result}    profile=${VM_PROFILE}
+    Fio Result Should Be Consistent    ${result}    profile=${VM_PROFILE}    ramp=1
 
 Latency Probe In VM
     [Documentation]    QD1 4 KiB random reads: the emulated device's service time.
     ${result}    Run Fio Job On VM    ${VM}    latency_probe    filename=${DEV0}    runtime=${RUNTIME}
-    Fio Result Should Meet Thresholds    ${result}    profile=${PROFILE}
+    Fio Result Should Meet Thresholds    ${result}    profile=${VM_PROFILE}
 
 Random Multi IO Stress In VM
     [Documentation]    Small, medium and large random I/O of different mixes at once.
     ${result}    Run Fio Job On VM    ${VM}    random_multi_io    filename=${DEV0}    runtime=${RUNTIME}
-    Fio Result Should Meet Thresholds    ${result}    profile=${PROFILE}
+    Fio Result Should Meet Thresholds    ${result}    profile=${VM_PROFILE}
 
 Multi Queue In VM
     [Documentation]    Four submitters reported as one group, at QD8 each in the guest (the host
@@ -45,20 +45,20 @@ Multi Queue In VM
     ...    (Little's law: mean latency = 128 / IOPS, ~100 ms under TCG).
     ${result}    Run Fio Job On VM    ${VM}    multi_queue    filename=${DEV0}    iodepth=8
     ...    runtime=${RUNTIME}
-    Fio Result Should Meet Thresholds    ${result}    profile=${PROFILE}
+    Fio Result Should Meet Thresholds    ${result}    profile=${VM_PROFILE}
 
 Multi Device In VM
     [Documentation]    The same load on both controllers at once; each must meet the limits on its own.
     ${result}    Run Fio Job On VM    ${VM}    multi_device    dev0.filename=${DEV0}    dev1.filename=${DEV1}
     ...    runtime=${RUNTIME}
-    Fio Result Should Meet Thresholds    ${result}    profile=${PROFILE}
+    Fio Result Should Meet Thresholds    ${result}    profile=${VM_PROFILE}
 
 Queue Depth Sweep In VM
     [Documentation]    QD 1, 4, 16, 64 one after another (2 s each): IOPS must not fall as depth rises.
     ...    At QD64 latency is queueing (Little's law: 64 / IOPS), so its limits follow the
     ...    profile's IOPS floor: mean <= 64 / 200 IOPS = ${QD64_MEAN_MS} ms.
     ${result}    Run Fio Job On VM    ${VM}    qd_sweep    filename=${DEV0}    runtime=2
-    Fio Result Should Meet Thresholds    ${result}    profile=${PROFILE}
+    Fio Result Should Meet Thresholds    ${result}    profile=${VM_PROFILE}
     ...    qd64.max_mean_latency_ms=${QD64_MEAN_MS}    qd64.max_p99_latency_ms=${QD64_P99_MS}
     ${qd1}    Get Fio Metric    ${result}    iops    job=qd1
     ${qd16}    Get Fio Metric    ${result}    iops    job=qd16
