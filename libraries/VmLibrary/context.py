@@ -3,13 +3,50 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from robot.api import logger
+from robot.utils import timestr_to_secs
 
 from nvmechaos.vm import Vm
 from nvmechaos_robot import KeywordContext, KeywordError, fail, safe_name
 
-__all__ = ["KeywordError", "VmContext", "fail", "safe_name"]
+__all__ = ["KeywordError", "VmContext", "as_vm", "fail", "flag", "safe_name", "seconds"]
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0", "none", "")
+
+
+def as_vm(value: object) -> Vm:
+    """``value`` if it is a VM handle; else the keyword fails in one line."""
+    if not isinstance(value, Vm):
+        fail(f"'{value}' is not a VM (use the handle `Launch NVMe VM` returned)")
+    return value
+
+
+def seconds(value: Any, what: str = "timeout") -> float:
+    """A Robot time (``30s``, ``2 min``, ``1h 5m``; a bare number is seconds) as positive seconds;
+    else the keyword fails in one line naming ``what``."""
+    try:
+        result = float(timestr_to_secs(value))
+    except (ValueError, TypeError):
+        fail(f"{what} '{value}' is not a time (use e.g. 30s, 2 min; a bare number is seconds)")
+    if result <= 0:
+        fail(f"{what} '{value}' is not positive")
+    return result
+
+
+def flag(value: Any, what: str) -> bool:
+    """Robot's true/false spellings (``True``, ``yes``, ``on``, ``1`` / ``False``, ``no``, ``off``,
+    ``0``, ``none``, empty) or a boolean; anything else fails the keyword in one line."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE or value is None:
+        return False
+    fail(f"{what} '{value}' is not true or false")
 
 
 class VmContext(KeywordContext):

@@ -31,13 +31,8 @@ from nvmechaos.faults.qmpfaults import (
 )
 from nvmechaos.vm import Vm
 from nvmechaos.vm.spec import parse_size
-from VmLibrary.context import VmContext, fail
-
-
-def _vm(value: object) -> Vm:
-    if not isinstance(value, Vm):
-        fail(f"'{value}' is not a VM (use the handle `Launch NVMe VM` returned)")
-    return value
+from VmLibrary.context import VmContext, fail, seconds
+from VmLibrary.context import as_vm as _vm
 
 
 def _count(value: Any, what: str, sizes: bool = False) -> int:
@@ -68,7 +63,7 @@ class FaultKeywords:
         return log
 
     @keyword("Hot Unplug NVMe Device")
-    def hot_unplug_nvme_device(self, vm: Vm, device: str, timeout: float = 10.0) -> float:
+    def hot_unplug_nvme_device(self, vm: Vm, device: str, timeout: str | float = "10s") -> float:
         """Unplug the NVMe controller ``device`` (its qdev id, e.g. ``nvme0``) from ``vm`` with QMP
         ``device_del``, wait for QEMU's ``DEVICE_DELETED`` and return the seconds in between.
 
@@ -77,15 +72,16 @@ class FaultKeywords:
         window lasts until `Hot Plug NVMe Device` has the namespace usable again (a controller with
         several namespaces cannot be plugged back: QEMU takes no hot-plugged namespaces). Fails with QEMU's
         error class and text when it refuses, and when no ``DEVICE_DELETED`` arrives within
-        ``timeout`` seconds.
+        ``timeout`` (a Robot time: ``10s``, ``1 min``; a bare number is seconds).
 
         Example:
         | ${seconds} =    Hot Unplug NVMe Device    ${vm}    nvme0
         | Should Be True    ${seconds} < 2
         """
         target = _vm(vm)
+        limit = seconds(timeout)
         try:
-            result = hot_unplug(target, str(device), self.log_of(target), timeout=float(timeout))
+            result = hot_unplug(target, str(device), self.log_of(target), timeout=limit)
         except NvmeChaosError as error:
             fail(error)
         logger.info(
@@ -95,14 +91,15 @@ class FaultKeywords:
         return result.seconds
 
     @keyword("Hot Plug NVMe Device")
-    def hot_plug_nvme_device(self, vm: Vm, device: str, timeout: float = 10.0) -> float:
+    def hot_plug_nvme_device(self, vm: Vm, device: str, timeout: str | float = "10s") -> float:
         """Plug the NVMe controller ``device`` back into ``vm`` as it was built (same root port,
         serial, block node and namespaces: QMP ``device_add``), wait until the guest can read every
         one of its namespaces (``/dev/nvmeXnY`` present and its first 4 KiB readable) and return the
         seconds from ``device_add`` to then (polled every 50 ms over SSH, so add up to ~0.1 s).
 
         Fails with QEMU's error class and text when it refuses (e.g. the device is still plugged),
-        and with the console's last lines when the namespace is not usable within ``timeout``.
+        and with the console's last lines when the namespace is not usable within ``timeout`` (a
+        Robot time: ``5s``; a bare number is seconds).
         Only single-namespace controllers can be plugged back (QEMU's NVMe bus takes no hot-plugged
         namespaces): give the controllers you unplug and replug one namespace each.
 
@@ -111,8 +108,9 @@ class FaultKeywords:
         | ${seconds} =    Hot Plug NVMe Device    ${vm}    nvme0    timeout=5
         """
         target = _vm(vm)
+        limit = seconds(timeout)
         try:
-            result = hot_plug(target, str(device), self.log_of(target), timeout=float(timeout))
+            result = hot_plug(target, str(device), self.log_of(target), timeout=limit)
         except NvmeChaosError as error:
             fail(error)
         logger.info(
@@ -226,19 +224,21 @@ class FaultKeywords:
 
     @keyword("Measure Guest Clock")
     def measure_guest_clock(self, vm: Vm, samples: int = 5) -> list[ClockSample]:
-        """Compare the guest's wall clock with the host's ``samples`` times over SSH and return the
-        samples (for `Align Fio Logs To Host Clock`); logs the offset and its uncertainty (half the
-        shortest round trip).
+        """Compare the guest's wall clock with the host's ``samples`` (1 or more) times over SSH and
+        return the samples (for `Align Fio Logs To Host Clock`); logs the offset and its uncertainty
+        (half the shortest round trip).
 
         Example:
         | ${before} =    Measure Guest Clock    ${vm}
         """
         target = _vm(vm)
+        if int(samples) < 1:
+            fail(f"samples '{samples}' is not 1 or more")
         result: list[ClockSample] = []
         try:
             ssh = target.ssh()
             try:
-                for _ in range(max(1, int(samples))):
+                for _ in range(int(samples)):
                     before = time.time()
                     output = ssh.run(GUEST_CLOCK_COMMAND, timeout=15)
                     after = time.time()
@@ -273,6 +273,8 @@ class FaultKeywords:
         | ${clock} =    Align Fio Logs To Host Clock    ${result.artifacts.directory}
         """
         directory = Path(run_dir)
+        if not directory.is_dir():
+            fail(f"fio run folder '{run_dir}' does not exist")
         logs = sorted(directory.glob("fio_*.*.log"))
         try:
             clock = align_run(logs, before or (), after or ())

@@ -5,9 +5,12 @@ from __future__ import annotations
 from robot.api import logger
 from robotlibcore import DynamicCore
 
+from nvmechaos.errors import NvmeChaosError
 from nvmechaos.process import REGISTRY
+from nvmechaos.vm import VmSpec
+from nvmechaos.vm.spec import parse_memory
 from nvmechaos_robot import ScopedListener
-from VmLibrary.context import VmContext
+from VmLibrary.context import VmContext, fail, seconds
 from VmLibrary.faults import FaultKeywords
 from VmLibrary.lifecycle import LifecycleKeywords
 from VmLibrary.qmp import QmpKeywords
@@ -31,7 +34,9 @@ class VmLibrary(DynamicCore, ScopedListener):
     and every file of a VM is its own, so parallel pabot workers never collide. The guest accepts
     only a key generated for this run; its host key is pinned to the one the builder made.
 
-    KVM is used when a short probe boot shows it works, else TCG; the log says which ran.
+    KVM is used when a short probe boot shows it works, else TCG; the log of `Launch NVMe VM` says
+    which ran and why KVM was not used (``/dev/kvm missing``, ``KVM probe timed out after 3 s``,
+    ``NVMECHAOS_ACCEL=tcg``, ...).
 
     = QMP =
     A background thread keeps the QMP connection and timestamps every event as it arrives, while
@@ -48,9 +53,9 @@ class VmLibrary(DynamicCore, ScopedListener):
 
     = Importing =
     | Library    VmLibrary
-    | Library    VmLibrary    boot_timeout=180    memory=2048    cpus=2
+    | Library    VmLibrary    boot_timeout=3 min    memory=2G    cpus=2
 
-    ``cache_dir`` is the guest image cache (default ``~/.cache/nvmechaos/guest``).
+    See `Importing` for the arguments (guest image cache, boot timeout, memory, CPUs).
     """
 
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
@@ -58,10 +63,35 @@ class VmLibrary(DynamicCore, ScopedListener):
     SCOPE_PREFIX = "vm-"
 
     def __init__(
-        self, cache_dir: str | None = None, boot_timeout: float = 120.0, memory: int = 1024, cpus: int = 1
+        self,
+        cache_dir: str | None = None,
+        boot_timeout: str | float = "120s",
+        memory: str | int = 1024,
+        cpus: int = 1,
     ) -> None:
+        """Import the library; the arguments are defaults of every `Launch NVMe VM`.
+
+        - ``cache_dir``: the built-in guest image cache (default ``$NVMECHAOS_CACHE/guest``, else
+          ``~/.cache/nvmechaos/guest``).
+        - ``boot_timeout``: how long `Launch NVMe VM` and `Wait Until VM Is Ready` wait for the
+          guest to be ready, as a Robot time (``120s``, ``3 min``; a bare number is seconds).
+        - ``memory``: guest RAM, MiB as a bare number (``1024``, as QEMU's ``-m``) or a size with a
+          unit (``2G``); at least 128 MiB.
+        - ``cpus``: guest CPUs, 1 to 64.
+
+        A bad value fails the import in one line. Nothing is started on import.
+
+        Examples:
+        | Library    VmLibrary
+        | Library    VmLibrary    boot_timeout=3 min    memory=2G    cpus=2
+        """
         ScopedListener.__init__(self)
-        self._ctx = VmContext(cache_dir, float(boot_timeout), int(memory), int(cpus))
+        try:
+            memory_mib = parse_memory(memory)
+            spec = VmSpec(memory_mib=memory_mib, cpus=int(cpus))
+        except (NvmeChaosError, ValueError) as error:
+            fail(error if isinstance(error, NvmeChaosError) else f"cpus '{cpus}' is not a whole number")
+        self._ctx = VmContext(cache_dir, seconds(boot_timeout, "boot_timeout"), spec.memory_mib, spec.cpus)
         DynamicCore.__init__(
             self, [LifecycleKeywords(self._ctx), QmpKeywords(self._ctx), FaultKeywords(self._ctx)]
         )

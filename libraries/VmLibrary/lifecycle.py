@@ -14,9 +14,11 @@ from robot.libraries.BuiltIn import BuiltIn
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.guest import GuestRecipe, build_guest
 from nvmechaos.vm import GuestSpec, Vm, VmSpec, launch_vm
-from nvmechaos.vm.spec import ControllerSpec, NamespaceSpec, controllers_from, parse_size
+from nvmechaos.vm.spec import ControllerSpec, NamespaceSpec, controllers_from, parse_memory, parse_size
 from nvmechaos.vm.ssh import fingerprint
-from VmLibrary.context import VmContext, fail
+from VmLibrary.context import VmContext, as_vm, fail, flag, seconds
+
+DEFAULT_SIZE = 1 << 30
 
 
 def _layout(value: Any) -> Any:
@@ -38,25 +40,53 @@ class LifecycleKeywords:
         self,
         name: str,
         layout: Any,
-        size: str,
+        size: str | None,
         namespaces: int,
         controllers: int,
         backing: str | None,
         image_format: str | None,
         nbd: str | None,
+        create_backing: bool,
         serials: list[str] | None,
-        memory: int | None,
+        memory: str | int | None,
         cpus: int | None,
         guest: GuestSpec,
         accel: str,
         extra_args: list[str] | None,
     ) -> VmSpec:
         if layout:
+            beside = [
+                f"{key}="
+                for key, given in (
+                    ("size", size not in (None, "")),
+                    ("namespaces", int(namespaces) != 1),
+                    ("controllers", int(controllers) != 1),
+                    ("backing", bool(backing)),
+                    ("format", bool(image_format)),
+                    ("nbd", bool(nbd)),
+                    ("create_backing", create_backing),
+                )
+                if given
+            ]
+            if beside:
+                fail(
+                    f"layout= describes every namespace: put {', '.join(beside)} inside the layout, "
+                    "not beside it"
+                )
             specs = controllers_from(_layout(layout))
         else:
-            ns_size = parse_size(size, "namespace size") if size and not nbd else None
+            if create_backing and not backing:
+                fail("create_backing=True needs backing= (the path of the file to create)")
+            if size not in (None, ""):
+                ns_size: int | None = parse_size(str(size), "namespace size")
+            else:
+                ns_size = None if (backing or nbd) else DEFAULT_SIZE
             ns = NamespaceSpec(
-                size=ns_size, backing=Path(backing) if backing else None, format=image_format, nbd=nbd
+                size=ns_size,
+                backing=Path(backing) if backing else None,
+                format=image_format,
+                nbd=nbd,
+                create=create_backing,
             )
             if (backing or nbd) and (namespaces > 1 or controllers > 1):
                 fail("backing= and nbd= describe one namespace: use layout= for several")
@@ -69,8 +99,8 @@ class LifecycleKeywords:
             )
         return VmSpec(
             name=name,
-            memory_mib=int(memory or self.ctx.memory),
-            cpus=int(cpus or self.ctx.cpus),
+            memory_mib=parse_memory(memory) if memory not in (None, "") else self.ctx.memory,
+            cpus=int(cpus) if cpus not in (None, "") else self.ctx.cpus,
             controllers=specs,
             guest=guest,
             accel=accel,
@@ -81,7 +111,7 @@ class LifecycleKeywords:
     def launch_nvme_vm(  # noqa: PLR0917 - Robot keywords take their options positionally too
         self,
         name: str = "vm",
-        size: str = "1G",
+        size: str | None = None,
         namespaces: int = 1,
         controllers: int = 1,
         layout: Any = None,
@@ -89,7 +119,7 @@ class LifecycleKeywords:
         format: str | None = None,  # the QEMU word users know
         nbd: str | None = None,
         serials: list[str] | None = None,
-        memory: int | None = None,
+        memory: str | int | None = None,
         cpus: int | None = None,
         kernel: str | None = None,
         initrd: str | None = None,
@@ -101,44 +131,68 @@ class LifecycleKeywords:
         accel: str = "auto",
         extra_args: list[str] | None = None,
         wait: bool = True,
-        timeout: float | None = None,
+        timeout: str | float | None = None,
         check_fio: bool = True,
+        create_backing: bool = False,
     ) -> Vm:
         """Launch a QEMU VM with NVMe controllers and return its handle (ready, unless ``wait=False``).
 
         The simple form: ``controllers`` controllers, each with ``namespaces`` namespaces of ``size``
-        (sparse raw files in the VM's private folder). One namespace can instead use an existing
-        ``backing`` file (raw or qcow2, ``format`` detected) or an ``nbd`` export
-        (``nbd://127.0.0.1:10809/name`` or ``nbd+unix:///name?socket=/path``). ``layout`` describes
-        anything else: a list with one entry per controller, each a list of namespaces (a size, or a
-        dictionary with size/backing/format/nbd/block_size) or a dictionary with ``serial`` and
-        ``namespaces`` (a JSON string works too). ``serials`` names the controllers' serial numbers.
+        (default 1G; sparse raw files in the VM's private folder, deleted with it). One namespace
+        can instead use an existing ``backing`` file (raw or qcow2, ``format`` detected; its size
+        unless ``size`` is given) or an ``nbd`` export (``nbd://127.0.0.1:10809/name`` or
+        ``nbd+unix:///name?socket=/path``; its size comes from the export). A ``backing`` file that
+        does not exist is an error, unless ``create_backing=True``: then it is created (sparse raw,
+        or qcow2 with ``format=qcow2``, of ``size``) in a folder that exists, and kept after the VM
+        (for a disk that outlives it); a launch that fails removes it again.
+
+        ``layout`` describes anything else: a list with one entry per controller, each a list of
+        namespaces (a size, or a dictionary with size/backing/format/nbd/block_size/create) or a
+        dictionary with ``serial`` and ``namespaces`` (a JSON string works too); give the
+        namespaces' options inside it, not beside it. ``serials`` names the controllers' serial
+        numbers.
+
+        ``memory`` is the guest's RAM: MiB as a bare number (``2048``, as QEMU's ``-m``) or a size
+        with a unit (``2G``, ``512M``); at least 128 MiB; default the library's ``memory`` (1024).
+        ``cpus`` is 1 to 64 (default the library's ``cpus``, 1).
 
         The guest is the built-in one unless ``kernel`` (+ ``initrd``, ``append``) or ``disk_image``
         is given; for a disk image pass ``ssh_key`` (the private key ``ssh_user`` accepts) and ideally
-        ``host_key`` (``TYPE BASE64``) to pin. ``accel`` is auto (probe KVM, else TCG), kvm or tcg.
+        ``host_key`` (``TYPE BASE64``) to pin. ``accel`` is auto (``NVMECHAOS_ACCEL`` if set, else
+        probe KVM, else TCG), kvm or tcg; the log says which ran and why KVM was not used.
+        ``timeout`` (a Robot time: ``60s``, ``2 min``; default the library's ``boot_timeout``) is
+        how long to wait until the guest is ready.
+
+        Every argument is checked before anything is created or started: a bad one fails in one
+        line and leaves no folder, file or process behind.
 
         The handle has ``name``, ``ssh_port``, ``host``, ``ssh_user``, ``key_file``, ``known_hosts``,
         ``qmp_socket``, ``console_log``, ``device_ids`` (``nvme0``...), ``controllers`` (each with
-        ``id``, ``bus``, ``serial``, ``namespaces`` with ``node``), ``accelerator``, ``boot_seconds``.
+        ``id``, ``bus``, ``serial``, ``namespaces`` with ``node`` and ``backing``), ``accelerator``,
+        ``accelerator_reason``, ``boot_seconds``.
 
         Examples:
         | ${vm} =    Launch NVMe VM
-        | ${vm} =    Launch NVMe VM    size=2G    namespaces=2    controllers=2    memory=2048
+        | ${vm} =    Launch NVMe VM    size=2G    namespaces=2    controllers=2    memory=2G
         | ${vm} =    Launch NVMe VM    backing=${CURDIR}/disk.qcow2    wait=False
+        | ${vm} =    Launch NVMe VM    backing=${TEMPDIR}/keep.raw    size=256M    create_backing=True
         | ${vm} =    Launch NVMe VM    layout=[{"serial": "A1", "namespaces": ["1G", "512M"]}, ["256M"]]
         | Log    ${vm.ssh_port} ${vm.qmp_socket} ${vm.device_ids}
         """
-        guest = GuestSpec(
-            kernel=Path(kernel) if kernel else None,
-            initrd=Path(initrd) if initrd else None,
-            append=append,
-            disk_image=Path(disk_image) if disk_image else None,
-            ssh_user=ssh_user,
-            ssh_key=Path(ssh_key) if ssh_key else None,
-            host_key=host_key,
-        )
+        wait_flag = flag(wait, "wait")
+        check = flag(check_fio, "check_fio")
+        create = flag(create_backing, "create_backing")
+        ready_timeout = seconds(timeout) if timeout not in (None, "") else self.ctx.boot_timeout
         try:
+            guest = GuestSpec(
+                kernel=Path(kernel) if kernel else None,
+                initrd=Path(initrd) if initrd else None,
+                append=append,
+                disk_image=Path(disk_image) if disk_image else None,
+                ssh_user=ssh_user,
+                ssh_key=Path(ssh_key) if ssh_key else None,
+                host_key=host_key,
+            )
             spec = self._spec(
                 name,
                 layout,
@@ -148,6 +202,7 @@ class LifecycleKeywords:
                 backing,
                 format,
                 nbd,
+                create,
                 serials,
                 memory,
                 cpus,
@@ -161,14 +216,15 @@ class LifecycleKeywords:
             fail(error)
         self.ctx.add(vm)
         self._log_launch(vm)
-        if wait:
-            self.wait_until_vm_is_ready(vm, timeout=timeout, check_fio=check_fio)
+        if wait_flag:
+            self.wait_until_vm_is_ready(vm, timeout=ready_timeout, check_fio=check)
         return vm
 
     def _log_launch(self, vm: Vm) -> None:
         info = vm.describe()
+        why = f"KVM not used: {vm.accelerator_reason}" if vm.accelerator == "tcg" else vm.accelerator_reason
         logger.info(
-            f"VM '{vm.name}' runs on {vm.accelerator.upper()} ({vm.accelerator_reason}); "
+            f"VM '{vm.name}' runs on {vm.accelerator.upper()} ({why}); "
             f"QEMU {vm.qemu.version_text} pid {vm.pid}"
         )
         devices = "; ".join(
@@ -186,43 +242,51 @@ class LifecycleKeywords:
         )
 
     @keyword("Wait Until VM Is Ready")
-    def wait_until_vm_is_ready(self, vm: Vm, timeout: float | None = None, check_fio: bool = True) -> float:
+    def wait_until_vm_is_ready(
+        self, vm: Vm, timeout: str | float | None = None, check_fio: bool = True
+    ) -> float:
         """Wait until SSH login to the guest works and every namespace is present; return the seconds
         since QEMU started.
 
         Fails with the serial console's last lines when the guest is not ready within ``timeout``
-        (default: the library's ``boot_timeout``), at once when QEMU ends, and when ``check_fio`` is
-        true and the guest has no fio.
+        (a Robot time, ``60s`` or ``2 min``; default: the library's ``boot_timeout``), at once when
+        QEMU ends, and when ``check_fio`` is true and the guest has no fio.
 
         Example:
         | ${vm} =    Launch NVMe VM    wait=False
-        | ${seconds} =    Wait Until VM Is Ready    ${vm}    timeout=60
+        | ${seconds} =    Wait Until VM Is Ready    ${vm}    timeout=60s
         """
+        target = as_vm(vm)
+        limit = seconds(timeout) if timeout not in (None, "") else self.ctx.boot_timeout
+        check = flag(check_fio, "check_fio")
         try:
-            seconds = vm.wait_until_ready(float(timeout or self.ctx.boot_timeout), check_fio=check_fio)
+            ready = target.wait_until_ready(limit, check_fio=check)
         except NvmeChaosError as error:
             fail(error)
         logger.info(
-            f"VM '{vm.name}' ready {seconds:.2f} s after QEMU started "
-            f"(host key {fingerprint(vm.host_key) if vm.host_key else '-'})"
+            f"VM '{target.name}' ready {ready:.2f} s after QEMU started "
+            f"(host key {fingerprint(target.host_key) if target.host_key else '-'})"
         )
-        return seconds
+        return ready
 
     @keyword("Shut Down VM")
-    def shut_down_vm(self, vm: Vm, timeout: float = 15.0) -> int | None:
+    def shut_down_vm(self, vm: Vm, timeout: str | float = "15s") -> int | None:
         """Power the guest off cleanly (sync + poweroff, then QMP ``quit``, then signals); return QEMU's
-        exit code.
+        exit code. ``timeout`` (a Robot time) is how long the guest gets before QEMU is told to quit.
 
         The backing files stay: `Restart VM` boots again on them.
 
         Example:
         | Shut Down VM    ${vm}
+        | Shut Down VM    ${vm}    timeout=30s
         """
+        target = as_vm(vm)
+        limit = seconds(timeout)
         try:
-            code = vm.shutdown(float(timeout))
+            code = target.shutdown(limit)
         except NvmeChaosError as error:
             fail(error)
-        logger.info(f"VM '{vm.name}' shut down (QEMU exit code {code})")
+        logger.info(f"VM '{target.name}' shut down (QEMU exit code {code})")
         return code
 
     @keyword("Power Cut VM")
@@ -233,31 +297,38 @@ class LifecycleKeywords:
         | Power Cut VM    ${vm}
         | Restart VM    ${vm}
         """
+        target = as_vm(vm)
         try:
-            code = vm.power_cut()
+            code = target.power_cut()
         except NvmeChaosError as error:
             fail(error)
-        logger.info(f"VM '{vm.name}' power cut (QEMU exit code {code})")
+        logger.info(f"VM '{target.name}' power cut (QEMU exit code {code})")
         return code
 
     @keyword("Restart VM")
-    def restart_vm(self, vm: Vm, wait: bool = True, timeout: float | None = None) -> Vm:
+    def restart_vm(self, vm: Vm, wait: bool = True, timeout: str | float | None = None) -> Vm:
         """Start the VM again on the same disks (shutting it down first if it runs); wait until ready
-        unless ``wait=False``. QMP events of every boot stay in `Get QMP Events`.
+        (``timeout`` as in `Wait Until VM Is Ready`) unless ``wait=False``. QMP events of every boot
+        stay in `Get QMP Events`.
 
         Example:
         | Power Cut VM    ${vm}
         | Restart VM    ${vm}
         | ${result} =    Run Fio Job On VM    ${vm}    latency_probe
         """
+        target = as_vm(vm)
+        wait_flag = flag(wait, "wait")
+        limit = seconds(timeout) if timeout not in (None, "") else None
         try:
-            vm.restart()
+            target.restart()
         except NvmeChaosError as error:
             fail(error)
-        logger.info(f"VM '{vm.name}' restarted (launch {vm.launches}), SSH 127.0.0.1:{vm.ssh_port}")
-        if wait:
-            self.wait_until_vm_is_ready(vm, timeout=timeout)
-        return vm
+        logger.info(
+            f"VM '{target.name}' restarted (launch {target.launches}), SSH 127.0.0.1:{target.ssh_port}"
+        )
+        if wait_flag:
+            self.wait_until_vm_is_ready(target, timeout=limit)
+        return target
 
     @keyword("Stop All VMs")
     def stop_all_vms(self) -> int:
@@ -275,7 +346,7 @@ class LifecycleKeywords:
         Example:
         | VM Should Be Running    ${vm}
         """
-        if not vm.is_running():
+        if not as_vm(vm).is_running():
             fail(f"VM '{vm.name}' is not running")
 
     @keyword("VM Should Not Be Running")
@@ -286,7 +357,7 @@ class LifecycleKeywords:
         | Power Cut VM    ${vm}
         | VM Should Not Be Running    ${vm}
         """
-        if vm.is_running():
+        if as_vm(vm).is_running():
             fail(f"VM '{vm.name}' is still running (pid {vm.pid})")
 
     @keyword("Get VM Guest Devices")
@@ -297,19 +368,23 @@ class LifecycleKeywords:
         Example:
         | ${devices} =    Get VM Guest Devices    ${vm}
         """
+        target = as_vm(vm)
         try:
-            return vm.guest_devices()
+            return target.guest_devices()
         except NvmeChaosError as error:
             fail(error)
 
     @keyword("Get VM Console Tail")
     def get_vm_console_tail(self, vm: Vm, lines: int = 20) -> str:
-        """Return the last ``lines`` lines of the VM's serial console (``|``-separated).
+        """Return the last ``lines`` (1 or more) lines of the VM's serial console (``|``-separated).
 
         Example:
-        | ${tail} =    Get VM Console Tail    ${vm}
+        | ${tail} =    Get VM Console Tail    ${vm}    lines=5
         """
-        return vm.console_tail(int(lines))
+        target = as_vm(vm)
+        if int(lines) < 1:
+            fail(f"lines '{lines}' is not 1 or more")
+        return target.console_tail(int(lines))
 
     @keyword("SSH Host Key Should Match VM")
     def ssh_host_key_should_match_vm(self, vm: Vm, ssh_library: str = "SSHLibrary") -> None:
@@ -322,7 +397,11 @@ class LifecycleKeywords:
         | Login With Public Key    root    ${vm.key_file}
         | SSH Host Key Should Match VM    ${vm}
         """
-        library = BuiltIn().get_library_instance(ssh_library)
+        target = as_vm(vm)
+        try:
+            library = BuiltIn().get_library_instance(ssh_library)
+        except RuntimeError:
+            fail(f"no library '{ssh_library}' is imported (ssh_library names the SSHLibrary instance)")
         connection = getattr(library, "current", None)
         client = getattr(connection, "client", None)
         transport = client.get_transport() if client is not None else None
@@ -330,14 +409,14 @@ class LifecycleKeywords:
             fail("SSHLibrary has no open connection to check")
         key = transport.get_remote_server_key()
         seen = f"{key.get_name()} {key.get_base64()}"
-        if vm.host_key is None:
-            fail(f"VM '{vm.name}' has no pinned host key yet (call Wait Until VM Is Ready first)")
-        if seen != " ".join(vm.host_key.split()[:2]):
+        if target.host_key is None:
+            fail(f"VM '{target.name}' has no pinned host key yet (call Wait Until VM Is Ready first)")
+        if seen != " ".join(target.host_key.split()[:2]):
             fail(
-                f"SSH host key {fingerprint(seen)} is not the key pinned for VM '{vm.name}' "
-                f"({fingerprint(vm.host_key)})"
+                f"SSH host key {fingerprint(seen)} is not the key pinned for VM '{target.name}' "
+                f"({fingerprint(target.host_key)})"
             )
-        logger.info(f"SSH host key {fingerprint(seen)} matches VM '{vm.name}'")
+        logger.info(f"SSH host key {fingerprint(seen)} matches VM '{target.name}'")
 
     @keyword("Build Guest Image")
     def build_guest_image(
@@ -353,9 +432,10 @@ class LifecycleKeywords:
         Example:
         | ${image} =    Build Guest Image
         """
+        fio = flag(with_fio, "with_fio")
         try:
             image = build_guest(
-                GuestRecipe(compression=compression, with_fio=with_fio),
+                GuestRecipe(compression=compression, with_fio=fio),
                 cache_dir=Path(cache_dir) if cache_dir else self.ctx.cache_dir,
             )
         except NvmeChaosError as error:

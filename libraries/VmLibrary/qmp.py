@@ -10,7 +10,7 @@ from robot.api.deco import keyword
 
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.vm import QmpEvent, Vm
-from VmLibrary.context import VmContext, fail
+from VmLibrary.context import VmContext, as_vm, fail, seconds
 
 _LITERAL_START = (*tuple("-0123456789[{"), "true", "false", "null")
 
@@ -54,6 +54,9 @@ class QmpKeywords:
         | ${limits} =    Create Dictionary    iops-total=${200}
         | Execute QMP Command    ${vm}    qom-set    path=tg0    property=limits    value=${limits}
         """
+        target = as_vm(vm)
+        if not str(command).strip():
+            fail("no QMP command given (e.g. query-status)")
         payload: dict[str, Any] = {}
         if isinstance(arguments, str) and arguments.strip():
             try:
@@ -67,16 +70,19 @@ class QmpKeywords:
         payload.update({key: typed(value) for key, value in named.items()})
         logger.info(f"QMP {command} {json.dumps(payload, default=str)}")
         try:
-            result = vm.execute(command, payload or None)
+            result = target.execute(command, payload or None)
         except NvmeChaosError as error:
             fail(error)
         logger.info(f"QMP {command} returned {json.dumps(result, default=str)[:2000]}")
         return result
 
     @keyword("Wait For QMP Event")
-    def wait_for_qmp_event(self, vm: Vm, name: str, timeout: float = 10.0, **match: Any) -> dict[str, Any]:
+    def wait_for_qmp_event(
+        self, vm: Vm, name: str, timeout: str | float = "10s", **match: Any
+    ) -> dict[str, Any]:
         """Wait for the QMP event ``name`` whose data matches every named argument; return it as a
-        dictionary (``event``, ``data``, ``monotonic``, ``wall``, ``qemu_time``).
+        dictionary (``event``, ``data``, ``monotonic``, ``wall``, ``qemu_time``). ``timeout`` is a
+        Robot time (``10s``, ``1 min``; a bare number is seconds).
 
         Events are recorded as they arrive, so an event that came before this keyword was called
         is found too; each event is returned by at most one wait (a cursor moves past it). Nested
@@ -87,11 +93,13 @@ class QmpKeywords:
         | ${event} =    Wait For QMP Event    ${vm}    DEVICE_DELETED    device=nvme0
         | Wait For QMP Event    ${vm}    SHUTDOWN    timeout=30
         """
+        target = as_vm(vm)
+        limit = seconds(timeout)
         try:
-            event = vm.wait_for_event(name, match or None, float(timeout))
+            event = target.wait_for_event(name, match or None, limit)
         except NvmeChaosError as error:
             fail(error)
-        origin = vm.started_monotonic
+        origin = target.started_monotonic
         logger.info(f"QMP event {_row(event, origin)} (seconds since QEMU started)")
         return event.as_dict()
 
@@ -105,7 +113,8 @@ class QmpKeywords:
         | ${events} =    Get QMP Events    ${vm}    DEVICE_DELETED
         | Length Should Be    ${events}    1
         """
-        events = vm.events(name or None)
-        origin = vm.started_monotonic
+        target = as_vm(vm)
+        events = target.events(name or None)
+        origin = target.started_monotonic
         logger.info("\n".join(_row(e, origin) for e in events) or "no QMP events")
         return [e.as_dict() for e in events]

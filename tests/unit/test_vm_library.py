@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from VmLibrary import VmLibrary
-from VmLibrary.context import KeywordError, VmContext, safe_name
+from VmLibrary.context import KeywordError, VmContext, as_vm, flag, safe_name, seconds
 from VmLibrary.lifecycle import _layout
 from VmLibrary.qmp import typed
 
@@ -70,3 +72,73 @@ def test_context_close_scope_without_vms() -> None:
     context = VmContext(None, 10.0, 512, 1)
     assert context.close_scope(None) == []
     assert safe_name("Suite / Test: one") == "Suite_Test_one"
+
+
+def test_import_arguments_are_checked_in_one_line() -> None:
+    library = VmLibrary(boot_timeout="3 min", memory="2G", cpus=2)
+    assert (library._ctx.boot_timeout, library._ctx.memory, library._ctx.cpus) == (180.0, 2048, 2)
+    for arguments, message in (
+        ({"memory": "0"}, r"^VM memory '0' is not positive \(give MiB"),
+        ({"memory": "64"}, r"^VM memory 64 MiB is too small \(at least 128 MiB\)$"),
+        ({"cpus": "0"}, r"^VM CPUs 0 must be between 1 and 64$"),
+        ({"cpus": "many"}, r"^cpus 'many' is not a whole number$"),
+        ({"boot_timeout": "soon"}, r"^boot_timeout 'soon' is not a time \(use e\.g\. 30s, 2 min"),
+        ({"boot_timeout": "0"}, r"^boot_timeout '0' is not positive$"),
+    ):
+        with pytest.raises(KeywordError, match=message):
+            VmLibrary(**arguments)  # type: ignore[arg-type]
+
+
+def test_the_import_has_documentation_with_an_example() -> None:
+    doc = VmLibrary.__init__.__doc__ or ""
+    assert "boot_timeout" in doc and "memory" in doc and "Example" in doc
+
+
+def test_keyword_helpers_fail_in_one_line() -> None:
+    assert seconds("2 min") == 120.0
+    assert seconds("1.5") == 1.5
+    assert seconds(10) == 10.0
+    with pytest.raises(KeywordError, match=r"^timeout 'x' is not a time"):
+        seconds("x")
+    with pytest.raises(KeywordError, match=r"^timeout '-1s' is not positive$"):
+        seconds("-1s")
+    assert flag("yes", "wait") is True and flag("False", "wait") is False and flag(None, "wait") is False
+    with pytest.raises(KeywordError, match=r"^wait 'maybe' is not true or false$"):
+        flag("maybe", "wait")
+    with pytest.raises(
+        KeywordError, match=r"^'vm-1' is not a VM \(use the handle `Launch NVMe VM` returned\)$"
+    ):
+        as_vm("vm-1")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"memory": "0"}, r"^VM memory '0' is not positive"),
+        ({"memory": "lots"}, r"^VM memory 'lots' is not an amount of memory"),
+        ({"cpus": 0}, r"^VM CPUs 0 must be between 1 and 64$"),
+        ({"timeout": "soon"}, r"^timeout 'soon' is not a time"),
+        ({"wait": "perhaps"}, r"^wait 'perhaps' is not true or false$"),
+        ({"layout": '[["1G"]]', "size": "2G"}, r"^layout= describes every namespace: put size= inside"),
+        (
+            {"create_backing": True},
+            r"^create_backing=True needs backing= \(the path of the file to create\)$",
+        ),
+        (
+            {"backing": "/nonexistent/backing.raw"},
+            r"^namespace 1 of nvme0: backing file '/nonexistent/backing\.raw' does not exist",
+        ),
+        ({"nbd": "nbd://127.0.0.1:1", "size": "1G"}, r"an NBD namespace takes its size from the export"),
+        ({"accel": "fast"}, r"^accelerator 'fast' is not auto, kvm or tcg$"),
+        ({"host_key": "garbage"}, r"^host key 'garbage' is not an SSH public key line"),
+    ],
+)
+def test_launch_refuses_bad_arguments_before_anything(
+    arguments: dict[str, object], message: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NVMECHAOS_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("NVMECHAOS_QEMU", "qemu-that-must-not-be-looked-up")
+    library = VmLibrary()
+    with pytest.raises(KeywordError, match=message):
+        library.run_keyword("Launch NVMe VM", [], {"name": "t", **arguments})
+    assert list(Path(str(tmp_path)).iterdir()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from nvmechaos.vm import qemu as qemu_module
 from nvmechaos.vm.errors import QemuError, VmSpecError
-from nvmechaos.vm.machine import Vm, _namespaces, _tail, free_port
+from nvmechaos.vm.machine import NewImage, Vm, _namespaces, _tail, free_port, plan_namespaces
 from nvmechaos.vm.qemu import Qemu, image_format, parse_version, virtual_size
 from nvmechaos.vm.spec import ControllerSpec, GuestSpec, NamespaceSpec, VmSpec, controllers_from
 from nvmechaos.vm.ssh import fingerprint, generate_key, load_key
@@ -78,7 +79,9 @@ def test_existing_backing_sizes(tmp_path: Path) -> None:
     big = VmSpec(controllers=(ControllerSpec(namespaces=(NamespaceSpec(size=1 << 21, backing=backing),)),))
     with pytest.raises(VmSpecError, match=r"namespace 1 of nvme0: size 2 MiB does not fit in backing file"):
         _namespaces(big, tmp_path)
-    missing = VmSpec(controllers=(ControllerSpec(namespaces=(NamespaceSpec(backing=tmp_path / "no.raw"),)),))
+    missing = VmSpec(
+        controllers=(ControllerSpec(namespaces=(NamespaceSpec(backing=tmp_path / "no.raw", create=True),)),)
+    )
     with pytest.raises(VmSpecError, match="does not exist and no size was given"):
         _namespaces(missing, tmp_path)
     huge = VmSpec(controllers=(ControllerSpec(namespaces=(NamespaceSpec(size=1 << 60),)),))
@@ -145,14 +148,22 @@ def test_accelerator_choice_and_probe_cache(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("NVMECHAOS_CACHE", str(tmp_path))
     monkeypatch.delenv("NVMECHAOS_ACCEL", raising=False)
     fake = Qemu("/nonexistent/qemu", (10, 0, 2))
-    assert qemu_module.choose_accelerator(fake, "tcg", None)[0] == "tcg"
-    assert qemu_module.choose_accelerator(fake, "kvm", None)[0] == "kvm"
+    assert qemu_module.choose_accelerator(fake, "tcg", None) == ("tcg", "accel=tcg asked for")
+    assert qemu_module.choose_accelerator(fake, "kvm", None) == ("kvm", "accel=kvm asked for")
     monkeypatch.setenv("NVMECHAOS_ACCEL", "tcg")
-    assert qemu_module.choose_accelerator(fake, "auto", None) == ("tcg", "TCG requested")
+    assert qemu_module.choose_accelerator(fake, "auto", None) == ("tcg", "NVMECHAOS_ACCEL=tcg")
+    # An explicit accel= wins over the environment.
+    assert qemu_module.choose_accelerator(fake, "kvm", None) == ("kvm", "accel=kvm asked for")
+    monkeypatch.setenv("NVMECHAOS_ACCEL", "fast")
+    with pytest.raises(VmSpecError, match=r"^NVMECHAOS_ACCEL='fast' is not auto, kvm or tcg$"):
+        qemu_module.choose_accelerator(fake, "auto", None)
+    with pytest.raises(VmSpecError, match=r"^accelerator 'quick' is not auto, kvm or tcg$"):
+        qemu_module.wanted_accelerator("quick")
+    monkeypatch.delenv("NVMECHAOS_ACCEL")
     key = qemu_module._probe_key(fake)
     assert qemu_module._read_probe_cache(key) is None
     qemu_module._write_probe_cache(key, "tcg", "TCG: probe said so")
-    assert qemu_module._read_probe_cache(key) == ("tcg", "TCG: probe said so")
+    assert qemu_module._read_probe_cache(key) == ("tcg", "probe said so")
     assert qemu_module._read_probe_cache(key + "other") is None
     assert (tmp_path / "accel-probe.json").is_file()
 
@@ -177,3 +188,81 @@ def test_argv_for_a_user_disk_image(tmp_path: Path) -> None:
     assert f"file={image},if=virtio,snapshot=on,format=qcow2" in argv
     assert "-kernel" not in argv and "-append" not in argv and "-bios" not in argv
     assert vm.ssh_user == "debian"
+
+
+def one_namespace(**options: object) -> VmSpec:
+    return VmSpec(controllers=(ControllerSpec(namespaces=(NamespaceSpec(**options),)),))  # type: ignore[arg-type]
+
+
+def test_missing_backing_is_refused_and_nothing_is_created(tmp_path: Path) -> None:
+    backing = tmp_path / "nonexistent" / "backing.raw"
+    with pytest.raises(
+        VmSpecError,
+        match=r"^namespace 1 of nvme0: backing file '.*/nonexistent/backing\.raw' does not exist \(give an "
+        r"existing raw or qcow2 file, or create_backing=True to create it\)$",
+    ):
+        plan_namespaces(one_namespace(backing=backing, size=1 << 20), tmp_path / "run")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_create_backing_is_planned_then_created_in_an_existing_folder(tmp_path: Path) -> None:
+    backing = tmp_path / "keep.raw"
+    _, images = plan_namespaces(one_namespace(backing=backing, size=1 << 20, create=True), tmp_path)
+    assert images == [NewImage(backing, "raw", 1 << 20, kept=True)]
+    assert not backing.exists()  # planning creates nothing
+    _namespaces(one_namespace(backing=backing, size=1 << 20, create=True), tmp_path)
+    assert backing.stat().st_size == 1 << 20
+    # Once it exists, it is an existing backing file like any other.
+    assert plan_namespaces(one_namespace(backing=backing, create=True), tmp_path)[1] == []
+    nowhere = tmp_path / "no" / "such" / "folder.raw"
+    with pytest.raises(
+        VmSpecError, match=r"cannot create backing file '.*folder\.raw': folder '.*such' does not exist"
+    ):
+        plan_namespaces(one_namespace(backing=nowhere, size=1 << 20, create=True), tmp_path)
+    assert not (tmp_path / "no").exists()
+    with pytest.raises(VmSpecError, match="create asks for a backing file"):
+        NamespaceSpec(size=1 << 20, create=True)
+
+
+def test_run_folder_images_are_checked_before_the_folder_exists(tmp_path: Path) -> None:
+    run_dir = tmp_path / "not-yet"
+    _, images = plan_namespaces(one_namespace(size=1 << 20), run_dir)
+    assert images == [NewImage(run_dir / "nvme0n1.raw", "raw", 1 << 20, kept=False)]
+    with pytest.raises(VmSpecError, match=r"does not fit: only .* bytes free in '.*'"):
+        plan_namespaces(one_namespace(size=1 << 60), run_dir)
+    # Two namespaces that each fit but not together.
+    free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
+    half = (free // 2 + (1 << 30)) // 512 * 512
+    both = VmSpec(
+        controllers=(ControllerSpec(namespaces=(NamespaceSpec(size=half), NamespaceSpec(size=half))),)
+    )
+    with pytest.raises(VmSpecError, match="does not fit"):
+        plan_namespaces(both, run_dir)
+    assert not run_dir.exists()
+
+
+def test_unreadable_or_directory_backing(tmp_path: Path) -> None:
+    with pytest.raises(VmSpecError, match=r"backing '.*' is not a file"):
+        plan_namespaces(one_namespace(backing=tmp_path), tmp_path)
+
+
+def test_kvm_probe_says_why_kvm_was_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kernel = tmp_path / "vmlinux"
+    kernel.write_bytes(b"k")
+    silent = tmp_path / "qemu-silent"
+    silent.write_text("#!/bin/sh\nexec sleep 30\n")
+    silent.chmod(0o755)
+    real_exists, real_access = os.path.exists, os.access
+    monkeypatch.setattr(qemu_module.os.path, "exists", lambda p: p != "/dev/kvm" and real_exists(p))
+    assert qemu_module.probe_kvm(Qemu(str(silent), (10, 0, 2)), kernel) == ("tcg", "/dev/kvm missing")
+    monkeypatch.setattr(qemu_module.os.path, "exists", lambda p: p == "/dev/kvm" or real_exists(p))
+    monkeypatch.setattr(qemu_module.os, "access", lambda p, m: p == "/dev/kvm" or real_access(p, m))
+    accel, reason = qemu_module.probe_kvm(Qemu(str(silent), (10, 0, 2)), kernel, seconds=0.3)
+    assert (accel, reason) == (
+        "tcg",
+        "KVM probe timed out after 0.3 s (the guest printed nothing: KVM hangs here)",
+    )
+    monkeypatch.setattr(qemu_module.os, "access", lambda p, m: p != "/dev/kvm" and real_access(p, m))
+    assert qemu_module.probe_kvm(Qemu(str(silent), (10, 0, 2)), kernel)[1] == (
+        "/dev/kvm not accessible to this user (add it to group kvm)"
+    )

@@ -15,6 +15,7 @@ from nvmechaos.vm.spec import (
     VmSpec,
     controllers_from,
     format_size,
+    parse_memory,
     parse_size,
 )
 
@@ -139,3 +140,54 @@ def test_layout_forms() -> None:
 def test_layout_errors(layout: object, message: str) -> None:
     with pytest.raises(VmSpecError, match=message.replace("(", r"\(")):
         controllers_from(layout)
+
+
+@pytest.mark.parametrize(
+    ("value", "mib"),
+    [(1024, 1024), ("2048", 2048), ("2G", 2048), ("512M", 512), ("1.5GiB", 1536), (" 3 g ", 3072)],
+)
+def test_parse_memory(value: str | int, mib: int) -> None:
+    assert parse_memory(value) == mib
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            0,
+            r"^VM memory '0' is not positive "
+            r"\(give MiB \(e\.g\. 2048\) or a size with a unit \(e\.g\. 2G\)\)$",
+        ),
+        ("0", r"^VM memory '0' is not positive"),
+        ("-512", r"^VM memory '-512' is not positive"),
+        ("lots", r"^VM memory 'lots' is not an amount of memory \(give MiB"),
+        ("1.5", r"^VM memory '1\.5' is not an amount of memory"),
+        ("1000K", r"^VM memory '1000K' is not a whole number of MiB"),
+        (True, r"^VM memory 'True' is not an amount of memory"),
+    ],
+)
+def test_parse_memory_rejects(value: str | int, message: str) -> None:
+    with pytest.raises(VmSpecError, match=message):
+        parse_memory(value)
+
+
+def test_host_key_and_user_are_checked_before_launch(tmp_path: Path) -> None:
+    GuestSpec(
+        host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmlUeA6MFqRgBGD7a6RHhJvVZ7IBX9ZY4ZUDp5rKzPe x"
+    ).check()
+    for bad in ("garbage", "ssh-ed25519", "ssh-ed25519 not-base64!"):
+        with pytest.raises(VmSpecError, match=r"is not an SSH public key line \(TYPE BASE64"):
+            GuestSpec(host_key=bad).check()
+    with pytest.raises(VmSpecError, match="SSH user 'two words' is not a user name"):
+        GuestSpec(ssh_user="two words").check()
+
+
+def test_layout_namespace_errors_name_the_namespace() -> None:
+    with pytest.raises(VmSpecError, match=r"^controller 0 namespace 1: block_size 'big' is not 512 or 4096$"):
+        controllers_from([[{"size": "1G", "block_size": "big"}]])
+    with pytest.raises(VmSpecError, match=r"^controller 0 namespace 2: size 'x' is not a size"):
+        controllers_from([["1G", {"size": "x"}]])
+    with pytest.raises(VmSpecError, match=r"^controller 0 namespace 1: create 'yes' is not true or false$"):
+        controllers_from([[{"size": "1G", "backing": "/tmp/x", "create": "yes"}]])
+    created = controllers_from([[{"size": "1G", "backing": "/tmp/x.raw", "create": True}]])
+    assert created[0].namespaces[0].create

@@ -26,7 +26,7 @@ from typing import Any
 
 from nvmechaos.guest.builder import BASE_APPEND, GuestImage, GuestImageError, GuestRecipe, build_guest
 from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
-from nvmechaos.rundir import private_run_dir
+from nvmechaos.rundir import private_run_dir, run_base
 from nvmechaos.vm.errors import QemuError, SshError, VmError, VmNotReadyError, VmSpecError
 from nvmechaos.vm.qemu import (
     QBOOT,
@@ -36,6 +36,7 @@ from nvmechaos.vm.qemu import (
     find_qemu,
     image_format,
     virtual_size,
+    wanted_accelerator,
 )
 from nvmechaos.vm.qmp import EventLog, QmpEvent, QmpSession
 from nvmechaos.vm.spec import NamespaceSpec, NbdExport, VmSpec, format_size
@@ -626,24 +627,54 @@ def _quote(arg: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class NewImage:
+    """A backing file a launch creates: sparse raw or qcow2 of ``size`` bytes; ``kept`` when the user
+    asked for it at a path of their own (``create``), else it lives in the VM's run folder."""
+
+    path: Path
+    format: str
+    size: int
+    kept: bool
+
+
 def _namespaces(spec: VmSpec, run_dir: Path) -> tuple[ControllerHandle, ...]:
+    """The controllers of ``spec`` with their namespaces, creating the backing files they need."""
+    controllers, images = plan_namespaces(spec, run_dir)
+    for image in images:
+        create_image(image.path, image.format, image.size)
+    return controllers
+
+
+def plan_namespaces(spec: VmSpec, run_dir: Path) -> tuple[tuple[ControllerHandle, ...], list[NewImage]]:
+    """The controllers of ``spec`` and the backing files to create for them, checked (existing files
+    readable and big enough, free space for new ones) without creating anything; ``run_dir`` need
+    not exist yet.
+
+    Raises:
+        VmSpecError: naming the namespace and the file at fault.
+    """
     controllers = []
+    images: list[NewImage] = []
     for index, controller in enumerate(spec.controllers):
         serial = controller.serial or f"NVMECHAOS{index:04d}"
         handles = []
         for ns_index, ns in enumerate(controller.namespaces):
             nsid = ns_index + 1
             node = f"nvme{index}n{nsid}"
-            handles.append(
-                _namespace(
-                    ns,
-                    node,
-                    nsid,
-                    run_dir,
-                    with_device=len(controller.namespaces) > 1,
-                    controller=f"nvme{index}",
-                )
+            handle, image = _namespace(
+                ns,
+                node,
+                nsid,
+                run_dir,
+                with_device=len(controller.namespaces) > 1,
+                controller=f"nvme{index}",
             )
+            handles.append(handle)
+            if image is not None:
+                if any(image.path == other.path for other in images):
+                    raise VmSpecError(f"backing file '{image.path}' is given to two namespaces")
+                images.append(image)
         controllers.append(
             ControllerHandle(
                 id=f"nvme{index}",
@@ -657,25 +688,65 @@ def _namespaces(spec: VmSpec, run_dir: Path) -> tuple[ControllerHandle, ...]:
     serials = [c.serial for c in controllers]
     if len(set(serials)) != len(serials):
         raise VmSpecError(f"NVMe serials must differ between controllers: {', '.join(serials)}")
-    return tuple(controllers)
+    _check_free_space(images)
+    return tuple(controllers), images
+
+
+def _existing_folder(path: Path) -> Path:
+    """``path`` or its nearest existing ancestor (a run folder is created only after the checks)."""
+    while not path.is_dir() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _check_free_space(images: list[NewImage]) -> None:
+    """Raises VmSpecError when the new images do not fit in the free space of their file systems."""
+    used: dict[int, int] = {}
+    for image in images:
+        folder = _existing_folder(image.path.parent)
+        try:
+            stats = os.statvfs(folder)
+            device = folder.stat().st_dev
+        except OSError as error:
+            raise VmSpecError(f"cannot create backing file '{image.path}': {error.strerror}") from None
+        free = stats.f_bavail * stats.f_frsize - used.get(device, 0)
+        # qcow2 starts small; a sparse raw file takes no space until written, but may be filled.
+        if image.size > free:
+            raise VmSpecError(
+                f"namespace size {image.size} bytes does not fit: only {max(0, free)} bytes free "
+                f"in '{folder}'"
+            )
+        used[device] = used.get(device, 0) + image.size
 
 
 def _namespace(
     ns: NamespaceSpec, node: str, nsid: int, run_dir: Path, *, with_device: bool, controller: str
-) -> NamespaceHandle:
+) -> tuple[NamespaceHandle, NewImage | None]:
     device_id = f"{controller}-ns{nsid}" if with_device else None
     where = f"namespace {nsid} of {controller}"
     if ns.nbd is not None:
         if ns.size is not None:
             raise VmSpecError(f"{where}: an NBD namespace takes its size from the export; give no size")
-        return NamespaceHandle(
+        handle = NamespaceHandle(
             nsid, node, f"{node}-nbd", 0, ns.format or "raw", None, ns.nbd, device_id, ns.block_size
         )
+        return handle, None
     backing = ns.backing if ns.backing is not None else run_dir / f"{node}.{ns.format or 'raw'}"
-    if backing.exists():
+    image: NewImage | None = None
+    if ns.backing is not None and (backing.exists() or not ns.create):
+        if not backing.exists():
+            raise VmSpecError(
+                f"{where}: backing file '{backing}' does not exist (give an existing raw or qcow2 file, "
+                "or create_backing=True to create it)"
+            )
         if not backing.is_file():
             raise VmSpecError(f"{where}: backing '{backing}' is not a file")
-        fmt = ns.format or image_format(backing)
+        if not os.access(backing, os.R_OK | os.W_OK):
+            raise VmSpecError(f"{where}: backing file '{backing}' is not readable and writable")
+        try:
+            fmt = ns.format or image_format(backing)
+        except OSError as error:
+            raise VmSpecError(f"{where}: cannot read backing file '{backing}': {error.strerror}") from None
         available = virtual_size(backing, fmt)
         size = ns.size if ns.size is not None else available
         if size > available:
@@ -695,10 +766,25 @@ def _namespace(
     else:
         if ns.size is None:
             raise VmSpecError(f"{where}: backing file '{backing}' does not exist and no size was given")
+        if ns.backing is not None:
+            folder = backing.parent
+            if not folder.is_dir():
+                raise VmSpecError(
+                    f"{where}: cannot create backing file '{backing}': folder '{folder}' does not exist"
+                )
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise VmSpecError(
+                    f"{where}: cannot create backing file '{backing}': folder '{folder}' is not writable"
+                )
         fmt = ns.format or "raw"
         size = ns.size
-        create_image(backing, fmt, size)
-    return NamespaceHandle(nsid, node, f"{node}-file", size, fmt, backing, None, device_id, ns.block_size)
+        if fmt == "qcow2" and shutil.which("qemu-img") is None:
+            raise VmSpecError(
+                "qemu-img is not installed (apt-get install qemu-utils): needed for qcow2 namespaces"
+            )
+        image = NewImage(backing, fmt, size, kept=ns.backing is not None)
+    handle = NamespaceHandle(nsid, node, f"{node}-file", size, fmt, backing, None, device_id, ns.block_size)
+    return handle, image
 
 
 def make_run_dir(name: str) -> Path:
@@ -724,7 +810,11 @@ def launch_vm(
         GuestImageError (as VmError): the built-in guest cannot be built.
     """
     guest = spec.guest
+    # Every check first: nothing is created (folder, file, process) for a launch that is refused.
     guest.check()
+    wanted = wanted_accelerator(spec.accel)
+    plan_namespaces(spec, run_base() / "nvmechaos-new")
+    key_pair = load_key(guest.ssh_key) if guest.ssh_key is not None else None
     qemu = find_qemu(qemu_binary)
     image: GuestImage | None = None
     if guest.builtin:
@@ -734,13 +824,18 @@ def launch_vm(
             raise VmError(f"cannot build the built-in guest: {error}") from None
     run_dir = make_run_dir(spec.name)
     vm: Vm | None = None
+    created: list[Path] = []
     try:
         out = output_dir if output_dir is not None else run_dir
         out.mkdir(parents=True, exist_ok=True)
-        controllers = _namespaces(spec, run_dir)
-        key = load_key(guest.ssh_key) if guest.ssh_key is not None else generate_key(run_dir / "id_ed25519")
+        controllers, images = plan_namespaces(spec, run_dir)
+        for new_image in images:
+            create_image(new_image.path, new_image.format, new_image.size)
+            if new_image.kept:
+                created.append(new_image.path)
+        key = key_pair if key_pair is not None else generate_key(run_dir / "id_ed25519")
         kernel = guest.kernel or (image.kernel if image else None)
-        accel, reason = choose_accelerator(qemu, spec.accel, kernel)
+        accel, reason = choose_accelerator(qemu, wanted, kernel)
         vm = Vm(
             spec=spec,
             qemu=qemu,
@@ -760,5 +855,8 @@ def launch_vm(
         if vm is not None:
             vm.close()
         shutil.rmtree(run_dir, ignore_errors=True)
+        for path in created:  # a backing file this failed launch created at the user's path
+            with contextlib.suppress(OSError):
+                path.unlink()
         raise
     return vm

@@ -42,7 +42,7 @@ class Qemu:
 
 
 _found: dict[str, Qemu] = {}
-_accel: dict[str, str] = {}
+_accel: dict[str, tuple[str, str]] = {}
 _lock = threading.Lock()
 
 
@@ -91,22 +91,47 @@ def find_qemu(binary: str | None = None) -> Qemu:
     return qemu
 
 
+ACCELERATORS = ("auto", "kvm", "tcg")
+
+
+def wanted_accelerator(accel: str = "auto") -> str:
+    """The accelerator asked for: ``accel`` (auto, kvm or tcg), with ``$NVMECHAOS_ACCEL`` deciding
+    when it is auto; ``env:`` is put before a value that came from the environment.
+
+    Raises:
+        VmSpecError: ``accel`` or ``$NVMECHAOS_ACCEL`` is not auto, kvm or tcg.
+    """
+    if accel not in ACCELERATORS:
+        raise VmSpecError(f"accelerator '{accel}' is not auto, kvm or tcg")
+    if accel != "auto":
+        return accel
+    value = os.environ.get("NVMECHAOS_ACCEL", "").strip().lower()
+    if value in ("", "auto"):
+        return "auto"
+    if value not in ACCELERATORS:
+        raise VmSpecError(f"NVMECHAOS_ACCEL='{os.environ['NVMECHAOS_ACCEL']}' is not auto, kvm or tcg")
+    return f"env:{value}"
+
+
 def choose_accelerator(qemu: Qemu, wanted: str, kernel: Path | None) -> tuple[str, str]:
     """The accelerator to run with and why: (``kvm`` or ``tcg``, reason).
 
-    ``wanted`` is auto, kvm or tcg; ``$NVMECHAOS_ACCEL`` overrides auto. Auto probes KVM once per
-    process by booting ``kernel`` under it for a few seconds.
+    ``wanted`` is auto, kvm or tcg (or what :func:`wanted_accelerator` returns); with auto,
+    ``$NVMECHAOS_ACCEL`` decides, else KVM is probed once per process by booting ``kernel`` under
+    it for a few seconds. The reason says why KVM was or was not used (e.g. ``NVMECHAOS_ACCEL=tcg``,
+    ``/dev/kvm missing``, ``KVM probe timed out after 3 s``).
     """
-    if wanted == "auto":
-        wanted = os.environ.get("NVMECHAOS_ACCEL", "auto") or "auto"
-    if wanted == "tcg":
-        return "tcg", "TCG requested"
-    if wanted == "kvm":
-        return "kvm", "KVM requested"
+    if not wanted.startswith("env:"):
+        wanted = wanted_accelerator(wanted)
+    if wanted.startswith("env:"):
+        chosen = wanted[4:]
+        return chosen, f"NVMECHAOS_ACCEL={chosen}"
+    if wanted in ("tcg", "kvm"):
+        return wanted, f"accel={wanted} asked for"
     with _lock:
         if qemu.binary in _accel:
-            accel = _accel[qemu.binary]
-            return accel, f"{accel.upper()} (probed earlier in this process)"
+            accel, reason = _accel[qemu.binary]
+            return accel, f"{reason} (probed earlier in this process)"
     key = _probe_key(qemu)
     cached = _read_probe_cache(key)
     if cached is not None:
@@ -117,7 +142,7 @@ def choose_accelerator(qemu: Qemu, wanted: str, kernel: Path | None) -> tuple[st
         if kernel is not None and os.access("/dev/kvm", os.R_OK | os.W_OK):
             _write_probe_cache(key, accel, reason)
     with _lock:
-        _accel[qemu.binary] = accel
+        _accel[qemu.binary] = (accel, reason)
     return accel, reason
 
 
@@ -144,7 +169,7 @@ def _read_probe_cache(key: str) -> tuple[str, str] | None:
         data = json.loads(_probe_cache_file().read_text(encoding="utf-8"))
         entry = data[key]
         if time.time() - float(entry["time"]) < PROBE_CACHE_SECONDS and entry["accel"] in ("kvm", "tcg"):
-            return str(entry["accel"]), str(entry["reason"])
+            return str(entry["accel"]), re.sub(r"^(TCG|KVM): ", "", str(entry["reason"]))
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return None
@@ -169,11 +194,16 @@ def _write_probe_cache(key: str, accel: str, reason: str) -> None:
 
 
 def probe_kvm(qemu: Qemu, kernel: Path | None, seconds: float = KVM_PROBE_SECONDS) -> tuple[str, str]:
-    """Boot ``kernel`` under KVM for up to ``seconds``; KVM if it prints on the serial port."""
+    """Boot ``kernel`` under KVM for up to ``seconds``; KVM if it prints on the serial port.
+
+    Returns (accelerator, reason): why KVM was or was not used, e.g. ``/dev/kvm missing`` or
+    ``KVM probe timed out after 3 s (...)``."""
+    if not os.path.exists("/dev/kvm"):
+        return "tcg", "/dev/kvm missing"
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "tcg", "TCG: /dev/kvm is missing or not accessible"
+        return "tcg", "/dev/kvm not accessible to this user (add it to group kvm)"
     if kernel is None:
-        return "tcg", "TCG: no kernel to probe KVM with"
+        return "tcg", "no kernel to probe KVM with"
     argv = [
         qemu.binary,
         "-accel",
@@ -201,7 +231,7 @@ def probe_kvm(qemu: Qemu, kernel: Path | None, seconds: float = KVM_PROBE_SECOND
             "qemu kvm probe", argv, scope="kvm-probe", stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
     except OSError as error:
-        return "tcg", f"TCG: KVM probe could not start: {error}"
+        return "tcg", f"KVM probe could not start: {error}"
     output = b""
     try:
         assert process.popen.stdout is not None
@@ -212,15 +242,15 @@ def probe_kvm(qemu: Qemu, kernel: Path | None, seconds: float = KVM_PROBE_SECOND
             if chunk:
                 output += chunk
                 if b"Linux version" in output:
-                    return "kvm", "KVM: the probe guest booted"
+                    return "kvm", "the KVM probe guest booted"
             if process.popen.poll() is not None:
                 break
             time.sleep(0.05)
     finally:
         process.kill()
     if process.popen.returncode not in (None, -9) and output:
-        return "tcg", f"TCG: KVM failed: {output.decode(errors='replace').strip().splitlines()[-1][:120]}"
-    return "tcg", f"TCG: a KVM guest printed nothing within {seconds:g} s (KVM hangs here)"
+        return "tcg", f"KVM failed: {output.decode(errors='replace').strip().splitlines()[-1][:120]}"
+    return "tcg", f"KVM probe timed out after {seconds:g} s (the guest printed nothing: KVM hangs here)"
 
 
 def image_format(path: Path) -> str:

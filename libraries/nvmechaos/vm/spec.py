@@ -1,11 +1,13 @@
 """What a VM is made of: memory, CPUs, guest, and NVMe controllers with their namespaces.
 
 Sizes accept bytes or a number with a binary unit: ``512``, ``64M``, ``1G``, ``1GiB`` (K, M, G and T
-are powers of 1024 with or without ``iB``).
+are powers of 1024 with or without ``iB``). Memory is MiB as a bare number (QEMU's ``-m``) or a size
+with a unit (``2G``).
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,35 @@ def parse_size(value: str | int, what: str = "size") -> int:
     if number <= 0:
         raise VmSpecError(f"{what} '{value}' must be more than 0 bytes")
     return number
+
+
+def parse_memory(value: str | int, what: str = "VM memory") -> int:
+    """MiB from ``value``: a bare number is MiB (``2048``, as QEMU's ``-m``), a number with a unit a
+    size (``2G``, ``512M``, ``1.5GiB``) that must be a whole number of MiB.
+
+    Raises:
+        VmSpecError: not a number or size, not positive, or not whole MiB.
+    """
+    hint = "give MiB (e.g. 2048) or a size with a unit (e.g. 2G)"
+    if isinstance(value, bool):
+        raise VmSpecError(f"{what} '{value}' is not an amount of memory ({hint})")
+    if isinstance(value, int):
+        mib = value
+    else:
+        text = str(value).strip()
+        if re.fullmatch(r"[+-]?\d+", text):
+            mib = int(text)
+        else:
+            match = _SIZE.match(text)
+            if not match or not match.group("unit"):
+                raise VmSpecError(f"{what} '{value}' is not an amount of memory ({hint})")
+            size = parse_size(text, what)
+            if size % (1 << 20):
+                raise VmSpecError(f"{what} '{value}' is not a whole number of MiB ({hint})")
+            mib = size >> 20
+    if mib <= 0:
+        raise VmSpecError(f"{what} '{value}' is not positive ({hint})")
+    return mib
 
 
 def format_size(size: int) -> str:
@@ -92,8 +123,10 @@ def _escape(value: str) -> str:
 class NamespaceSpec:
     """One namespace: its size and what stores it.
 
-    ``backing`` is a raw or qcow2 file (created sparse in the VM's folder when None or missing), or
-    ``nbd`` an NBD URI. ``size`` None means "the size of the existing backing file".
+    ``backing`` is an existing raw or qcow2 file; None means a sparse file created in the VM's
+    private folder (deleted with it). With ``create`` a missing ``backing`` is created (sparse, of
+    ``size``, in a folder that exists) and kept. ``nbd`` is an NBD URI instead. ``size`` None means
+    "the size of the existing backing file".
     """
 
     size: int | None = None
@@ -101,6 +134,7 @@ class NamespaceSpec:
     format: str | None = None
     nbd: str | None = None
     block_size: int = 512
+    create: bool = False
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in FORMATS:
@@ -111,6 +145,8 @@ class NamespaceSpec:
             raise VmSpecError("a namespace has either a backing file or an NBD export, not both")
         if self.nbd is not None:
             NbdExport.parse(self.nbd)
+        if self.create and self.backing is None:
+            raise VmSpecError("create asks for a backing file to create: give its path (backing)")
         if self.size is not None and self.size % self.block_size:
             raise VmSpecError(
                 f"namespace size {self.size} is not a multiple of its block size {self.block_size}"
@@ -167,6 +203,30 @@ class GuestSpec:
             raise VmSpecError(f"initrd '{self.initrd}' given without a kernel")
         if not self.builtin and self.ssh_key is None and self.kernel is None:
             raise VmSpecError("a user disk image needs the SSH private key its guest accepts (ssh_key)")
+        if self.host_key is not None:
+            check_host_key(self.host_key)
+        if not re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}", self.ssh_user):
+            raise VmSpecError(
+                f"SSH user '{self.ssh_user}' is not a user name (letters, digits, '.', '_', '-')"
+            )
+
+
+def check_host_key(line: str) -> None:
+    """Raises VmSpecError unless ``line`` is an SSH public key line ``TYPE BASE64 [comment]``."""
+    parts = line.split()
+    try:
+        valid = (
+            len(parts) >= 2
+            and re.fullmatch(r"(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+", parts[0]) is not None
+            and len(base64.b64decode(parts[1], validate=True)) > 0
+        )
+    except ValueError:
+        valid = False
+    if not valid:
+        raise VmSpecError(
+            f"host key '{line[:60]}' is not an SSH public key line (TYPE BASE64, e.g. the guest's "
+            "/etc/ssh/ssh_host_ed25519_key.pub)"
+        )
 
 
 @dataclass(frozen=True)
@@ -198,19 +258,31 @@ def _namespace_from(item: object, where: str) -> NamespaceSpec:
     if isinstance(item, (str, int)) and not isinstance(item, bool):
         return NamespaceSpec(size=parse_size(item, f"{where} size"))
     if not isinstance(item, dict):
-        raise VmSpecError(f"{where}: expected a size or a mapping with size/backing/format/nbd/block_size")
-    unknown = set(item) - {"size", "backing", "format", "nbd", "block_size"}
+        raise VmSpecError(
+            f"{where}: expected a size or a mapping with size/backing/format/nbd/block_size/create"
+        )
+    unknown = set(item) - {"size", "backing", "format", "nbd", "block_size", "create"}
     if unknown:
         raise VmSpecError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
     size = item.get("size")
     backing = item.get("backing")
-    return NamespaceSpec(
-        size=parse_size(size, f"{where} size") if size not in (None, "") else None,
-        backing=Path(str(backing)) if backing else None,
-        format=str(item["format"]) if item.get("format") else None,
-        nbd=str(item["nbd"]) if item.get("nbd") else None,
-        block_size=int(item.get("block_size", 512)),
-    )
+    block_size = item.get("block_size", 512)
+    if isinstance(block_size, bool) or not str(block_size).strip().isdigit():
+        raise VmSpecError(f"{where}: block_size '{block_size}' is not 512 or 4096")
+    create = item.get("create", False)
+    if not isinstance(create, bool):
+        raise VmSpecError(f"{where}: create '{create}' is not true or false")
+    try:
+        return NamespaceSpec(
+            size=parse_size(size, "size") if size not in (None, "") else None,
+            backing=Path(str(backing)) if backing else None,
+            format=str(item["format"]) if item.get("format") else None,
+            nbd=str(item["nbd"]) if item.get("nbd") else None,
+            block_size=int(str(block_size)),
+            create=create,
+        )
+    except VmSpecError as error:
+        raise VmSpecError(f"{where}: {error}") from None
 
 
 def controllers_from(layout: object) -> tuple[ControllerSpec, ...]:

@@ -9,9 +9,14 @@ Test Tags        vm    acceptance    errors
 
 
 *** Variables ***
-${FAST_APPEND}    console=ttyS0 loglevel=4 panic=-1 rdinit=/init
+${FAST_APPEND}        console=ttyS0 loglevel=4 panic=-1 rdinit=/init
 # A name of this run's own, so the last test finds only this suite's QEMU on a shared machine.
-${NAME}           err-${{__import__("uuid").uuid4().hex[:8]}}
+${NAME}               err-${{__import__("uuid").uuid4().hex[:8]}}
+${MISSING_BACKING}    namespace 1 of nvme0: backing file '/nonexistent-${NAME}/backing.raw' does not exist
+...                   (give an existing raw or qcow2 file, or create_backing=True to create it)
+${NO_FOLDER}          namespace 1 of nvme0: cannot create backing file '*${/}no${/}disk.raw':
+...                   folder '*${/}no' does not exist
+${BAD_MEMORY}         VM memory '0' is not positive (give MiB (e.g. 2048) or a size with a unit (e.g. 2G))
 
 
 *** Test Cases ***
@@ -113,7 +118,141 @@ Wrong Pinned Host Key
     ...    Launch NVMe VM    name=${NAME}    kernel=${kernel}    initrd=${image}${/}initrd.img
     ...    host_key=ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmlUeA6MFqRgBGD7a6RHhJvVZ7IBX9ZY4ZUDp5rKzPe
 
+Missing Backing File Is Refused Before Anything Is Created
+    [Documentation]    A backing file that does not exist fails in one line naming it; no folder, file
+    ...    or QEMU is made for the refused launch (it used to create a 1 GiB file and boot on it).
+    Launch Should Fail Before Anything    ${MISSING_BACKING}    backing=/nonexistent-${NAME}/backing.raw
+    Should Not Exist    /nonexistent-${NAME}
+
+A Backing File Is Created Only When Asked For
+    [Documentation]    create_backing=True creates a missing backing file, in a folder that exists;
+    ...    the file outlives the VM, and a launch that fails removes it again.
+    VAR    ${backing}    ${OUTPUT DIR}${/}kept-${NAME}.raw
+    Launch Should Fail Before Anything    ${NO_FOLDER}
+    ...    backing=${OUTPUT DIR}${/}no${/}disk.raw    size=64M    create_backing=True
+    Run Keyword And Expect Error    QEMU of VM '${NAME}' ended at start-up: *
+    ...    Launch NVMe VM    name=${NAME}    backing=${backing}    size=64M    create_backing=True
+    ...    extra_args=${{["-no-such-option"]}}
+    File Should Not Exist    ${backing}
+    ${vm}    Launch NVMe VM    name=${NAME}    backing=${backing}    size=64M    create_backing=True    wait=False
+    Should Be Equal    ${vm.controllers[0].namespaces[0].backing}    ${{pathlib.Path($backing)}}
+    Stop All VMs
+    ${size}    Get File Size    ${backing}
+    Should Be Equal As Integers    ${size}    67108864
+    [Teardown]    Remove File    ${backing}
+
+Memory Must Be A Positive Amount
+    [Documentation]    memory=0 used to become 1024 MiB silently.
+    [Template]    Launch Should Fail Before Anything
+    ${BAD_MEMORY}    memory=0
+    VM memory '-512' is not positive (give MiB*    memory=-512
+    VM memory 'lots' is not an amount of memory (give MiB*    memory=lots
+    VM memory 64 MiB is too small (at least 128 MiB)    memory=64
+    VM CPUs 0 must be between 1 and 64    cpus=0
+
+Bad Launch Options Are Refused Before Anything
+    [Template]    Launch Should Fail Before Anything
+    timeout 'soon' is not a time (use e.g. 30s, 2 min; a bare number is seconds)    timeout=soon
+    wait 'maybe' is not true or false    wait=maybe
+    create_backing\=True needs backing\= (the path of the file to create)    create_backing=True
+    accelerator 'fast' is not auto, kvm or tcg    accel=fast
+    host key 'garbage' is not an SSH public key line (TYPE BASE64*    host_key=garbage
+
+Options That Do Not Fit Together Are Refused Before Anything
+    [Template]    Launch Should Fail Before Anything
+    layout\= describes every namespace: put size\= inside the layout, not beside it    layout=[["1G"]]    size=2G
+    namespace 1 of nvme0: an NBD namespace takes its size from the export; give no size
+    ...    nbd=nbd://127.0.0.1:1    size=1G
+    backing\= and nbd\= describe one namespace: use layout\= for several    backing=${CURDIR}    namespaces=2
+
+Bad NVMECHAOS_ACCEL Is Refused Before Anything
+    Set Environment Variable    NVMECHAOS_ACCEL    fast
+    TRY
+        Launch Should Fail Before Anything    NVMECHAOS_ACCEL\='fast' is not auto, kvm or tcg
+    FINALLY
+        Remove Environment Variable    NVMECHAOS_ACCEL
+    END
+
+Memory Takes A Size And The Log Says Why KVM Was Not Used
+    [Documentation]    1.5G is 1536 MiB (QEMU -m); with NVMECHAOS_ACCEL=tcg the reason is that variable.
+    Set Environment Variable    NVMECHAOS_ACCEL    tcg
+    TRY
+        ${vm}    Launch NVMe VM    name=${NAME}    memory=1.5G    wait=False
+    FINALLY
+        Remove Environment Variable    NVMECHAOS_ACCEL
+    END
+    Should Be Equal As Integers    ${vm.spec.memory_mib}    1536
+    ${argv}    Get File    ${vm.output_dir}${/}qemu-argv.txt
+    Should Contain    ${argv}    ${SPACE}-m 1536${SPACE}
+    Should Be Equal    ${vm.accelerator}:${vm.accelerator_reason}    tcg:NVMECHAOS_ACCEL=tcg
+    [Teardown]    Stop All VMs
+
+Bad Times And Counts On A Running VM
+    ${vm}    Launch NVMe VM    name=${NAME}    wait=False
+    Run Keyword And Expect Error    timeout 'soon' is not a time (use e.g. 30s, 2 min; a bare number is seconds)
+    ...    Wait Until VM Is Ready    ${vm}    timeout=soon
+    Run Keyword And Expect Error    timeout '-1' is not positive
+    ...    Wait For QMP Event    ${vm}    SHUTDOWN    timeout=-1
+    Run Keyword And Expect Error    timeout '0' is not positive
+    ...    Hot Unplug NVMe Device    ${vm}    nvme0    timeout=0
+    Run Keyword And Expect Error    lines '0' is not 1 or more
+    ...    Get VM Console Tail    ${vm}    lines=0
+    Run Keyword And Expect Error    samples '0' is not 1 or more
+    ...    Measure Guest Clock    ${vm}    samples=0
+    [Teardown]    Stop All VMs
+
+A String Is Not A VM Handle For Life Cycle Keywords
+    [Documentation]    Every keyword taking a VM says so in one line instead of an AttributeError.
+    [Template]    Should Not Take A String For A VM
+    Wait Until VM Is Ready
+    Shut Down VM
+    Power Cut VM
+    Restart VM
+    VM Should Be Running
+    VM Should Not Be Running
+    Get VM Guest Devices
+    Get VM Console Tail
+    SSH Host Key Should Match VM
+
+A String Is Not A VM Handle For QMP And Fault Keywords
+    [Template]    Should Not Take A String For A VM
+    Execute QMP Command    query-status
+    Wait For QMP Event    SHUTDOWN
+    Get QMP Events
+    Hot Unplug NVMe Device    nvme0
+    Hot Plug NVMe Device    nvme0
+    Set IO Throttle    nvme0    iops=100
+    Clear IO Throttle    nvme0
+    Get IO Throttle    nvme0
+    Measure Guest Clock
+    Get VM Fault Timeline
+
 No QEMU Left Behind
     [Documentation]    None of the failures above left a QEMU running.
     ${result}    Run Process    pgrep    -f    nvmechaos-${NAME}
     Should Be Equal As Integers    ${result.rc}    1    QEMU still running: ${result.stdout}
+
+
+*** Keywords ***
+Launch Should Fail Before Anything
+    [Documentation]    Launch NVMe VM with ${arguments} fails with ${message}, and creates no run
+    ...    folder (in a fresh NVMECHAOS_RUN_DIR) and no output folder for the refused VM.
+    [Arguments]    ${message}    &{arguments}
+    VAR    ${run_dir}    ${OUTPUT DIR}${/}runs-${NAME}-${{__import__("uuid").uuid4().hex[:6]}}
+    Create Directory    ${run_dir}
+    Set Environment Variable    NVMECHAOS_RUN_DIR    ${run_dir}
+    TRY
+        Run Keyword And Expect Error    ${message}    Launch NVMe VM    name=${NAME}    &{arguments}
+    FINALLY
+        Remove Environment Variable    NVMECHAOS_RUN_DIR
+    END
+    Directory Should Be Empty    ${run_dir}
+    ${suite}    Evaluate    nvmechaos_robot.safe_name($SUITE_NAME)
+    ${test}    Evaluate    nvmechaos_robot.safe_name($TEST_NAME)
+    Directory Should Not Exist    ${OUTPUT DIR}${/}vm${/}${suite}${/}${test}
+
+Should Not Take A String For A VM
+    [Documentation]    ${keyword} given the string 'vm-1' instead of a VM handle fails in one line.
+    [Arguments]    ${keyword}    @{arguments}    &{named}
+    Run Keyword And Expect Error    'vm-1' is not a VM (use the handle `Launch NVMe VM` returned)
+    ...    ${keyword}    vm-1    @{arguments}    &{named}
