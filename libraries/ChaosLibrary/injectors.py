@@ -22,7 +22,7 @@ from nvmechaos.faults import (
     make_injector,
     parse_duration,
 )
-from nvmechaos.faults.control import parse_size
+from nvmechaos.faults.control import parse_delay, parse_size
 
 _ERRORS = (NvmeChaosError, FaultParamError)
 
@@ -62,14 +62,20 @@ class InjectorKeywords:
     ) -> NbdInjector:
         """Serve a disk image over NBD through a fault injector and return its handle.
 
-        ``backing`` is the image file (created sparse with ``size`` when missing); without it a
+        ``backing`` is the image file: an existing regular file, or, when missing, created sparse
+        with ``size`` in a folder that must exist (and kept after the injector). Without it a
         scratch image of ``size`` is used and deleted at the end. ``size`` takes ``64M``, ``1GiB``
-        or bytes. ``engine`` is ``nbdkit`` (nbdkit with our Python plugin; packages ``nbdkit`` and
+        or bytes; with an existing ``backing`` it may be left out (the file's size).
+
+        ``engine`` is ``nbdkit`` (nbdkit with our Python plugin; packages ``nbdkit`` and
         ``nbdkit-plugin-python``), ``python`` (our pure-Python NBD server, for hosts without
         nbdkit) or ``auto`` (nbdkit when installed). ``transport`` is ``unix`` (a socket in a
         private 0700 folder; the default on Linux) or ``tcp`` (127.0.0.1, ``port`` 0 picks a free
-        one; the default on Windows). ``nbdkit`` is
-        the nbdkit program.
+        one; the default on Windows). ``nbdkit`` is the nbdkit program. ``name`` (letters, digits,
+        ``.``, ``_``, ``-``) names the injector in the timeline and its log file.
+
+        Every argument is checked before anything starts: a bad one fails in one line and leaves no
+        folder, file or process behind.
 
         The handle has ``uri`` (for fio's nbd engine: ``ioengine=nbd    uri=${injector.uri}``),
         ``qemu_blockdev(node_name)`` (a QEMU ``-blockdev`` value) and ``blockdev_options(node_name)``
@@ -121,10 +127,13 @@ class InjectorKeywords:
     ) -> FaultEvent:
         """Delay every following request of the given operations by the given time, now.
 
-        Delays take ``100ms``, ``0.1s`` or seconds; operations not given get no delay (a new spike
-        replaces the previous one). With ``duration`` the spike is cleared by itself after that
-        long; without, it lasts until `Clear Latency`. Returns the timeline event of the apply
-        (its ``monotonic`` and ``wall`` times say when the spike began).
+        A delay needs its unit: ``100ms``, ``0.1s``, ``250us`` (also ``100 milliseconds``). A bare
+        number such as ``read=100`` is refused (it would mean 100 seconds, never what is meant);
+        ``0`` is no delay. A delay is at most 3600 s. Operations not given get no delay (a new spike
+        replaces the previous one). With ``duration`` (``3s``, ``500ms``; a bare number is seconds;
+        at most 3600 s) the spike is cleared by itself after that long; without, it lasts until
+        `Clear Latency`. Returns the timeline event of the apply (its ``monotonic`` and ``wall``
+        times say when the spike began).
 
         Example:
         | Inject Latency Spike    ${injector}    read=100ms    write=50ms    duration=3s
@@ -148,7 +157,8 @@ class InjectorKeywords:
 
         A client adds some latency on its own when a request is slow (a sleeping thread to wake; in
         a VM, the interrupt path: about 0.6 ms under TCG). Measure it once per setup: inject 20 ms,
-        compensation = measured added latency - 20 ms. Less than 10 ms; ``0`` turns it off.
+        compensation = measured added latency - 20 ms. Less than 10 ms, with its unit (``0.6ms``,
+        ``600us``; a bare number is refused); ``0`` turns it off.
 
         Example:
         | Set Latency Compensation    ${injector}    0.6ms
@@ -157,7 +167,7 @@ class InjectorKeywords:
         if not isinstance(target, NbdInjector):
             fail(f"{target.name} has no latency compensation")
         try:
-            seconds = parse_duration(compensation, "compensation")
+            seconds = parse_delay(compensation, "compensation")
             target.set_latency_compensation(seconds)
         except _ERRORS as error:
             fail(error)
@@ -189,7 +199,8 @@ class InjectorKeywords:
         ``rate`` is a fraction (``0.1``) or a percentage (``10%``); ``operation`` is one or more of
         ``read``, ``write``, ``flush``, ``trim``, ``zero`` separated by commas, or ``all``;
         ``errno`` one NBD can carry: ``EIO``, ``EPERM``, ``ENOMEM``, ``EINVAL``, ``ENOSPC``,
-        ``EOVERFLOW``, ``ENOTSUP``, ``ESHUTDOWN``. ``duration`` as in `Inject Latency Spike`.
+        ``EOVERFLOW``, ``ENOTSUP``, ``ESHUTDOWN``. ``duration`` as in `Inject Latency Spike`
+        (a time, at most 3600 s).
 
         Example:
         | Inject IO Errors    ${injector}    rate=0.1    operation=read,write    errno=EIO    duration=2s

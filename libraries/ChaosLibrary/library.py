@@ -24,7 +24,8 @@ class ChaosLibrary(DynamicCore, ScopedListener):
     while I/O runs:
 
     - `Inject Latency Spike` / `Clear Latency`: added delay per operation (read, write, flush,
-      trim, zero), for a ``duration`` or until cleared;
+      trim, zero), for a ``duration`` or until cleared; a delay needs its unit (``read=100ms``:
+      a bare ``read=100`` would be 100 s and is refused) and is at most 3600 s;
     - `Inject IO Errors` / `Clear IO Errors`: a fraction of the requests of some operations fail
       with an errno (EIO, ENOSPC, ...);
     - `Start Fault Schedule` / `Stop Fault Schedule`: e.g. 100 ms for 3 s every 10 s, 3 times.
@@ -33,7 +34,14 @@ class ChaosLibrary(DynamicCore, ScopedListener):
     Every start, apply, clear and stop is recorded with ``time.monotonic()`` and ``time.time()``;
     `Get Fault Timeline` returns the events (and logs them), to line up with fio's interval logs.
 
+    = Times =
+    Delays (``read=``, ``delay=``, compensation) need a unit: ``100ms``, ``0.1s``, ``250us``.
+    Durations, periods and start times (``duration=``, ``every=``, ``start_after=``, plan ``at``)
+    take the same units and a bare number means seconds; every one of them is at most 3600 s.
+    Timeouts (`Wait For Fault Schedule`) are Robot times (``30s``, ``5 min``, ``2 hours``).
+
     = Importing =
+    The library takes no arguments and starts nothing on import:
     | Library    ChaosLibrary
 
     = Clean-up =
@@ -48,6 +56,14 @@ class ChaosLibrary(DynamicCore, ScopedListener):
     SCOPE_PREFIX = "chaos-"
 
     def __init__(self) -> None:
+        """Import the library; it takes no arguments and starts nothing on import.
+
+        Injectors write their logs under ``${OUTPUT DIR}/faults/<suite>/``; their private folders
+        (sockets, scratch images) go under ``$NVMECHAOS_RUN_DIR`` (default: the temporary folder).
+
+        Example:
+        | Library    ChaosLibrary
+        """
         ScopedListener.__init__(self)
         self._ctx = ChaosContext()
         DynamicCore.__init__(

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from robot.api import logger
 from robot.api.deco import keyword
+from robot.utils import timestr_to_secs
 
 from ChaosLibrary.context import ChaosContext, fail
 from ChaosLibrary.injectors import _duration, _injector
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.faults import ErrorParams, FaultParamError, FaultParams, LatencyParams, Schedule, load_plan
-from nvmechaos.faults.control import parse_operations
+from nvmechaos.faults.control import parse_delay, parse_operations
 
 _ERRORS = (NvmeChaosError, FaultParamError)
+
+
+def _schedule(value: object) -> Schedule:
+    if not isinstance(value, Schedule):
+        fail(f"'{value}' is not a fault schedule (use the handle `Start Fault Schedule` returned)")
+    return value
+
+
+def _timeout(value: Any) -> float:
+    """A Robot time (``30s``, ``5 min``, ``1 hour``; a bare number is seconds), positive."""
+    try:
+        seconds = float(timestr_to_secs(value))
+    except (ValueError, TypeError):
+        fail(f"timeout '{value}' is not a time (use e.g. 30s, 5 min; a bare number is seconds)")
+    if seconds <= 0:
+        fail(f"timeout '{value}' is not positive")
+    return seconds
 
 
 class ScheduleKeywords:
@@ -31,17 +51,21 @@ class ScheduleKeywords:
         delay: str | None = None,
         operation: str = "read,write,flush",
         error_rate: str | None = None,
-        errno: str = "EIO",
+        errno: str | None = None,
         start_after: str = "0s",
     ) -> Schedule:
         """Start applying a fault for ``duration`` every ``every``, ``count`` times (endless when
         not given), in the background, and return the schedule.
 
         The fault is a latency spike of ``delay`` on each ``operation`` (default: read, write and
-        flush), or, with ``error_rate`` instead of ``delay``, I/O errors (``errno``) on a fraction of
-        the requests of ``operation``. The first window starts ``start_after`` from now; windows
-        keep to the plan on the monotonic clock. Every apply and clear is on the fault timeline.
-        The schedule ends at the test's (or suite's) end if still running.
+        flush), or, with ``error_rate`` instead of ``delay``, I/O errors (``errno``, default EIO)
+        on a fraction of the requests of ``operation``. ``delay`` needs its unit (``100ms``,
+        ``0.1s``; a bare number such as ``delay=100`` is refused, as in `Inject Latency Spike`) and
+        is at most 3600 s. ``duration``, ``every`` and ``start_after`` are times (``3s``,
+        ``500ms``; a bare number is seconds; at most 3600 s each). The first window starts
+        ``start_after`` from now; windows keep to the plan on the monotonic clock. Every apply and
+        clear is on the fault timeline. The schedule ends at the test's (or suite's) end if still
+        running.
 
         Example:
         | ${spikes} =    Start Fault Schedule    ${injector}    delay=100ms    duration=3s    every=10s
@@ -55,12 +79,15 @@ class ScheduleKeywords:
             if (delay is None) == (error_rate is None):
                 raise FaultParamError("give exactly one of delay= (latency) and error_rate= (I/O errors)")
             if delay is not None:
+                if errno is not None:
+                    raise FaultParamError("errno belongs to error_rate schedules, not to delay")
                 ops = parse_operations(operation)
-                params = LatencyParams.parse(**dict.fromkeys(ops, delay))
+                seconds = parse_delay(delay, "delay")  # named as the user wrote it
+                params = LatencyParams(**dict.fromkeys(ops, seconds))
                 if params.is_zero:
                     raise FaultParamError(f"delay '{delay}' adds no latency")
             else:
-                params = ErrorParams.parse(rate=error_rate or "0", operation=operation, errno=errno)
+                params = ErrorParams.parse(rate=error_rate or "0", operation=operation, errno=errno or "EIO")
             window = _duration(duration) or 0.0
             period = _duration(every, "every") or 0.0
             schedule = Schedule.periodic(
@@ -89,8 +116,10 @@ class ScheduleKeywords:
 
         ``plan`` is a YAML file (a list of windows, or ``windows:`` with one) or a list of
         dictionaries. Each window has ``at`` and ``duration`` and either delays (``read``,
-        ``write``, ``flush``, ``trim``, ``zero``) or ``error_rate`` with optional ``operation`` and
-        ``errno``. Windows of one kind must not overlap; the file is checked before anything starts.
+        ``write``, ``flush``, ``trim``, ``zero``; each with its unit, ``100ms``: a bare number is
+        refused) or ``error_rate`` with optional ``operation`` and ``errno``. ``at`` and
+        ``duration`` are times (a bare number is seconds; at most 3600 s). Windows of one kind must
+        not overlap; the file is checked before anything starts.
 
         | # plan.yaml
         | windows:
@@ -117,17 +146,19 @@ class ScheduleKeywords:
     def wait_for_fault_schedule(self, schedule: Schedule, timeout: str = "5 min") -> None:
         """Wait until every window of a schedule with a ``count`` has been applied and cleared.
 
+        ``timeout`` is a Robot time (``60s``, ``5 min``, ``2 hours``; a bare number is seconds).
         Fails when the schedule is not done within ``timeout``, or when it stopped on an error
         (the injector died).
 
         Example:
         | Wait For Fault Schedule    ${schedule}    timeout=60s
         """
-        seconds = _duration(timeout, "timeout")
-        if not schedule.join(seconds):
-            fail(f"{schedule.name} was not done within {timeout}")
-        if schedule.error:
-            fail(f"{schedule.name} stopped: {schedule.error}")
+        target = _schedule(schedule)
+        seconds = _timeout(timeout)
+        if not target.join(seconds):
+            fail(f"{target.name} was not done within {timeout}")
+        if target.error:
+            fail(f"{target.name} stopped: {target.error}")
 
     @keyword
     def stop_fault_schedule(self, schedule: Schedule) -> None:
@@ -138,11 +169,12 @@ class ScheduleKeywords:
         Example:
         | Stop Fault Schedule    ${schedule}
         """
+        target = _schedule(schedule)
         try:
-            schedule.stop()
+            target.stop()
         except _ERRORS as error:
             fail(error)
-        self.ctx.forget(schedule)
-        logger.info(f"{schedule.name}: {schedule.applied} window(s) applied")
-        if schedule.error:
-            fail(f"{schedule.name} stopped: {schedule.error}")
+        self.ctx.forget(target)
+        logger.info(f"{target.name}: {target.applied} window(s) applied")
+        if target.error:
+            fail(f"{target.name} stopped: {target.error}")

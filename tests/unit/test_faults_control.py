@@ -17,6 +17,7 @@ from nvmechaos.faults.control import (
     FaultParamError,
     LatencyParams,
     Sleeper,
+    parse_delay,
     parse_duration,
     parse_errno,
     parse_operations,
@@ -138,3 +139,50 @@ def test_sleeper_learns_to_wake_early() -> None:
         lateness.append(time.monotonic() - deadline)
     assert 0.0 <= sleeper.bias <= Sleeper.MAX_BIAS
     assert sum(lateness[-10:]) / 10 < 0.001
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("100ms", 0.1),
+        ("0.1s", 0.1),
+        ("250us", 0.00025),
+        ("100 milliseconds", 0.1),
+        ("20 msec", 0.02),
+        ("1 second", 1.0),
+        ("0", 0.0),
+        (0, 0.0),
+        ("60min", 3600.0),
+    ],
+)
+def test_delays(text: str | float, seconds: float) -> None:
+    assert math.isclose(parse_delay(text), seconds)
+
+
+@pytest.mark.parametrize(("value", "shown"), [("100", "100"), (100, "100"), ("0.5", "0.5"), (0.05, "0.05")])
+def test_a_delay_without_unit_is_refused_with_the_fix(value: str | float, shown: str) -> None:
+    with pytest.raises(FaultParamError) as caught:
+        parse_delay(value, "read delay")
+    assert str(caught.value) == (
+        f"read delay '{shown}' has no unit: write {shown}ms for milliseconds ({shown}s if you really mean "
+        "seconds; at most 3600 s)"
+    )
+    with pytest.raises(FaultParamError, match=rf"^read delay '{shown}' has no unit: write {shown}ms"):
+        LatencyParams.parse(read=value)
+
+
+def test_delays_and_durations_state_the_one_hour_cap() -> None:
+    with pytest.raises(
+        FaultParamError, match=r"^read delay '7200s' is longer than the 3600 s \(1 h\) maximum$"
+    ):
+        LatencyParams.parse(read="7200s")
+    with pytest.raises(FaultParamError, match=r"^duration '2 min 1s' is not a time"):
+        parse_duration("2 min 1s")
+    with pytest.raises(
+        FaultParamError, match=r"^write delay 4000 s is longer than the 3600 s \(1 h\) maximum$"
+    ):
+        LatencyParams(write=4000.0)
+    with pytest.raises(FaultParamError, match=r"^read delay '-1' is negative$"):
+        parse_delay("-1", "read delay")
+    with pytest.raises(FaultParamError, match=r"^read delay 'soon' is not a time"):
+        parse_delay("soon", "read delay")

@@ -272,7 +272,7 @@ def test_nbdkit_missing(registry: ProcessRegistry) -> None:
     injector = NbdkitInjector(None, SIZE, nbdkit="nbdkit-does-not-exist", registry=registry)
     with pytest.raises(InjectorStartError, match=r"nbdkit not found.*nbdkit-plugin-python.*engine=python"):
         injector.start()
-    assert injector.run_dir is not None and not injector.run_dir.exists()
+    assert injector.run_dir is None  # refused before its private folder was made
 
 
 def test_server_failing_at_start_says_why(registry: ProcessRegistry) -> None:
@@ -315,3 +315,34 @@ def test_qemu_client(engine: str, registry: ProcessRegistry) -> None:
         assert "Pattern verification failed" not in run.stdout
     finally:
         injector.stop()
+
+
+def test_everything_is_checked_before_anything_is_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: ProcessRegistry
+) -> None:
+    monkeypatch.setenv("NVMECHAOS_RUN_DIR", str(tmp_path / "runs"))
+    nowhere = tmp_path / "no" / "such" / "disk.img"
+    with pytest.raises(
+        FaultParamError, match=r"^cannot create backing file '.*disk\.img': folder '.*such' does not exist$"
+    ):
+        PythonNbdProxy(nowhere, SIZE, registry=registry).start()
+    with pytest.raises(FaultParamError, match=r"^backing '.*' is not a regular file$"):
+        PythonNbdProxy(tmp_path, SIZE, registry=registry).start()
+    with pytest.raises(FaultParamError, match="does not exist and no size was given"):
+        PythonNbdProxy(tmp_path / "missing.img", registry=registry).start()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no run folder, no file, no parent folder
+
+
+def test_a_backing_file_created_for_a_failed_start_is_removed(
+    tmp_path: Path, registry: ProcessRegistry
+) -> None:
+    backing = tmp_path / "new.img"
+    injector = PythonNbdProxy(backing, SIZE, python="/bin/false", registry=registry)
+    with pytest.raises(InjectorStartError, match="exited at start"):
+        injector.start()
+    assert not backing.exists()
+    kept = tmp_path / "kept.img"
+    kept.write_bytes(bytes(SIZE))
+    with pytest.raises(InjectorStartError, match="exited at start"):
+        PythonNbdProxy(kept, SIZE, python="/bin/false", registry=registry).start()
+    assert kept.stat().st_size == SIZE  # a file the user had stays

@@ -43,9 +43,32 @@ HOST_TO_NBD: dict[int, int] = {
     getattr(errno_module, name): value for name, value in NBD_ERRNOS.items() if hasattr(errno_module, name)
 }
 
+#: The longest delay, and the longest time any fault parameter (duration, period, start) may take.
 MAX_DELAY = 3600.0
-_DURATION = re.compile(r"^\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>us|ms|s|sec|seconds?|m|min)?\s*$")
-_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "m": 60.0, "min": 60.0}
+_DURATION = re.compile(
+    r"^\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*"
+    r"(?P<unit>us|usec|microseconds?|ms|msec|milliseconds?|s|sec|secs|seconds?|m|min|mins|minutes?)?\s*$"
+)
+_UNITS = {
+    "us": 1e-6,
+    "usec": 1e-6,
+    "microsecond": 1e-6,
+    "microseconds": 1e-6,
+    "ms": 1e-3,
+    "msec": 1e-3,
+    "millisecond": 1e-3,
+    "milliseconds": 1e-3,
+    "s": 1.0,
+    "sec": 1.0,
+    "secs": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "mins": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+}
 
 
 class FaultParamError(ValueError):
@@ -73,8 +96,30 @@ def parse_duration(value: str | float | int, what: str = "duration") -> float:
     if math.isnan(seconds) or seconds < 0:
         raise FaultParamError(f"{what} '{value}' is negative")
     if seconds > MAX_DELAY:
-        raise FaultParamError(f"{what} '{value}' is longer than {MAX_DELAY:.0f} s")
+        raise FaultParamError(f"{what} '{value}' is longer than the {MAX_DELAY:.0f} s (1 h) maximum")
     return seconds
+
+
+def parse_delay(value: str | float | int, what: str = "delay") -> float:
+    """An added latency: like :func:`parse_duration`, but a number other than 0 needs its unit
+    (``100ms``, ``0.1s``, ``250us``): ``read=100`` meaning 100 seconds is a trap, not a fault.
+
+    Raises:
+        FaultParamError: no unit (suggesting ``<n>ms``), negative, not a time, or over 3600 s.
+    """
+    if isinstance(value, bool):
+        raise FaultParamError(f"{what} '{value}' is not a time (use e.g. 100ms, 0.5s)")
+    text = str(value).strip()
+    if isinstance(value, int | float) or re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", text):
+        number = float(value) if isinstance(value, int | float) else float(text)
+        if number == 0:
+            return 0.0
+        if not math.isnan(number) and number > 0:
+            raise FaultParamError(
+                f"{what} '{value}' has no unit: write {text}ms for milliseconds ({text}s if you really "
+                f"mean seconds; at most {MAX_DELAY:.0f} s)"
+            )
+    return parse_duration(value, what)
 
 
 _SIZE = re.compile(r"^\s*(?P<number>\d+)\s*(?P<unit>[kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
@@ -170,11 +215,14 @@ class LatencyParams:
             ):
                 raise FaultParamError(f"{op} delay '{value}' is negative or not a number")
             if value > MAX_DELAY:
-                raise FaultParamError(f"{op} delay {value} s is longer than {MAX_DELAY:.0f} s")
+                raise FaultParamError(
+                    f"{op} delay {value:g} s is longer than the {MAX_DELAY:.0f} s (1 h) maximum"
+                )
 
     @classmethod
     def parse(cls, **delays: str | float | int | None) -> LatencyParams:
-        """``LatencyParams.parse(read="100ms", write=0.05)``; unknown names are errors."""
+        """``LatencyParams.parse(read="100ms", write="50ms")``: delays with their units (see
+        :func:`parse_delay`); unknown names are errors."""
         values: dict[str, float] = {}
         for op, value in delays.items():
             if op not in OPERATIONS:
@@ -182,7 +230,7 @@ class LatencyParams:
                     f"unknown operation '{op}' (use one or more of {', '.join(OPERATIONS)})"
                 )
             if value is not None and value != "":
-                values[op] = parse_duration(value, f"{op} delay")
+                values[op] = parse_delay(value, f"{op} delay")
         return cls(**values)
 
     @property

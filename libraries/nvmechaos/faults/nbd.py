@@ -7,9 +7,10 @@ Two engines share one control interface (:mod:`nvmechaos.faults.control`):
 - :class:`PythonNbdProxy`: our pure-Python NBD server (:mod:`nvmechaos.faults.nbdserver`), for hosts
   without nbdkit.
 
-Either is started with a backing file (created sparse when missing, or a private scratch file when
-None), serves it on a unix socket in a private 0700 folder (default) or on 127.0.0.1:PORT, and gives
-an NBD URI for fio's nbd engine (:attr:`NbdInjector.uri`) and ``-blockdev`` options for QEMU
+Either is started with a backing file (created sparse when missing, in a folder that exists; or a
+private scratch file when None; everything is checked before anything is created), serves it on a
+unix socket in a private 0700 folder (default) or on 127.0.0.1:PORT, and gives an NBD URI for fio's
+nbd engine (:attr:`NbdInjector.uri`) and ``-blockdev`` options for QEMU
 (:meth:`NbdInjector.qemu_blockdev`).
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -78,6 +80,11 @@ class NbdInjector(Injector):
         CAP_SYS_NICE, else the server runs at normal priority): a server that wakes up promptly
         keeps delays accurate when the CPUs are busy. None leaves it alone."""
         super().__init__(name or f"{self.engine}-injector", timeline)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", self.name):
+            raise FaultParamError(
+                f"injector name '{self.name}' must be 1-64 letters, digits, '.', '_' or '-' "
+                "(it names its log file)"
+            )
         if transport is None:  # unix sockets where they exist, loopback TCP elsewhere (Windows)
             transport = "unix" if os.name == "posix" else "tcp"
         if transport not in TRANSPORTS:
@@ -103,6 +110,7 @@ class NbdInjector(Injector):
         self._log: IO[bytes] | None = None
         self._state = ControlState()
         self.export_path: Path | None = None
+        self._created_backing = False
 
     # -- where clients connect -------------------------------------------------------------------
     @property
@@ -155,7 +163,59 @@ class NbdInjector(Injector):
     def _env(self) -> dict[str, str] | None:
         return None
 
+    def _program(self) -> str:
+        """The server program (the first word of :meth:`_argv`)."""
+        raise NotImplementedError
+
+    def check(self) -> None:
+        """Check everything :meth:`start` needs, creating nothing: the program, the socket or port,
+        and the backing file (an existing regular file, readable, writable and big enough; or, when
+        missing, a size and an existing writable folder to create it in).
+
+        Raises:
+            InjectorStartError: the program is missing, the socket or port is in use.
+            FaultParamError: the backing file cannot be used or created.
+        """
+        if shutil.which(self._program()) is None:
+            raise InjectorStartError(self._missing_program_message(self._program()))
+        if self.transport == "unix" and self._socket_path is not None:
+            if self._socket_path.exists():
+                raise InjectorStartError(f"socket '{self._socket_path}' is in use (the path exists)")
+            if len(str(self._socket_path)) > _SOCKET_PATH_MAX:
+                raise InjectorStartError(f"socket path '{self._socket_path}' is too long for a unix socket")
+        if self.transport == "tcp" and self.port != 0:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    raise InjectorStartError(f"port 127.0.0.1:{self.port} is in use")
+        if self.backing is None:
+            if self.size is None:
+                raise FaultParamError("give a size for a scratch disk (no backing file)")
+            return
+        if not self.backing.exists():
+            if self.size is None:
+                raise FaultParamError(f"backing file '{self.backing}' does not exist and no size was given")
+            folder = self.backing.parent
+            if not folder.is_dir():
+                raise FaultParamError(
+                    f"cannot create backing file '{self.backing}': folder '{folder}' does not exist"
+                )
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise FaultParamError(
+                    f"cannot create backing file '{self.backing}': folder '{folder}' is not writable"
+                )
+            return
+        if not self.backing.is_file():
+            raise FaultParamError(f"backing '{self.backing}' is not a regular file")
+        actual = self.backing.stat().st_size
+        if self.size is not None and self.size > actual:
+            raise FaultParamError(
+                f"backing file '{self.backing}' has {actual} bytes, fewer than size={self.size}"
+            )
+        if not os.access(self.backing, os.R_OK | os.W_OK):
+            raise InjectorStartError(f"backing file '{self.backing}' is not readable and writable")
+
     def _start(self) -> None:
+        self.check()  # before anything is created
         self.run_dir = private_run_dir("nbd")
         try:
             self._prepare_files()
@@ -193,6 +253,9 @@ class NbdInjector(Injector):
             atexit.register(self.stop)
         except BaseException:
             self._cleanup()
+            if self._created_backing and self.backing is not None:
+                with contextlib.suppress(OSError):
+                    self.backing.unlink()  # the start failed: leave no file it created behind
             raise
 
     def _prepare_files(self) -> None:
@@ -200,47 +263,28 @@ class NbdInjector(Injector):
         if self.transport == "unix":
             if self._socket_path is None:
                 self._socket_path = self.run_dir / "nbd.sock"
-            elif self._socket_path.exists():
-                raise InjectorStartError(f"socket '{self._socket_path}' is in use (the path exists)")
-            if len(str(self._socket_path)) > _SOCKET_PATH_MAX:
-                raise InjectorStartError(f"socket path '{self._socket_path}' is too long for a unix socket")
         elif self.port == 0:
             self.port = free_port()
-        else:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    raise InjectorStartError(f"port 127.0.0.1:{self.port} is in use")
         if self.backing is None:
-            if self.size is None:
-                raise FaultParamError("give a size for a scratch disk (no backing file)")
+            assert self.size is not None
             self.export_path = self.run_dir / "scratch.img"
             with open(self.export_path, "wb") as handle:
                 handle.truncate(self.size)
             return
         self.export_path = self.backing
         if not self.backing.exists():
-            if self.size is None:
-                raise FaultParamError(f"backing file '{self.backing}' does not exist and no size was given")
+            assert self.size is not None
             try:
-                self.backing.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.backing, "wb") as handle:
+                with open(self.backing, "xb") as handle:
+                    self._created_backing = True
                     handle.truncate(self.size)
             except OSError as error:
                 raise InjectorStartError(
                     f"cannot create backing file '{self.backing}': {error.strerror}"
                 ) from None
             return
-        if not self.backing.is_file():
-            raise FaultParamError(f"backing '{self.backing}' is not a regular file")
-        actual = self.backing.stat().st_size
         if self.size is None:
-            self.size = actual
-        elif self.size > actual:
-            raise FaultParamError(
-                f"backing file '{self.backing}' has {actual} bytes, fewer than size={self.size}"
-            )
-        if not os.access(self.backing, os.R_OK | os.W_OK):
-            raise InjectorStartError(f"backing file '{self.backing}' is not readable and writable")
+            self.size = self.backing.stat().st_size
 
     def _missing_program_message(self, program: str) -> str:
         return f"cannot start {self.engine}: program '{program}' not found"
@@ -358,6 +402,9 @@ class NbdkitInjector(NbdInjector):
         self.nbdkit = nbdkit
         self.threads = threads
 
+    def _program(self) -> str:
+        return self.nbdkit
+
     def _argv(self, pidfile: Path, control: Path) -> list[str]:
         argv = [self.nbdkit, "--foreground", "--exit-with-parent", "--pidfile", str(pidfile)]
         argv += ["--threads", str(self.threads)]
@@ -402,6 +449,9 @@ class PythonNbdProxy(NbdInjector):
     ) -> None:
         super().__init__(backing, size, **options)
         self.python = python
+
+    def _program(self) -> str:
+        return self.python
 
     def _argv(self, pidfile: Path, control: Path) -> list[str]:
         argv = [self.python, "-m", "nvmechaos.faults.nbdserver", "--file", str(self.export_path)]

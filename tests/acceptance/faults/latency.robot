@@ -7,6 +7,11 @@ Resource         common.resource
 Test Tags        acceptance    fault    latency
 
 
+*** Variables ***
+${NO_UNIT}    read delay '100' has no unit: write 100ms for milliseconds (100s if you really mean seconds;
+...           at most 3600 s)
+
+
 *** Test Cases ***
 Spike With Nbdkit
     [Template]    Spike Appears In Fio Log
@@ -33,6 +38,35 @@ The Check Catches A Wrong Size Or Time
     ${early}    Shift Events    ${events}    -1.2
     Run Keyword And Expect Error    *
     ...    Latency Log Should Show Spikes    ${result}    ${early}    50ms
+
+A Delay Without A Unit Is Refused
+    [Documentation]    read=100 would be 100 s, never what is meant: it is refused with the fix, as is
+    ...    a delay over the one-hour cap; nothing is applied.
+    ${injector}    Start Latency Injector    size=16M    engine=python
+    Run Keyword And Expect Error    ${NO_UNIT}
+    ...    Inject Latency Spike    ${injector}    read=100
+    Run Keyword And Expect Error    write delay '7200s' is longer than the 3600 s (1 h) maximum
+    ...    Inject Latency Spike    ${injector}    write=7200s
+    Run Keyword And Expect Error    compensation '0.6' has no unit: write 0.6ms for milliseconds*
+    ...    Set Latency Compensation    ${injector}    0.6
+    Inject Latency Spike    ${injector}    read=100 milliseconds    duration=1
+    ${events}    Get Fault Timeline    ${injector}
+    Should Be Equal As Numbers    ${events[-1].params['read']}    0.1
+    Should Be Equal As Numbers    ${events[-1].params['duration']}    1
+
+A Backing File Is Checked Before The Injector Starts
+    [Documentation]    A missing folder is named in one line; no run folder or file is created.
+    VAR    ${runs}    ${OUTPUT DIR}${/}injector-runs-${{__import__("uuid").uuid4().hex[:8]}}
+    Create Directory    ${runs}
+    Set Environment Variable    NVMECHAOS_RUN_DIR    ${runs}
+    Run Keyword And Expect Error    cannot create backing file '/proc/x/disk.img': folder '/proc/x' does not exist
+    ...    Start Latency Injector    backing=/proc/x/disk.img    size=16M    engine=python
+    Run Keyword And Expect Error    backing '${runs}' is not a regular file
+    ...    Start Latency Injector    backing=${runs}    engine=nbdkit
+    Run Keyword And Expect Error    injector name 'a/b' must be 1-64 letters, digits, '.', '_' or '-'*
+    ...    Start Latency Injector    size=16M    engine=python    name=a/b
+    Directory Should Be Empty    ${runs}
+    [Teardown]    Remove Environment Variable    NVMECHAOS_RUN_DIR
 
 
 *** Keywords ***

@@ -54,6 +54,27 @@ Bad Fault Plan Names File Window And Key
     Run Keyword And Expect Error    *bad_plan.yaml, window 2: unknown key 'raed'*
     ...    Start Fault Plan    ${injector}    ${CURDIR}/data/bad_plan.yaml
 
+Bad Schedule Arguments Are One Clear Line
+    ${injector}    Start Latency Injector    size=16M    engine=python
+    Run Keyword And Expect Error    delay '100' has no unit: write 100ms for milliseconds*
+    ...    Start Fault Schedule    ${injector}    delay=100    duration=1s    every=2s
+    Run Keyword And Expect Error    errno belongs to error_rate schedules, not to delay
+    ...    Start Fault Schedule    ${injector}    delay=10ms    errno=ENOSPC    duration=1s    every=2s
+    ${schedule}    Start Fault Schedule    ${injector}    delay=10ms    duration=0.2s    every=0.3s    count=1
+    Run Keyword And Expect Error    timeout 'soon' is not a time (use e.g. 30s, 5 min; a bare number is seconds)
+    ...    Wait For Fault Schedule    ${schedule}    timeout=soon
+    Wait For Fault Schedule    ${schedule}    timeout=1 minute
+    Run Keyword And Expect Error    'x' is not a fault schedule (use the handle `Start Fault Schedule` returned)
+    ...    Wait For Fault Schedule    x
+    Run Keyword And Expect Error    'x' is not a fault schedule*
+    ...    Stop Fault Schedule    x
+
+A Plan Delay Without A Unit Is Refused
+    ${injector}    Start Latency Injector    size=16M    engine=python
+    VAR    &{window}    at=0s    duration=1s    read=50
+    Run Keyword And Expect Error    fault plan, window 1: read delay '50' has no unit: write 50ms*
+    ...    Start Fault Plan    ${injector}    ${{[$window]}}
+
 
 *** Keywords ***
 Windows Should Be
