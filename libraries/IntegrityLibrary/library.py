@@ -43,10 +43,19 @@ class IntegrityLibrary(DynamicCore, ScopedListener):
     | Restart VM    ${vm}
     | ${report} =    Verify Data Integrity    ${writer}    ${drive}
 
+    = Times =
+    Timeouts (`Wait For Integrity Writer`) are Robot times: ``60s``, ``2 min``, ``1 hour``; a bare
+    number is seconds.
+
     = Clean-up =
     The library is its own listener: writers and drives started in a test are stopped at its
     end, those started in a suite setup at the end of the suite; nbdkit also dies with Robot.
     Import it after VmLibrary so VMs are stopped before their drives.
+
+    = Importing =
+    The library takes no arguments and starts nothing on import; import it after VmLibrary:
+    | Library    VmLibrary
+    | Library    IntegrityLibrary
     """
 
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
@@ -54,6 +63,17 @@ class IntegrityLibrary(DynamicCore, ScopedListener):
     SCOPE_PREFIX = "integrity-"
 
     def __init__(self) -> None:
+        """Import the library; it takes no arguments and starts nothing on import.
+
+        Import it after VmLibrary, so that at the end of a test the VMs stop before their drives.
+        Drive logs and writer journals go to ``${OUTPUT DIR}/integrity/<suite>/<test>/``; private
+        folders (sockets, scratch images) under ``$NVMECHAOS_RUN_DIR`` (default: the temporary
+        folder).
+
+        Example:
+        | Library    VmLibrary
+        | Library    IntegrityLibrary
+        """
         ScopedListener.__init__(self)
         self._ctx = IntegrityContext()
         DynamicCore.__init__(

@@ -10,12 +10,14 @@ from typing import Any
 from robot.api import logger
 from robot.api.deco import keyword
 
-from IntegrityLibrary.context import IntegrityContext, as_bool
+from IntegrityLibrary.context import IntegrityContext, as_bool, as_vm
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.faults.base import FaultEvent
 from nvmechaos.faults.powerloss import PowerCut, PowerCuttable, PowerLossDrive, cut_power, start_drive
 from nvmechaos.vm.spec import parse_size
 from nvmechaos_robot import fail, safe_name
+
+ACTIONS = ("start", "cut", "restore", "stop")
 
 
 class PowerKeywords:
@@ -35,22 +37,29 @@ class PowerKeywords:
     ) -> PowerLossDrive:
         """Start a drive with (``plp=True``) or without power-loss protection; return its handle.
 
-        ``backing`` is a raw image (created sparse with ``size`` when missing; without it a scratch
-        image in a private folder, deleted at the end). The handle has ``uri`` (for
-        ``Launch NVMe VM    nbd=${drive.uri}``), ``backing`` (the image: what survives a cut),
-        ``plp`` and ``profile``. Needs ``nbdkit`` (package nbdkit).
+        ``size`` takes ``64M``, ``1GiB`` or bytes. ``backing`` is a raw image (or block device):
+        an existing one (at least ``size``; give ``size=${None}`` to take it whole), or, when
+        missing, one created sparse with ``size`` in a folder that must exist (kept after the
+        drive). Without ``backing`` a scratch image in a private folder is used, deleted at the
+        end. ``name`` names the drive in the power timeline (default ``drive<N>``). The handle has
+        ``uri`` (for ``Launch NVMe VM    nbd=${drive.uri}``), ``backing`` (the image: what survives
+        a cut), ``plp`` and ``profile``. Needs ``nbdkit`` (package nbdkit).
+
+        Every argument is checked before anything is created or started: a bad one fails in one
+        line naming the drive and the path, and leaves nothing behind.
 
         Example:
         | ${drive} =    Start Power Loss Drive    size=64M    plp=${False}
         | ${vm} =    Launch NVMe VM    nbd=${drive.uri}
         """
+        protected = as_bool(plp, "plp")
         self.ctx.counter += 1
         drive_name = name or f"drive{self.ctx.counter}"
         try:
             drive = start_drive(
                 parse_size(size, "drive size") if size not in (None, "") else None,
                 Path(backing) if backing else None,
-                plp=as_bool(plp),
+                plp=protected,
                 name=safe_name(drive_name, 16),
                 log_dir=self.ctx.test_dir("integrity", f"drive-{drive_name}"),
                 nbdkit=nbdkit,
@@ -76,8 +85,10 @@ class PowerKeywords:
         | ${cut} =    Cut Power    ${vm}    ${drive}
         | ${cut} =    Cut Power    ${vm}
         """
-        chosen = [self.ctx.drive(d) for d in drives] or self._drives_of(vm)
-        cut = cut_power(vm, chosen, self.ctx.timeline)
+        given = [self.ctx.drive(d) for d in drives]
+        target = as_vm(vm, ("name", "pid", "power_cut"))
+        chosen = given or self._drives_of(target)
+        cut = cut_power(target, chosen, self.ctx.timeline)
         logger.info(
             f"Power cut of VM {cut.vm} and drives {', '.join(cut.drives) or '-'} at monotonic "
             f"{cut.monotonic:.6f} (wall {cut.wall:.6f}); QEMU exit code {cut.qemu_exit}"
@@ -119,6 +130,8 @@ class PowerKeywords:
         | ${events} =    Get Power Timeline
         | ${cuts} =    Get Power Timeline    source=${vm.name}    action=cut
         """
+        if action is not None and action not in ACTIONS:
+            fail(f"action '{action}' is not one of {', '.join(ACTIONS)}")
         events = [
             e
             for e in self.ctx.timeline.events

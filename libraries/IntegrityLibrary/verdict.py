@@ -9,7 +9,7 @@ from typing import Any
 from robot.api import logger
 from robot.api.deco import keyword
 
-from IntegrityLibrary.context import IntegrityContext, as_bool
+from IntegrityLibrary.context import IntegrityContext, as_bool, as_count, as_vm
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.faults.guestwriter import GuestWriter, read_through_guest
 from nvmechaos.faults.integrity import IntegrityReport, flip_bytes, verify, verify_image
@@ -41,7 +41,8 @@ class VerdictKeywords:
         ``Restart VM``). Returns ``checked``, ``intact``, ``newer``, ``lost_allowed``, ``corrupt``
         (= ``torn`` + ``stale`` + ``misplaced`` + ``garbage``), ``writes``, ``flushes``,
         ``unflushed_blocks``, ``profile`` and ``bad`` (descriptions). Fails when anything is
-        corrupt, naming the first bad blocks (unless ``fail_on_error=False``).
+        corrupt, naming the first bad blocks (unless ``fail_on_error=False``). Give one source:
+        ``image`` (an existing file), ``vm``, or the ``drive`` alone.
 
         Example:
         | ${report} =    Verify Data Integrity    ${writer}    ${drive}
@@ -51,7 +52,14 @@ class VerdictKeywords:
         chosen = self.ctx.drive(drive) if drive is not None else None
         if plp is None and chosen is None:
             fail("give plp=True or plp=False, or the drive (its profile decides)")
-        profile = as_bool(plp) if plp is not None else bool(chosen and chosen.plp)
+        profile = as_bool(plp, "plp") if plp is not None else bool(chosen and chosen.plp)
+        strict = as_bool(fail_on_error, "fail_on_error")
+        if vm is not None:
+            as_vm(vm)
+            if image:
+                fail("give image= or vm= to read the blocks from, not both")
+        if image and not Path(image).is_file():
+            fail(f"image '{image}' does not exist (or is not a file)")
         try:
             snapshot = target.snapshot()
             if vm is not None:
@@ -70,7 +78,7 @@ class VerdictKeywords:
         except NvmeChaosError as error:
             fail(error)
         self._log_report(report, source)
-        if as_bool(fail_on_error):
+        if strict:
             self._check(report)
         return report.as_dict()
 
@@ -100,7 +108,8 @@ class VerdictKeywords:
         """Flip ``count`` bytes at ``offset`` inside a flushed block of the drive's image and return
         the block number: ``block``, or else the ``pick``-th (from 0) block the journal shows as
         durable. For proving that `Verify Data Integrity` catches damage (an ``offset`` below 48
-        hits the block's header: garbage; beyond it the payload: torn).
+        hits the block's header: garbage; beyond it the payload: torn). ``block`` is below the
+        writer's ``blocks``; ``offset`` + ``count`` stay inside one block.
 
         Example:
         | ${block} =    Damage Flushed Block    ${drive}    ${writer}
@@ -108,17 +117,23 @@ class VerdictKeywords:
         | ...    Verify Data Integrity    ${writer}    ${drive}
         """
         target, chosen = self.ctx.writer(writer), self.ctx.drive(drive)
+        size, blocks = target.settings.block_size, target.settings.blocks
+        where, many, index = as_count(offset, "offset"), as_count(count, "count", 1), as_count(pick, "pick")
+        if where + many > size:
+            fail(f"offset={where} + count={many} go beyond one block of {size} bytes")
+        if block is not None and not 0 <= as_count(block, "block") < blocks:
+            fail(f"block {block} is not one the writer writes (0 to {blocks - 1})")
         try:
             snapshot = target.snapshot()
             durable = sorted(b for b, g in snapshot.durable.items() if g > 0)
             if block is None:
-                if len(durable) <= int(pick):
+                if len(durable) <= index:
                     fail(
                         f"the writer's journal has {len(durable)} flushed blocks: no number {pick} to damage"
                     )
-                block = durable[int(pick)]
-            position = (snapshot.first_block + int(block)) * snapshot.block_size + int(offset)
-            flip_bytes(chosen.backing, position, int(count))
+                block = durable[index]
+            position = (snapshot.first_block + int(block)) * snapshot.block_size + where
+            flip_bytes(chosen.backing, position, many)
         except NvmeChaosError as error:
             fail(error)
         logger.info(f"Flipped {count} bytes of block {block} at offset {offset} in {chosen.backing}")

@@ -9,9 +9,8 @@ from typing import Any
 from robot.api import logger
 from robot.api.deco import keyword
 
-from IntegrityLibrary.context import IntegrityContext, as_bool
+from IntegrityLibrary.context import IntegrityContext, as_bool, as_count, as_seconds, as_vm
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.faults.control import parse_duration
 from nvmechaos.faults.guestwriter import GuestWriter, WriterSettings, start_writer
 from nvmechaos_robot import fail
 
@@ -45,23 +44,30 @@ class WriterKeywords:
         flush as it arrives (``journal.txt`` in the test's output folder). Needs ``gcc`` and the
         static C library on the host (packages gcc, libc6-dev).
 
+        Before anything is installed or started, the guest is asked about ``device``: a device that
+        does not exist fails naming it and the guest's NVMe devices; ``blocks`` x ``block_size``
+        (from ``first_block``) larger than the device fails naming blocks, block size and the
+        device's size; a ``block_size`` that is not a multiple of the device's logical block size
+        fails too.
+
         Example:
         | ${writer} =    Start Integrity Writer    ${vm}    blocks=256    flush_every=64
         """
+        target = as_vm(vm)
         try:
             settings = WriterSettings(
-                device=device,
-                blocks=int(blocks),
-                block_size=int(block_size),
-                first_block=int(first_block),
-                count=int(count),
-                flush_every=int(flush_every),
-                fua_every=int(fua_every),
-                seed=int(seed),
+                device=str(device),
+                blocks=as_count(blocks, "blocks", 1),
+                block_size=as_count(block_size, "block_size", 512),
+                first_block=as_count(first_block, "first_block"),
+                count=as_count(count, "count"),
+                flush_every=as_count(flush_every, "flush_every"),
+                fua_every=as_count(fua_every, "fua_every"),
+                seed=as_count(seed, "seed"),
             )
-            folder = self.ctx.test_dir("integrity", f"writer-{getattr(vm, 'name', 'vm')}")
+            folder = self.ctx.test_dir("integrity", f"writer-{target.name}")
             journal = folder / "journal.txt"
-            writer = start_writer(vm, settings, journal)
+            writer = start_writer(target, settings, journal)
         except NvmeChaosError as error:
             fail(error)
         self.ctx.writers.append((self.ctx.scope, writer))
@@ -77,15 +83,26 @@ class WriterKeywords:
         self, writer: GuestWriter, writes: int = 0, finished: bool = False, timeout: str = "60s"
     ) -> int:
         """Wait until ``writes`` writes were acknowledged, or (``finished``) all ``count`` were;
-        return the number acknowledged so far. Fails if the writer failed or on ``timeout``.
+        return the number acknowledged so far. ``timeout`` is a Robot time (``60s``, ``2 min``,
+        ``1 hour``; a bare number is seconds). Fails if the writer failed or on ``timeout``, and at
+        once when it can never happen: ``writes`` beyond the writer's ``count``, or ``finished``
+        for a writer without a ``count``.
 
         Example:
         | Wait For Integrity Writer    ${writer}    writes=500
-        | Wait For Integrity Writer    ${writer}    finished=${True}
+        | Wait For Integrity Writer    ${writer}    finished=${True}    timeout=2 min
         """
         target = self.ctx.writer(writer)
+        wanted = as_count(writes, "writes")
+        done = as_bool(finished, "finished")
+        seconds = as_seconds(timeout)
+        count = target.settings.count
+        if count and wanted > count:
+            fail(f"writes={wanted} can never be reached: the writer stops after count={count} writes")
+        if done and not count:
+            fail("finished=True can never be reached: the writer has no count (it writes until stopped)")
         try:
-            target.wait_for(int(writes), as_bool(finished), parse_duration(timeout, "timeout"))
+            target.wait_for(wanted, done, seconds)
         except NvmeChaosError as error:
             fail(error)
         return target.journal.writes

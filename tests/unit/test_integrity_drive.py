@@ -180,3 +180,34 @@ def test_start_errors(tmp_path: Path, registry: ProcessRegistry) -> None:
     broken.chmod(0o755)
     with pytest.raises(InjectorStartError, match="bad things"):
         start_drive(1 << 20, nbdkit=str(broken), registry=registry)
+
+
+def test_drive_arguments_are_checked_before_anything_is_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: ProcessRegistry
+) -> None:
+    monkeypatch.setenv("NVMECHAOS_RUN_DIR", str(tmp_path / "runs"))
+    with pytest.raises(
+        FaultError,
+        match=r"^drive d: cannot create image '/proc/x/disk\.img': folder '/proc/x' does not exist$",
+    ):
+        start_drive(1 << 20, Path("/proc/x/disk.img"), name="d", registry=registry)
+    nowhere = tmp_path / "no" / "disk.img"
+    with pytest.raises(FaultError, match=r"folder '.*/no' does not exist$"):
+        start_drive(1 << 20, nowhere, name="d", registry=registry)
+    with pytest.raises(FaultError, match=r"^drive d: image '.*' is not a file or block device$"):
+        start_drive(1 << 20, tmp_path, name="d", registry=registry)
+    with pytest.raises(FaultError, match=r"^drive d: size 0 is not a positive number of bytes$"):
+        start_drive(0, name="d", registry=registry)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no run folder, no image, no parent folder
+
+
+def test_an_image_created_for_a_drive_that_fails_is_removed(
+    tmp_path: Path, registry: ProcessRegistry
+) -> None:
+    broken = tmp_path / "fake-nbdkit"
+    broken.write_text("#!/bin/sh\necho 'nbdkit: error: bad things' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    image = tmp_path / "new.raw"
+    with pytest.raises(InjectorStartError, match="bad things"):
+        start_drive(1 << 20, image, nbdkit=str(broken), registry=registry)
+    assert not image.exists()

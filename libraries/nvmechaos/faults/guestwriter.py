@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -138,6 +139,71 @@ def install_writer(client: paramiko.SSHClient, binary: Path) -> str:
         if code != 0:
             raise IntegrityError(f"cannot copy the integrity writer into the guest: {output or code}")
     return remote
+
+
+# Prints what the writer needs to know of a guest device before it starts: MISSING, NOTBLOCK, or
+# "SIZE <512-byte sectors> <logical block size>"; then "DEVICES <names in /dev starting with nvme>".
+_DEVICE_PROBE = (
+    'd={device}; if [ ! -e "$d" ]; then echo MISSING; elif [ ! -b "$d" ]; then echo NOTBLOCK; else '
+    'n=$(basename "$(readlink -f "$d")"); s=/sys/class/block/$n; q=$s/queue; [ -d "$q" ] || q=$s/../queue; '
+    'echo "SIZE $(cat "$s/size") $(cat "$q/logical_block_size" 2>/dev/null || echo 512)"; fi; '
+    "echo DEVICES $(cd /dev && ls -d nvme* 2>/dev/null)"
+)
+_NAMESPACE_NAME = re.compile(r"^nvme\d+n\d+(p\d+)?$")
+
+
+def device_problem(output: str, settings: WriterSettings, vm_name: str) -> str | None:
+    """What is wrong with the writer's device, from the output of :data:`_DEVICE_PROBE`; None if
+    it can take ``blocks`` blocks of ``block_size`` from ``first_block``."""
+    lines = output.strip().splitlines()
+    devices = [
+        f"/dev/{name}"
+        for line in lines
+        if line.startswith("DEVICES")
+        for name in line.split()[1:]
+        if _NAMESPACE_NAME.match(name)
+    ]
+    known = f"its NVMe devices: {', '.join(devices)}" if devices else "it has no NVMe namespace device"
+    where = f"{settings.device} in VM '{vm_name}'"
+    verdicts = [line.split() for line in lines if line.split()[:1] in (["MISSING"], ["NOTBLOCK"], ["SIZE"])]
+    if not verdicts:
+        said = " | ".join(lines)[:200] or "no output"
+        return f"cannot check writer device {settings.device} in VM '{vm_name}': {said}"
+    first = verdicts[0]
+    if first[0] == "MISSING":
+        return f"writer device {settings.device} does not exist in VM '{vm_name}' ({known})"
+    if first[0] == "NOTBLOCK":
+        return f"writer device {where} is not a block device ({known})"
+    if len(first) < 3 or not first[1].isdigit() or not first[2].isdigit():
+        return f"cannot read the size of writer device {where}: {' | '.join(lines)[:200]}"
+    device_bytes, logical = int(first[1]) * 512, int(first[2])
+    if logical and settings.block_size % logical:
+        return (
+            f"writer block_size={settings.block_size} is not a multiple of the logical block size "
+            f"{logical} of {where} (O_DIRECT writes need it)"
+        )
+    needed = (settings.first_block + settings.blocks) * settings.block_size
+    if needed > device_bytes:
+        start = f" from first_block={settings.first_block}" if settings.first_block else ""
+        return (
+            f"writer blocks={settings.blocks} of block_size={settings.block_size}{start} need "
+            f"{needed} bytes, more than {where} holds: {device_bytes} bytes "
+            f"({device_bytes // settings.block_size} blocks)"
+        )
+    return None
+
+
+def check_device(client: paramiko.SSHClient, settings: WriterSettings, vm_name: str) -> None:
+    """Make sure the guest's device exists and holds every block the writer would write.
+
+    Raises:
+        IntegrityError: the device is missing (naming the guest's NVMe devices), not a block
+            device, too small, or its logical block size does not divide ``block_size``.
+    """
+    _, output = _run(client, _DEVICE_PROBE.replace("{device}", shlex.quote(settings.device)), timeout=30)
+    problem = device_problem(output, settings, vm_name)
+    if problem is not None:
+        raise IntegrityError(problem)
 
 
 @dataclass
@@ -328,13 +394,17 @@ def start_writer(
 ) -> GuestWriter:
     """Compile (once), install and start the writer in ``target``'s guest; wait for its start line.
 
+    The device is checked first (it exists and holds every block to write: :func:`check_device`).
+
     Raises:
-        IntegrityError: no compiler, SSH failed, or the writer could not open the device.
+        IntegrityError: no compiler, SSH failed, the device is missing or too small, or the writer
+            could not open it.
     """
-    binary = build_writer(cache_dir)
     client = connect(target)
     writer: GuestWriter | None = None
     try:
+        check_device(client, settings, target.name)
+        binary = build_writer(cache_dir)
         remote = install_writer(client, binary)
         command = "echo P $$; exec " + " ".join(shlex.quote(a) for a in settings.argv(remote))
         channel = client.get_transport().open_session()

@@ -415,12 +415,21 @@ def verify_image(path: Path, journal: JournalSnapshot, plp: bool) -> IntegrityRe
 
 
 def flip_bytes(path: Path, offset: int, count: int = 1) -> None:
-    """Invert ``count`` bytes of ``path`` at ``offset`` in place (to prove the oracle catches damage)."""
-    with open(path, "r+b") as handle:
-        handle.seek(offset)
-        data = handle.read(count)
-        if len(data) != count:
-            raise IntegrityError(f"'{path}' has no {count} bytes at offset {offset}")
-        handle.seek(offset)
-        handle.write(bytes(b ^ 0xFF for b in data))
-        handle.flush()
+    """Invert ``count`` bytes of ``path`` at ``offset`` in place (to prove the oracle catches damage).
+
+    Raises:
+        IntegrityError: a negative offset, no ``count`` bytes there, or the file cannot be written.
+    """
+    if offset < 0 or count < 1:
+        raise IntegrityError(f"cannot flip {count} bytes at offset {offset} of '{path}'")
+    try:
+        with open(path, "r+b") as handle:
+            handle.seek(offset)
+            data = handle.read(count)
+            if len(data) != count:
+                raise IntegrityError(f"'{path}' has no {count} bytes at offset {offset}")
+            handle.seek(offset)
+            handle.write(bytes(b ^ 0xFF for b in data))
+            handle.flush()
+    except OSError as error:
+        raise IntegrityError(f"cannot change image '{path}': {error.strerror or error}") from None

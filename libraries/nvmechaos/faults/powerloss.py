@@ -25,6 +25,7 @@ import contextlib
 import os
 import shutil
 import signal
+import stat
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -213,6 +214,48 @@ class PowerLossDrive:
         return lines[-1][:300] if lines else ""
 
 
+def check_drive(
+    size: int | None, backing: Path | None, *, name: str = "drive", nbdkit: str = "nbdkit"
+) -> None:
+    """Check what :func:`start_drive` needs, creating nothing.
+
+    Raises:
+        InjectorStartError: nbdkit is missing.
+        FaultError: naming the drive and the image: no size for a new image, a folder that does not
+            exist or is not writable, an image that is not a file (or block device), not readable
+            and writable, or smaller than ``size``.
+    """
+    if size is not None and size <= 0:
+        raise FaultError(f"drive {name}: size {size} is not a positive number of bytes")
+    if shutil.which(nbdkit) is None:
+        raise InjectorStartError(f"'{nbdkit}' is not installed (apt-get install nbdkit)")
+    if backing is None or not backing.exists():
+        if size is None:
+            raise FaultError(f"drive {name}: give a size to create the image (or an existing image)")
+        if backing is None:
+            return
+        folder = backing.parent
+        if not folder.is_dir():
+            raise FaultError(
+                f"drive {name}: cannot create image '{backing}': folder '{folder}' does not exist"
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise FaultError(
+                f"drive {name}: cannot create image '{backing}': folder '{folder}' is not writable"
+            )
+        return
+    try:
+        info = backing.stat()
+    except OSError as error:
+        raise FaultError(f"drive {name}: cannot read image '{backing}': {error.strerror}") from None
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISBLK(info.st_mode)):
+        raise FaultError(f"drive {name}: image '{backing}' is not a file or block device")
+    if not os.access(backing, os.R_OK | os.W_OK):
+        raise FaultError(f"drive {name}: image '{backing}' is not readable and writable")
+    if size is not None and stat.S_ISREG(info.st_mode) and info.st_size < size:
+        raise FaultError(f"drive {name}: image '{backing}' is smaller than {size} bytes")
+
+
 def start_drive(
     size: int | None = None,
     backing: Path | None = None,
@@ -225,28 +268,31 @@ def start_drive(
     registry: ProcessRegistry = REGISTRY,
     timeline: Timeline | None = None,
 ) -> PowerLossDrive:
-    """Start a drive on ``backing`` (a raw image; created sparse with ``size`` when missing or None).
+    """Start a drive on ``backing`` (a raw image or block device; a missing image is created sparse
+    with ``size`` in a folder that exists; None: a scratch image in the drive's private folder).
+    Everything is checked (:func:`check_drive`) before anything is created; an image created for a
+    drive that then fails to start is removed again.
 
     Raises:
-        FaultError: neither an existing image nor a size.
+        FaultError: see :func:`check_drive`.
         InjectorStartError: nbdkit is missing or refused to start.
     """
-    if shutil.which(nbdkit) is None:
-        raise InjectorStartError(f"'{nbdkit}' is not installed (apt-get install nbdkit)")
+    check_drive(size, backing, name=name, nbdkit=nbdkit)
     run_dir = private_run_dir(f"pl-{name[:13]}")
     owns = False
+    created: Path | None = None
     try:
         if backing is None or not backing.exists():
-            if size is None or size <= 0:
-                raise FaultError(f"drive {name}: give a size to create the image (or an existing image)")
+            assert size is not None
             if backing is None:
                 backing = run_dir / "drive.raw"
                 owns = True
-            backing.parent.mkdir(parents=True, exist_ok=True)
-            with open(backing, "wb") as handle:
-                handle.truncate(size)
-        elif size is not None and backing.stat().st_size < size:
-            raise FaultError(f"drive {name}: image '{backing}' is smaller than {size} bytes")
+            try:
+                with open(backing, "xb") as handle:
+                    created = backing
+                    handle.truncate(size)
+            except OSError as error:
+                raise FaultError(f"drive {name}: cannot create image '{backing}': {error.strerror}") from None
         logs = log_dir or run_dir
         logs.mkdir(parents=True, exist_ok=True)
         drive = PowerLossDrive(
@@ -264,6 +310,9 @@ def start_drive(
         drive.start()
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
+        if created is not None:
+            with contextlib.suppress(OSError):
+                created.unlink()
         raise
     return drive
 

@@ -10,9 +10,11 @@ Test Tags        fault    integrity    vm
 
 
 *** Variables ***
-${BLOCKS}         256
-${WRITES}         1000
-${FLUSH_EVERY}    64
+${BLOCKS}             256
+${WRITES}             1000
+${FLUSH_EVERY}        64
+${TOO_MANY_BLOCKS}    writer blocks=1000000 of block_size=4096 need 4096000000 bytes, more than /dev/nvme0n1
+...                   in VM 'pl-err' holds: 16777216 bytes (4096 blocks)
 
 
 *** Test Cases ***
@@ -74,14 +76,11 @@ Cut During Writes Then Restart Verifies Through The Guest
 Writer Errors Are One Clear Line
     ${drive}    Start Power Loss Drive    size=16M
     ${vm}    Launch NVMe VM    name=pl-err    nbd=${drive.uri}
-    Run Keyword And Expect Error    *integrity writer in VM 'pl-err' failed: 2 open: No such file or directory
-    ...    Start Integrity Writer    ${vm}    device=/dev/nvme9n1
-    Run Keyword And Expect Error    writer device 'nvme0n1' is not a /dev path
-    ...    Start Integrity Writer    ${vm}    device=nvme0n1
+    Writer Device Is Checked Before The Writer Starts    ${vm}
     ${writer}    Start Integrity Writer    ${vm}    count=10
+    Waits That Can Never End Are Refused    ${writer}
     Wait For Integrity Writer    ${writer}    finished=${True}
-    Run Keyword And Expect Error    give plp=True or plp=False, or the drive (its profile decides)
-    ...    Verify Data Integrity    ${writer}
+    Bad Verdict Arguments Are Refused    ${drive}    ${writer}
     ${figures}    Stop Integrity Writer    ${writer}
     Should Be Equal As Integers    ${figures}[writes]    10
     VAR    ${LEFT_DRIVE}    ${drive}    scope=SUITE
@@ -94,12 +93,64 @@ Wrong Handles Are One Clear Line
     Run Keyword And Expect Error    'x' is not a report of `Verify Data Integrity`
     ...    Integrity Report Should Be Clean    x
 
+Drive Errors Are One Clear Line Before Anything Starts
+    [Documentation]    A path where no image can be created used to raise a raw FileNotFoundError.
+    Run Keyword And Expect Error    drive bad: cannot create image '/proc/x/disk.img': folder '/proc/x' does not exist
+    ...    Start Power Loss Drive    backing=/proc/x/disk.img    name=bad
+    Run Keyword And Expect Error    drive bad: image '${OUTPUT DIR}' is not a file or block device
+    ...    Start Power Loss Drive    backing=${OUTPUT DIR}    name=bad
+    Run Keyword And Expect Error    plp 'maybe' is not true or false
+    ...    Start Power Loss Drive    plp=maybe
+    Run Keyword And Expect Error    drive size 'none at all' is not a size (use bytes or e.g. 64M, 1G, 1GiB)
+    ...    Start Power Loss Drive    size=none at all    name=bad
+    Run Keyword And Expect Error    action 'cutt' is not one of start, cut, restore, stop
+    ...    Get Power Timeline    action=cutt
+    Run Keyword And Expect Error    'x' is not a VM (use the handle `Launch NVMe VM` returned)
+    ...    Cut Power    x
+
 Drives And Writers Are Gone After The Test
     Should Not Be True    ${LEFT_DRIVE.is_alive()}
     Directory Should Not Exist    ${LEFT_DRIVE.run_dir}
 
 
 *** Keywords ***
+Writer Device Is Checked Before The Writer Starts
+    [Documentation]    A missing device names the guest's devices; more blocks than the device holds
+    ...    names blocks, block size and device size (it used to fail later with ENOSPC).
+    [Arguments]    ${vm}
+    Run Keyword And Expect Error
+    ...    writer device /dev/nvme9n1 does not exist in VM '${vm.name}' (its NVMe devices: /dev/nvme0n1)
+    ...    Start Integrity Writer    ${vm}    device=/dev/nvme9n1
+    Run Keyword And Expect Error    ${TOO_MANY_BLOCKS}
+    ...    Start Integrity Writer    ${vm}    blocks=1000000
+    Run Keyword And Expect Error    writer device 'nvme0n1' is not a /dev path
+    ...    Start Integrity Writer    ${vm}    device=nvme0n1
+    Run Keyword And Expect Error    blocks '0' is not a whole number of at least 1
+    ...    Start Integrity Writer    ${vm}    blocks=0
+
+Waits That Can Never End Are Refused
+    [Documentation]    A bad timeout, or writes the writer will never make, fail at once.
+    [Arguments]    ${writer}
+    Run Keyword And Expect Error    timeout 'soon' is not a time (use e.g. 60s, 2 min; a bare number is seconds)
+    ...    Wait For Integrity Writer    ${writer}    timeout=soon
+    Run Keyword And Expect Error    writes=11 can never be reached: the writer stops after count=10 writes
+    ...    Wait For Integrity Writer    ${writer}    writes=11
+    Run Keyword And Expect Error    finished 'perhaps' is not true or false
+    ...    Wait For Integrity Writer    ${writer}    finished=perhaps
+
+Bad Verdict Arguments Are Refused
+    [Documentation]    Verify needs a profile and an image that exists; Damage Flushed Block stays
+    ...    inside the writer's blocks.
+    [Arguments]    ${drive}    ${writer}
+    Run Keyword And Expect Error    give plp=True or plp=False, or the drive (its profile decides)
+    ...    Verify Data Integrity    ${writer}
+    Run Keyword And Expect Error    offset=4000 + count=200 go beyond one block of 4096 bytes
+    ...    Damage Flushed Block    ${drive}    ${writer}    offset=4000    count=200
+    Run Keyword And Expect Error    block 999 is not one the writer writes (0 to 255)
+    ...    Damage Flushed Block    ${drive}    ${writer}    block=999
+    Run Keyword And Expect Error    image '/no-such-folder/x.img' does not exist (or is not a file)
+    ...    Verify Data Integrity    ${writer}    plp=${True}    image=/no-such-folder/x.img
+
 Start Writer On New VM
     [Documentation]    A new drive, a VM on it, and the integrity writer started in the guest.
     [Arguments]    ${plp}    ${count}=${WRITES}    ${fua_every}=0
