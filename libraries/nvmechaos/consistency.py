@@ -7,13 +7,16 @@ job names fio reports, so each job is judged on its own intervals.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from nvmechaos.analysis.intervals import AnalysisError, IntervalSeries, consistency, read_series
-from nvmechaos.errors import NvmeChaosError
+from nvmechaos.errors import NvmeChaosError, ThresholdError
 from nvmechaos.fio.jobfile import JobFile
-from nvmechaos.fio.model import FioResult
+from nvmechaos.fio.model import DirectionResult, FioResult
 from nvmechaos.thresholds import CONSISTENCY, Profile, Verdict, evaluate, job_activity
 
 
@@ -43,27 +46,64 @@ def logs_by_job(result: FioResult, kind: str) -> dict[str, list[Path]]:
         return {result.jobs[0].name: files}
     mapping: dict[str, list[Path]] = {}
     for path in files:
-        index = int(path.name.rsplit(".", 2)[-2]) - 1
+        number = path.name.rsplit(".", 2)[-2]
+        index = int(number) - 1 if number.isdigit() else -1
         if 0 <= index < len(names):
             mapping.setdefault(names[index], []).append(path)
     return mapping
 
 
-def _interval_figures(series: IntervalSeries, ramp_seconds: float) -> tuple[float, float] | None:
-    """(coefficient of variation in %, min/mean ratio) after the ramp; None with < 2 intervals."""
+def _interval_figures(
+    series: IntervalSeries, ramp_seconds: float, job: str, direction: DirectionResult
+) -> tuple[float, float]:
+    """(coefficient of variation in %, min/mean ratio) of the intervals after the ramp.
+
+    Raises:
+        AnalysisError: fewer than two intervals are left, naming the ramp, the job and direction and
+            how long the run lasted.
+    """
     try:
         figures = consistency(series, ramp_s=ramp_seconds)
     except AnalysisError:
-        return None
-    return None if figures.samples < 2 else (figures.cov_pct, figures.min_to_mean)
+        samples = 0
+    else:
+        if figures.samples >= 2:
+            return figures.cov_pct, figures.min_to_mean
+        samples = figures.samples
+    total = int(np.count_nonzero(~np.isnan(series.values)))
+    seconds = direction.runtime_ms / 1000 if direction.runtime_ms > 0 else float(series.times_s[-1])
+    run = f"the run lasted {_seconds(seconds)} s ({total} interval{'s' if total != 1 else ''} of "
+    run += f"{_seconds(series.window_ms / 1000)} s)"
+    what = f"job '{job}' {direction.direction}"
+    if ramp_seconds > 0 and total >= 2:
+        left = "no interval samples" if samples == 0 else "only 1 interval sample"
+        raise AnalysisError(
+            f"ramp={_seconds(ramp_seconds)} s leaves {left} of {what} to judge (at least 2 are needed): "
+            f"{run}; use a ramp shorter than the run"
+        )
+    raise AnalysisError(
+        f"{what} has {total} interval sample{'s' if total != 1 else ''}, at least 2 are needed to judge "
+        f"consistency: {run}; run it longer"
+    )
+
+
+def _seconds(value: float) -> str:
+    return f"{round(value, 3):g}"
 
 
 def check_consistency(result: FioResult, profile: Profile, ramp_seconds: float = 0.0) -> Verdict:
     """Check every consistency limit of ``profile`` for every job and direction of ``result``.
 
+    ``ramp_seconds`` leaves out the intervals that end within that many seconds of the start.
+
     Raises:
-        NvmeChaosError: the run left no interval logs to judge (the message says why).
+        ThresholdError: ``ramp_seconds`` is negative or not finite, or an override names a job or
+            direction the result does not have.
+        NvmeChaosError: the run left no interval logs to judge, or too few intervals (after the
+            ramp) to judge; the message says why.
     """
+    if not math.isfinite(ramp_seconds) or ramp_seconds < 0:
+        raise ThresholdError(f"ramp {ramp_seconds!r} is not a number of seconds of at least 0")
     iops_logs = logs_by_job(result, "iops")
     bw_logs = logs_by_job(result, "bw")
     if not iops_logs and any(job.did_io for job in result.jobs):
@@ -77,8 +117,10 @@ def check_consistency(result: FioResult, profile: Profile, ramp_seconds: float =
         bw = _series_by_direction(bw_logs.get(job.name, []), "bw")
         for direction in job.active_directions:
             name = direction.direction
-            iops_fig = _interval_figures(iops[name], ramp_seconds) if name in iops else None
-            bw_fig = _interval_figures(bw[name], ramp_seconds) if name in bw else None
+            iops_fig = (
+                _interval_figures(iops[name], ramp_seconds, job.name, direction) if name in iops else None
+            )
+            bw_fig = _interval_figures(bw[name], ramp_seconds, job.name, direction) if name in bw else None
             stats = direction.completion_latency
             p50 = stats.percentile(50.0) if stats else None
             p9999 = stats.percentile(99.99) if stats else None
@@ -93,7 +135,13 @@ def check_consistency(result: FioResult, profile: Profile, ramp_seconds: float =
     def measure(metric: str, job: str, direction: str) -> float | None:
         return figures.get((job, direction), {}).get(metric)
 
-    return evaluate(profile, job_activity(result), CONSISTENCY, measure)
+    def explain(metric: str, job: str, direction: str) -> str:
+        if metric == "max_latency_p99_99_p50_ratio":
+            return "fio reported no p50 or p99.99 completion latency"
+        kind = "bandwidth" if metric.endswith(("bw_cov_pct", "bw_min_mean_ratio")) else "IOPS"
+        return f"fio's {kind} interval logs have no {direction} samples of job '{job}'"
+
+    return evaluate(profile, job_activity(result), CONSISTENCY, measure, explain)
 
 
 def _series_by_direction(paths: Sequence[Path], kind: str) -> dict[str, IntervalSeries]:

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from nvmechaos.errors import ThresholdError
+from nvmechaos.errors import NvmeChaosError, ThresholdError
 from nvmechaos.fio.model import DIRECTIONS, DirectionResult, FioResult
 
 PERFORMANCE = "performance"
@@ -136,13 +136,28 @@ _PROFILE_KEYS = {"description", "extends", "limits", "jobs", *DIRECTIONS}
 
 
 @dataclass(frozen=True)
+class OverrideScope:
+    """Where a keyword override applies: its key as given, and the job and direction it names."""
+
+    key: str
+    job: str | None
+    direction: str | None
+
+
+@dataclass(frozen=True)
 class LimitLayer:
-    """Limits from one place (a profile in a file, or a keyword's overrides), by scope."""
+    """Limits from one place (a profile in a file, or a keyword's overrides), by scope.
+
+    ``scopes`` lists the scoped keyword overrides of the layer, so a verdict can refuse one that
+    names a job or direction its result does not have (a file's ``jobs:`` serve many job files and
+    are not checked).
+    """
 
     limits: Mapping[str, float] = field(default_factory=dict)
     directions: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     jobs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     job_directions: Mapping[tuple[str, str], Mapping[str, float]] = field(default_factory=dict)
+    scopes: tuple[OverrideScope, ...] = ()
 
     def limits_for(self, job: str, direction: str) -> dict[str, float]:
         merged: dict[str, float] = dict(self.limits)
@@ -187,6 +202,7 @@ class Profile:
         directions: dict[str, dict[str, float]] = {}
         jobs: dict[str, dict[str, float]] = {}
         job_directions: dict[tuple[str, str], dict[str, float]] = {}
+        scopes: list[OverrideScope] = []
         for raw_key, raw_value in overrides.items():
             *scope, key = raw_key.split(".")
             where = f"override {raw_key}"
@@ -195,15 +211,19 @@ class Profile:
                 limits[key] = value
             elif len(scope) == 1 and scope[0] in DIRECTIONS:
                 directions.setdefault(scope[0], {})[key] = value
-            elif len(scope) == 1:
+                scopes.append(OverrideScope(raw_key, None, scope[0]))
+            elif len(scope) == 1 and scope[0]:
                 jobs.setdefault(scope[0], {})[key] = value
-            elif len(scope) == 2 and scope[1] in DIRECTIONS:
+                scopes.append(OverrideScope(raw_key, scope[0], None))
+            elif len(scope) == 2 and scope[0] and scope[1] in DIRECTIONS:
                 job_directions.setdefault((scope[0], scope[1]), {})[key] = value
+                scopes.append(OverrideScope(raw_key, scope[0], scope[1]))
             else:
                 raise ThresholdError(
                     f"{where}: use METRIC, DIRECTION.METRIC, JOB.METRIC or JOB.DIRECTION.METRIC"
+                    f" (DIRECTION is {', '.join(DIRECTIONS)})"
                 )
-        layer = LimitLayer(limits, directions, jobs, job_directions)
+        layer = LimitLayer(limits, directions, jobs, job_directions, tuple(scopes))
         return Profile(self.name, self.source, self.description, (*self.layers, layer))
 
 
@@ -251,7 +271,7 @@ def load_profiles(path: Path | str) -> dict[str, Profile]:
         raise ThresholdError(f"{source}: not valid YAML{at}: {getattr(error, 'problem', error)}") from None
     if not isinstance(document, dict) or not isinstance(document.get("profiles"), dict):
         raise ThresholdError(f"{source}: expected a top-level 'profiles:' mapping")
-    raw_profiles: dict[str, Any] = document["profiles"]
+    raw_profiles: dict[str, Any] = {str(name): raw for name, raw in document["profiles"].items()}
     resolved: dict[str, Profile] = {}
 
     def resolve(name: str, chain: tuple[str, ...]) -> Profile:
@@ -271,6 +291,8 @@ def load_profiles(path: Path | str) -> dict[str, Profile]:
         base = Profile(name, str(source))
         parent = raw.get("extends")
         if parent is not None:
+            if not isinstance(parent, str):
+                raise ThresholdError(f"{where}.extends: expected a profile name, got {parent!r}")
             if parent not in raw_profiles:
                 raise ThresholdError(f"{where}.extends: no profile '{parent}'")
             base = resolve(str(parent), (*chain, name))
@@ -279,7 +301,7 @@ def load_profiles(path: Path | str) -> dict[str, Profile]:
         return profile
 
     for name in raw_profiles:
-        resolve(str(name), ())
+        resolve(name, ())
     return resolved
 
 
@@ -301,6 +323,11 @@ def _build_profile(name: str, raw: Mapping[str, Any], where: str, base: Profile,
         if not isinstance(job_raw, dict):
             raise ThresholdError(f"{job_where}: expected a mapping")
         plain = {k: v for k, v in job_raw.items() if k not in DIRECTIONS}
+        for key, value in plain.items():
+            if isinstance(value, dict) and key not in METRICS:
+                raise ThresholdError(
+                    f"{job_where}.{key}: '{key}' is not a direction ({', '.join(DIRECTIONS)}) or a metric"
+                )
         jobs.setdefault(str(job), {}).update(_limit_map(plain, job_where))
         for direction in DIRECTIONS:
             if direction in job_raw:
@@ -334,6 +361,8 @@ class Check:
     limit: float
     measured: float | None
     passed: bool
+    # Why there is no measured value, when there is none.
+    note: str = ""
 
     def describe(self) -> str:
         metric = METRICS.get(self.metric)
@@ -341,7 +370,7 @@ class Check:
         label = metric.label if metric else self.metric
         sense = "at least" if self.metric.startswith("min_") else "at most"
         if self.measured is None:
-            measured = "not measured (fio reported no such value)"
+            measured = f"not measured ({self.note or 'fio reported no such value'})"
         else:
             measured = f"measured {_number(self.measured)}{unit}"
         return (
@@ -395,6 +424,67 @@ def measure_performance(metric: str, direction: DirectionResult) -> float | None
     return value / 1e6 if value is not None else None
 
 
+class MetricError(NvmeChaosError):
+    """A figure was asked of a result that does not have it (unknown metric, job or direction)."""
+
+
+def performance_metric(name: str) -> str:
+    """The key of the performance metric called ``name``, with or without its ``min_``/``max_`` prefix.
+
+    Raises:
+        MetricError: no such performance metric (the message lists them).
+    """
+    for key in (name, f"min_{name}", f"max_{name}"):
+        metric = METRICS.get(key)
+        if metric is not None and metric.category == PERFORMANCE:
+            return key
+    known = sorted(k.split("_", 1)[1] for k, m in METRICS.items() if m.category == PERFORMANCE)
+    raise MetricError(f"unknown metric '{name}' (known: {', '.join(known)})")
+
+
+def measure_metric(result: FioResult, metric: str, job: str | None = None, direction: str = "read") -> float:
+    """One performance figure of one job and direction of ``result``, in the unit its name says.
+
+    ``job`` may be left out when the result has one job. A direction the job did no I/O in gives 0
+    IOPS and bandwidth when the job did no I/O at all (it stalled), and an error otherwise (the
+    wrong direction was asked for); latencies of a direction without I/O are an error.
+
+    Raises:
+        MetricError: unknown metric or direction, no such job, or no such figure; the message says
+            what the result has instead.
+    """
+    key = performance_metric(metric)
+    if direction not in DIRECTIONS:
+        raise MetricError(f"unknown direction '{direction}' (use {', '.join(DIRECTIONS)})")
+    if not result.jobs:
+        raise MetricError("the result has no jobs (fio reported none)")
+    names = [j.name for j in result.jobs]
+    if job:
+        chosen = next((j for j in result.jobs if j.name == job), None)
+        if chosen is None:
+            raise MetricError(f"the result has no job '{job}' (jobs: {', '.join(names)})")
+    elif len(result.jobs) == 1:
+        chosen = result.jobs[0]
+    else:
+        raise MetricError(f"the result has {len(names)} jobs ({', '.join(names)}): name one with job=NAME")
+    figures = chosen.directions.get(direction)
+    if figures is None:
+        raise MetricError(f"job '{chosen.name}': fio reported no {direction} figures")
+    if not figures.did_io:
+        active = [d.direction for d in chosen.active_directions]
+        if active:
+            raise MetricError(
+                f"job '{chosen.name}' did no {direction} I/O (its directions with I/O: {', '.join(active)}); "
+                f"give direction={active[0]}"
+            )
+        if key not in ("min_iops", "min_bw_mbps"):
+            raise MetricError(f"job '{chosen.name}' did no I/O, so it has no {metric}")
+    value = measure_performance(key, figures)
+    if value is None:
+        raise MetricError(f"job '{chosen.name}' {direction}: fio reported no value for {metric}")
+    return value
+
+
 def compare(limit_key: str, limit: float, measured: float | None) -> bool:
     """True when ``measured`` honours the limit; a value that was not measured never does."""
     if measured is None:
@@ -403,6 +493,7 @@ def compare(limit_key: str, limit: float, measured: float | None) -> bool:
 
 
 MeasureFn = Callable[[str, str, str], float | None]
+ExplainFn = Callable[[str, str, str], str]
 
 
 def evaluate(
@@ -410,13 +501,21 @@ def evaluate(
     jobs: Mapping[str, tuple[int, list[str]]],
     category: str,
     measure: MeasureFn,
+    explain: ExplainFn | None = None,
 ) -> Verdict:
     """Check every limit of ``category`` for every job and direction.
 
     ``jobs`` maps job name to (fio error code, directions that did I/O); ``measure(metric, job,
-    direction)`` returns the measured value. A job with an error, or that did no I/O, is a problem
-    whatever the limits.
+    direction)`` returns the measured value, and ``explain`` (same arguments) why there is none. A
+    result without jobs, a job with an error or that did no I/O, and a verdict that checked nothing
+    are problems whatever the limits.
+
+    Raises:
+        ThresholdError: a keyword override names a job or direction the result does not have.
     """
+    if not jobs:
+        return Verdict(profile.name, (), ("the result has no jobs (fio reported none); it cannot pass",))
+    check_override_scopes(profile, jobs)
     checks: list[Check] = []
     problems: list[str] = []
     for job, (error, directions) in jobs.items():
@@ -429,8 +528,51 @@ def evaluate(
                 if METRICS[key].category != category:
                     continue
                 measured = measure(key, job, direction)
-                checks.append(Check(job, direction, key, limit, measured, compare(key, limit, measured)))
+                note = explain(key, job, direction) if measured is None and explain else ""
+                passed = compare(key, limit, measured)
+                checks.append(Check(job, direction, key, limit, measured, passed, note))
+    if not checks and not problems:
+        problems.append(
+            f"profile '{profile.name}' ({profile.source}) sets no {category} limit for any job and "
+            f"direction of this result, so nothing was checked; it cannot pass"
+        )
     return Verdict(profile.name, tuple(checks), tuple(problems))
+
+
+def check_override_scopes(profile: Profile, jobs: Mapping[str, tuple[int, list[str]]]) -> None:
+    """Refuse keyword overrides scoped to a job or direction that ``jobs`` (as :func:`evaluate` takes
+    them) does not have: such a limit would be checked nowhere and the verdict pass unnoticed.
+
+    A job that did no I/O at all is not asked for its directions: the verdict fails on it anyway.
+
+    Raises:
+        ThresholdError: naming the override and the jobs and directions the result has.
+    """
+    active = sorted({d for _, directions in jobs.values() for d in directions}, key=DIRECTIONS.index)
+    idle_job = any(not directions for _, directions in jobs.values())
+    job_list = ", ".join(jobs)
+    for layer in profile.layers:
+        for scope in layer.scopes:
+            where = f"override {scope.key}"
+            if scope.job is not None and scope.job not in jobs:
+                directions = ", ".join(DIRECTIONS)
+                also = "" if scope.direction else f" and '{scope.job}' is not a direction ({directions})"
+                raise ThresholdError(f"{where}: the result has no job '{scope.job}' (jobs: {job_list}){also}")
+            if scope.direction is None:
+                continue
+            if scope.job is None:
+                if scope.direction not in active and not idle_job:
+                    raise ThresholdError(
+                        f"{where}: no job of the result did {scope.direction} I/O "
+                        f"(directions with I/O: {', '.join(active) or 'none'})"
+                    )
+                continue
+            own = jobs[scope.job][1]
+            if own and scope.direction not in own:
+                raise ThresholdError(
+                    f"{where}: job '{scope.job}' did no {scope.direction} I/O "
+                    f"(its directions with I/O: {', '.join(own)})"
+                )
 
 
 def _strerror(code: int) -> str:

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from nvmechaos.analysis.intervals import AnalysisError
 from nvmechaos.consistency import check_consistency, logs_by_job, thread_job_names
-from nvmechaos.errors import NvmeChaosError
+from nvmechaos.errors import NvmeChaosError, ThresholdError
 from nvmechaos.fio.jobfile import JobFile
+from nvmechaos.fio.model import FioArtifacts, FioResult
 from nvmechaos.fio.parser import parse_fio_file
 from nvmechaos.fio.runner import prepare_job, start_fio
 from nvmechaos.thresholds import get_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "variables" / "thresholds.yaml"
+FIXTURES = ROOT / "tests" / "fixtures" / "fio"
 needs_fio = pytest.mark.skipif(shutil.which("fio") is None, reason="fio is not installed")
 
 
@@ -56,3 +61,104 @@ def test_logs_map_to_their_jobs_and_verdicts_use_them(tmp_path: Path) -> None:
     assert all(c.measured is not None for c in verdict.checks if c.metric == "max_iops_cov_pct")
     strict = get_profile(SHIPPED, "default").with_overrides({"max_iops_cov_pct": 0})
     assert not check_consistency(result, strict).passed
+
+
+# --------------------------------------------------------------------------------------------------
+# The ramp and the run's length, on a real report with interval logs written here
+
+
+def with_logs(tmp_path: Path, seconds: int, directions: tuple[int, ...] = (0, 1)) -> FioResult:
+    """The randrw fixture (one job, reads and writes) as if it ran ``seconds`` s with 1 s logs."""
+    result = parse_fio_file(FIXTURES / "randrw_json.json")
+    job = result.jobs[0]
+    stretched = {name: replace(d, runtime_ms=seconds * 1000) for name, d in job.directions.items()}
+    logs: dict[str, tuple[Path, ...]] = {}
+    for kind in ("iops", "bw"):
+        path = tmp_path / f"fio_{kind}.1.log"
+        lines = [f"{t * 1000}, {500 + 10 * t}, {d}, 0, 0" for t in range(1, seconds + 1) for d in directions]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        logs[kind] = (path,)
+    return replace(
+        result,
+        jobs=(replace(job, directions=stretched),),
+        artifacts=FioArtifacts(directory=tmp_path, logs=logs),
+    )
+
+
+LOOSE = {
+    "max_iops_cov_pct": 1000,
+    "min_iops_min_mean_ratio": 0,
+    "max_bw_cov_pct": 1000,
+    "min_bw_min_mean_ratio": 0,
+}
+
+
+def test_ramp_within_the_run_leaves_out_its_intervals(tmp_path: Path) -> None:
+    result = with_logs(tmp_path, 5)
+    profile = get_profile(SHIPPED, "default").with_overrides(LOOSE)
+    verdict = check_consistency(result, profile, ramp_seconds=2)
+    assert verdict.passed, verdict.failure_lines()
+    cov = {(c.direction, c.metric): c.measured for c in verdict.checks}
+    # 3 intervals left: 530, 540, 550 IOPS.
+    assert cov[("read", "min_iops_min_mean_ratio")] == pytest.approx(530 / 540)
+
+
+def test_ramp_longer_than_the_run_names_the_ramp_and_the_run(tmp_path: Path) -> None:
+    result = with_logs(tmp_path, 2)
+    with pytest.raises(AnalysisError) as caught:
+        check_consistency(result, get_profile(SHIPPED, "default"), ramp_seconds=100)
+    assert str(caught.value) == (
+        "ramp=100 s leaves no interval samples of job 'randrw' read to judge (at least 2 are needed): "
+        "the run lasted 2 s (2 intervals of 1 s); use a ramp shorter than the run"
+    )
+
+
+def test_ramp_leaving_one_interval_says_so(tmp_path: Path) -> None:
+    result = with_logs(tmp_path, 2)
+    with pytest.raises(AnalysisError, match=r"^ramp=1 s leaves only 1 interval sample of job 'randrw' read"):
+        check_consistency(result, get_profile(SHIPPED, "default"), ramp_seconds=1)
+
+
+def test_run_too_short_to_judge_says_so_rather_than_blaming_fio(tmp_path: Path) -> None:
+    result = with_logs(tmp_path, 1)
+    with pytest.raises(AnalysisError) as caught:
+        check_consistency(result, get_profile(SHIPPED, "default"))
+    assert str(caught.value) == (
+        "job 'randrw' read has 1 interval sample, at least 2 are needed to judge consistency: "
+        "the run lasted 1 s (1 interval of 1 s); run it longer"
+    )
+
+
+@pytest.mark.parametrize("ramp", [-3.0, math.nan, math.inf])
+def test_ramp_must_be_a_number_of_seconds(tmp_path: Path, ramp: float) -> None:
+    with pytest.raises(ThresholdError, match=r"^ramp .* is not a number of seconds of at least 0$"):
+        check_consistency(with_logs(tmp_path, 3), get_profile(SHIPPED, "default"), ramp_seconds=ramp)
+
+
+def test_direction_missing_from_the_logs_is_not_blamed_on_fios_report(tmp_path: Path) -> None:
+    result = with_logs(tmp_path, 3, directions=(0,))
+    verdict = check_consistency(result, get_profile(SHIPPED, "default").with_overrides(LOOSE))
+    unmeasured = [c.describe() for c in verdict.violations if c.direction == "write"]
+    assert unmeasured
+    assert all(
+        "not measured (fio's " in line and "interval logs have no write samples" in line
+        for line in unmeasured
+    )
+
+
+def test_override_for_a_job_the_result_lacks_is_refused(tmp_path: Path) -> None:
+    profile = get_profile(SHIPPED, "default").with_overrides({"randrv.max_iops_cov_pct": 5})
+    with pytest.raises(
+        ThresholdError, match=r"^override randrv\.max_iops_cov_pct: the result has no job 'randrv'"
+    ):
+        check_consistency(with_logs(tmp_path, 3), profile)
+
+
+def test_logs_with_odd_names_are_skipped(tmp_path: Path) -> None:
+    result = with_logs(tmp_path, 3)
+    odd = tmp_path / "fio_iops.old.log"
+    odd.write_text("", encoding="utf-8")
+    two = replace(result, jobs=(result.jobs[0], replace(result.jobs[0], name="other")))
+    assert two.artifacts is not None
+    artifacts = replace(two.artifacts, logs={"iops": (*two.artifacts.logs["iops"], odd)})
+    assert logs_by_job(replace(two, artifacts=artifacts), "iops") == {}

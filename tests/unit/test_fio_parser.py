@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from nvmechaos.errors import FioOutputError, JobFileError
+from nvmechaos.errors import FioOutputError, JobFileError, TargetError
 from nvmechaos.fio import runner
-from nvmechaos.fio.jobfile import JobFile, find_job_file
+from nvmechaos.fio.jobfile import JobFile, find_job_file, join_fio_paths, split_fio_paths
 from nvmechaos.fio.model import DIRECTIONS, FioResult
 from nvmechaos.fio.parser import parse_fio_file, parse_fio_text
 
@@ -903,6 +903,9 @@ def test_expected_seconds_bounds_jobs_with_their_own_runtime(
         ("[a]\nrw=read\nsize=1M\n", {}),
         ("[a]\nruntime=$budget\n", {}),
         ("[a]\nruntime=10\n", {"runtime": None}),
+        # fio reads runtime=0 as no time limit: the job runs until its size is done.
+        ("[a]\nruntime=0\nsize=10G\n", {}),
+        ("[a]\nruntime=10\n[b]\nruntime=10\n", {"b.runtime": "0s"}),
     ],
 )
 def test_expected_seconds_unbounded(tmp_path: Path, text: str, overrides: dict[str, object]) -> None:
@@ -972,3 +975,169 @@ def test_prepared_job_is_accepted_by_fio(tmp_path: Path) -> None:
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# Reports that cannot be judged, and figures of the wrong type
+
+
+def test_report_without_jobs_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty_jobs.json"
+    path.write_text(json.dumps({"fio version": "fio-3.33", "jobs": []}), encoding="utf-8")
+    with pytest.raises(FioOutputError) as caught:
+        parse_fio_file(path)
+    assert str(caught.value) == f'{path}: fio\'s report has no jobs ("jobs": []); there is nothing to judge'
+
+
+def _set(path: tuple[str | int, ...], value: Any) -> Any:
+    def edit(document: dict[str, Any]) -> None:
+        target: Any = document
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("timestamp_ms",),
+        ("timestamp",),
+        ("jobs", 0, "groupid"),
+        ("jobs", 0, "error"),
+        ("jobs", 0, "job_runtime"),
+        ("jobs", 0, "read", "iops"),
+        ("jobs", 0, "read", "bw_bytes"),
+        ("jobs", 0, "read", "total_ios"),
+        ("jobs", 0, "read", "runtime"),
+        ("jobs", 0, "write", "clat_ns", "mean"),
+        ("jobs", 0, "write", "clat_ns", "N"),
+        ("jobs", 0, "write", "clat_ns", "percentile"),
+    ],
+)
+@pytest.mark.parametrize("value", ["fast", None, [], {}, True, 1e400])
+def test_a_figure_of_the_wrong_type_never_escapes_as_another_error(
+    path: tuple[str | int, ...], value: Any
+) -> None:
+    document = raw_report("randrw_json.json")
+    if path == ("timestamp",):
+        del document["timestamp_ms"]
+    _set(path, value)(document)
+    text = json.dumps(document)
+    try:
+        parse_fio_text(text, source="odd.json")
+    except FioOutputError as error:
+        assert str(error).startswith("odd.json: ")
+        assert "\n" not in str(error)
+
+
+def test_legacy_bw_that_is_not_a_number() -> None:
+    document = raw_report("randrw_json.json")
+    del document["jobs"][0]["read"]["bw_bytes"]
+    document["jobs"][0]["read"]["bw"] = "fast"
+    with pytest.raises(FioOutputError, match=r"^odd\.json: job 'randrw' read bw is 'fast', not a number$"):
+        parse_fio_text(json.dumps(document), source="odd.json")
+
+
+def test_timestamp_that_is_not_a_number() -> None:
+    document = raw_report("randrw_json.json")
+    document["timestamp_ms"] = "yesterday"
+    with pytest.raises(FioOutputError, match=r"^odd\.json: timestamp_ms is 'yesterday', not a number$"):
+        parse_fio_text(json.dumps(document), source="odd.json")
+
+
+def test_collect_result_names_fios_complaint_with_a_report_fio_could_not_fill(tmp_path: Path) -> None:
+    prepared = _prepare(tmp_path, "[a]\nrw=read\nsize=1M\n")
+    (prepared.run_dir / runner.JSON_NAME).write_text(
+        json.dumps({"fio version": "fio-3.33", "jobs": []}), encoding="utf-8"
+    )
+    (prepared.run_dir / runner.STDERR_NAME).write_text("fio: something went wrong\n", encoding="utf-8")
+    with pytest.raises(FioOutputError) as caught:
+        runner.collect_result(prepared, 1)
+    message = str(caught.value)
+    assert message.startswith("fio exited with code 1; ")
+    assert "has no jobs" in message
+    assert message.endswith(": fio: something went wrong")
+
+
+# --------------------------------------------------------------------------------------------------
+# filename= and directory= hold paths separated by ':'
+
+
+@pytest.mark.parametrize(
+    ("value", "paths"),
+    [
+        ("/dev/nvme0n1", ["/dev/nvme0n1"]),
+        ("/mnt/a:/mnt/b", ["/mnt/a", "/mnt/b"]),
+        ("a:b:c", ["a", "b", "c"]),
+        (" /mnt/a : ", ["/mnt/a "]),
+        ("/dev/dsk/foo@3,0\\:c", ["/dev/dsk/foo@3,0:c"]),
+        ("::a::b:", ["a", "b"]),
+        # Without Windows, a drive letter is a path of its own: fio on Linux splits it too.
+        ("C:\\data\\file", ["C", "\\data\\file"]),
+        ("C\\:\\data\\file", ["C:\\data\\file"]),
+        ("\\\\.\\PhysicalDrive1", ["\\\\.\\PhysicalDrive1"]),
+    ],
+)
+def test_split_fio_paths_on_posix(value: str, paths: list[str]) -> None:
+    assert split_fio_paths(value) == paths
+
+
+@pytest.mark.parametrize(
+    ("value", "paths"),
+    [
+        ("C:\\data\\file", ["C:\\data\\file"]),
+        ("c:/data/file", ["c:/data/file"]),
+        ("D:", ["D:"]),
+        ("C\\:\\data\\file", ["C:\\data\\file"]),
+        ("\\\\.\\PhysicalDrive1", ["\\\\.\\PhysicalDrive1"]),
+        ("\\\\?\\C:\\data", ["\\\\?\\C:\\data"]),
+        ("C:\\a:D:\\b", ["C:\\a", "D:\\b"]),
+        ("\\\\.\\PhysicalDrive1:\\\\.\\PhysicalDrive2", ["\\\\.\\PhysicalDrive1", "\\\\.\\PhysicalDrive2"]),
+        # Not a drive letter: more than one letter, or no slash after the colon.
+        ("ab:\\x", ["ab", "\\x"]),
+        ("a:b", ["a", "b"]),
+    ],
+)
+def test_split_fio_paths_on_windows_keeps_drive_letters(value: str, paths: list[str]) -> None:
+    assert split_fio_paths(value, windows=True) == paths
+
+
+def test_join_fio_paths_escapes_colons_and_splits_back() -> None:
+    paths = ["C:\\data\\file", "/dev/dsk/foo@3,0:c", "plain"]
+    joined = join_fio_paths(paths)
+    assert joined == "C\\:\\data\\file:/dev/dsk/foo@3,0\\:c:plain"
+    assert split_fio_paths(joined) == paths
+    assert split_fio_paths(joined, windows=True) == paths
+
+
+def test_prepare_job_on_windows_escapes_drive_letters_for_fio(tmp_path: Path) -> None:
+    source = tmp_path / "w.fio"
+    source.write_text("[a]\nfilename=\\\\.\\PhysicalDrive1\n[b]\nrw=read\n", encoding="utf-8")
+    overrides = {"b.directory": "C:\\data", "b.filename": "D:\\f1:E\\:\\f2"}
+    prepared = runner.prepare_job(source, overrides, tmp_path / "run", windows=True)
+    job = prepared.job_file
+    assert job.get("filename", "a") == "\\\\.\\PhysicalDrive1"
+    assert job.get("directory", "b") == "C\\:\\data"
+    assert job.get("filename", "b") == "D\\:\\f1:E\\:\\f2"
+    # On POSIX the job file keeps what was given.
+    posix = runner.prepare_job(source, overrides, tmp_path / "run2", windows=False)
+    assert posix.job_file.get("directory", "b") == "C:\\data"
+
+
+def test_local_target_check_splits_like_fio(tmp_path: Path) -> None:
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir()
+    second.mkdir()
+    prepared = _prepare(tmp_path, "[a]\nrw=write\nsize=1M\n", {"directory": f"{first}:{second}"})
+    runner.check_local_target(prepared, windows=False)
+    missing = _prepare(tmp_path, "[a]\nrw=write\nsize=1M\n", {"directory": f"{first}:{tmp_path}/gone"})
+    with pytest.raises(TargetError, match=r"^target directory '.*/gone' \(option directory, \[global\]\)"):
+        runner.check_local_target(missing, windows=False)
+    # A Windows drive path is one path: 'C:\data' is checked whole (it does not exist here).
+    windows = _prepare(tmp_path, "[a]\nrw=write\nsize=1M\n", {"directory": "C:\\data"})
+    with pytest.raises(TargetError, match=r"^target directory 'C:\\data' \(option directory"):
+        runner.check_local_target(windows, windows=True)
+    with pytest.raises(TargetError, match=r"^target directory 'C' \(option directory"):
+        runner.check_local_target(windows, windows=False)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from nvmechaos.errors import ThresholdError
+from nvmechaos.fio.model import FioResult
 from nvmechaos.fio.parser import parse_fio_file
 from nvmechaos.thresholds import (
     CONSISTENCY,
     PERFORMANCE,
+    MetricError,
+    Profile,
     check_category,
     check_thresholds,
+    evaluate,
     get_profile,
     load_profiles,
+    measure_metric,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,6 +102,17 @@ profiles:
             "profiles:\n  p: {jobs: {a: {write: {max_p99_latency_ms: x}}}}\n",
             r"profiles\.p\.jobs\.a\.write\.max_p99_latency_ms: limit 'x' is not a number",
         ),
+        (
+            "profiles:\n  p: {jobs: {a: {min_iopz: 5}}}\n",
+            r"limits\.yaml: profiles\.p\.jobs\.a\.min_iopz: unknown metric 'min_iopz'",
+        ),
+        (
+            "profiles:\n  p: {jobs: {a: {wrtie: {min_iops: 5}}}}\n",
+            r"limits\.yaml: profiles\.p\.jobs\.a\.wrtie: 'wrtie' is not a direction \(read, write, trim\)",
+        ),
+        ("profiles:\n  p: {wrtie: {min_iops: 5}}\n", r"limits\.yaml: profiles\.p: unknown key 'wrtie'"),
+        ("profiles:\n  p: {extends: [q]}\n", r"profiles\.p\.extends: expected a profile name, got \['q'\]"),
+        ("profiles:\n  1: {extends: 2}\n", r"profiles\.1\.extends: expected a profile name, got 2"),
     ],
 )
 def test_invalid_files_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -183,3 +200,181 @@ def test_unreported_percentile_fails_rather_than_passes() -> None:
     failing = [c for c in verdict.violations if c.metric == "max_p99_99_latency_ms"]
     assert failing and failing[0].measured is None
     assert "not measured" in failing[0].describe()
+
+
+def test_numeric_profile_names_are_names(tmp_path: Path) -> None:
+    profiles = load_profiles(
+        write(tmp_path, "profiles:\n  1: {limits: {min_iops: 5}}\n  2: {extends: '1'}\n")
+    )
+    assert profiles["2"].limits_for("j", "read") == {"min_iops": 5}
+
+
+# --------------------------------------------------------------------------------------------------
+# Verdicts never pass on nothing, and overrides must name what the result has
+
+RANDRW = FIXTURES / "randrw_json.json"  # one job 'randrw', reads and writes
+READ_ONLY = FIXTURES / "read_only.json"  # one job, reads only
+MULTI = FIXTURES / "multi_jobs.json"
+
+
+def loose(**overrides: object) -> Profile:
+    return get_profile(SHIPPED, "default").with_overrides(
+        {"min_iops": 0, "min_bw_mbps": 0, "max_latency_ms": 1e9, "max_p99_latency_ms": 1e9, **overrides}
+    )
+
+
+def test_a_result_without_jobs_never_passes() -> None:
+    empty = FioResult(fio_version="fio-3.33", jobs=())
+    verdict = check_thresholds(empty, get_profile(SHIPPED, "default"))
+    assert not verdict.passed
+    assert verdict.failure_lines() == ["the result has no jobs (fio reported none); it cannot pass"]
+
+
+def test_a_verdict_that_checks_nothing_never_passes(tmp_path: Path) -> None:
+    path = write(tmp_path, "profiles:\n  perf_only: {limits: {min_iops: 1}}\n")
+    result = parse_fio_file(RANDRW)
+    verdict = evaluate(get_profile(path, "perf_only"), {"randrw": (0, ["read"])}, CONSISTENCY, lambda *_: 1.0)
+    assert not verdict.passed
+    assert verdict.checks == ()
+    assert verdict.problems == (
+        f"profile 'perf_only' ({path}) sets no consistency limit for any job and direction of this "
+        "result, so nothing was checked; it cannot pass",
+    )
+    assert check_thresholds(result, get_profile(path, "perf_only")).passed
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "randrv.max_p99_latency_ms",
+            "override randrv.max_p99_latency_ms: the result has no job 'randrv' (jobs: randrw) and 'randrv' "
+            "is not a direction (read, write, trim)",
+        ),
+        (
+            "sideways.min_iops",
+            "override sideways.min_iops: the result has no job 'sideways' (jobs: randrw) and 'sideways' is "
+            "not a direction (read, write, trim)",
+        ),
+        (
+            "other.read.min_iops",
+            "override other.read.min_iops: the result has no job 'other' (jobs: randrw)",
+        ),
+        (
+            "trim.min_iops",
+            "override trim.min_iops: no job of the result did trim I/O (directions with I/O: read, write)",
+        ),
+        (
+            "randrw.trim.min_iops",
+            "override randrw.trim.min_iops: job 'randrw' did no trim I/O "
+            "(its directions with I/O: read, write)",
+        ),
+    ],
+)
+def test_override_for_a_job_or_direction_the_result_lacks_fails(override: str, message: str) -> None:
+    result = parse_fio_file(RANDRW)
+    with pytest.raises(ThresholdError) as caught:
+        check_thresholds(result, loose(**{override: 5}))
+    assert str(caught.value) == message
+
+
+def test_override_scoped_to_what_the_result_has_applies() -> None:
+    result = parse_fio_file(RANDRW)
+    verdict = check_thresholds(
+        result, loose(**{"write.min_iops": 1e12, "randrw.read.max_p99_latency_ms": 1e9})
+    )
+    assert [(c.direction, c.metric) for c in verdict.violations] == [("write", "min_iops")]
+
+
+def test_a_job_that_did_no_io_is_not_asked_for_directions() -> None:
+    # The verdict fails on the job itself; the override is not the problem.
+    result = parse_fio_file(FIXTURES / "job_error.txt")
+    job = result.jobs[0].name
+    verdict = check_thresholds(result, loose(**{"write.min_iops": 5, f"{job}.read.min_iops": 5}))
+    assert not verdict.passed
+    assert any("did no I/O" in problem for problem in verdict.problems)
+    with pytest.raises(ThresholdError, match=r"^override nojob\.min_iops: the result has no job 'nojob'"):
+        check_thresholds(result, loose(**{"nojob.min_iops": 5}))
+
+
+def test_overrides_in_several_jobs_name_them_all() -> None:
+    result = parse_fio_file(MULTI)
+    names = ", ".join(job.name for job in result.jobs)
+    with pytest.raises(ThresholdError, match=rf"has no job 'x' \(jobs: {names}\)"):
+        check_thresholds(result, loose(**{"x.min_iops": 5}))
+
+
+# --------------------------------------------------------------------------------------------------
+# Get Fio Metric's engine
+
+
+def test_measure_metric_reads_the_named_figure() -> None:
+    result = parse_fio_file(RANDRW)
+    read = result.jobs[0].directions["read"]
+    assert measure_metric(result, "iops") == read.iops
+    assert measure_metric(result, "min_iops", job="randrw", direction="write") == (
+        result.jobs[0].directions["write"].iops
+    )
+    assert measure_metric(result, "bw_mbps") == read.bw_bytes / 1e6
+
+
+@pytest.mark.parametrize(
+    ("source", "kwargs", "message"),
+    [
+        (RANDRW, {"metric": "iopz"}, r"^unknown metric 'iopz' \(known: bw_mbps, iops, latency_ms, "),
+        (RANDRW, {"metric": "iops_cov_pct"}, r"^unknown metric 'iops_cov_pct' \(known: "),
+        (
+            RANDRW,
+            {"metric": "iops", "direction": "sideways"},
+            r"^unknown direction 'sideways' \(use read, write, trim\)$",
+        ),
+        (RANDRW, {"metric": "iops", "job": "nope"}, r"^the result has no job 'nope' \(jobs: randrw\)$"),
+        (
+            RANDRW,
+            {"metric": "iops", "direction": "trim"},
+            r"^job 'randrw' did no trim I/O \(its directions with I/O: read, write\); give direction=read$",
+        ),
+        (
+            READ_ONLY,
+            {"metric": "p99_latency_ms", "direction": "write"},
+            r"did no write I/O \(its directions with I/O: read\); give direction=read$",
+        ),
+        (
+            FIXTURES / "percentile_list.json",
+            {"metric": "p99_99_latency_ms"},
+            r"^job '.*' read: fio reported no value for p99_99_latency_ms$",
+        ),
+        (
+            FIXTURES / "job_error.txt",
+            {"metric": "p99_latency_ms"},
+            r"^job '.*' did no I/O, so it has no p99_latency_ms$",
+        ),
+    ],
+)
+def test_measure_metric_says_what_is_missing(source: Path, kwargs: dict[str, str], message: str) -> None:
+    with pytest.raises(MetricError, match=message):
+        measure_metric(parse_fio_file(source), **kwargs)
+
+
+def test_measure_metric_of_a_job_that_did_no_io_is_zero_throughput() -> None:
+    result = parse_fio_file(FIXTURES / "job_error.txt")
+    assert measure_metric(result, "iops") == 0.0
+    assert measure_metric(result, "bw_mbps", direction="write") == 0.0
+
+
+def test_measure_metric_wants_a_job_name_when_there_are_several() -> None:
+    result = parse_fio_file(MULTI)
+    names = [job.name for job in result.jobs]
+    with pytest.raises(
+        MetricError, match=rf"^the result has {len(names)} jobs \({', '.join(names)}\): name one"
+    ):
+        measure_metric(result, "iops")
+    second = result.jobs[1]
+    direction = second.active_directions[0]
+    assert measure_metric(result, "iops", job=second.name, direction=direction.direction) == direction.iops
+
+
+def test_measure_metric_of_a_result_without_jobs() -> None:
+    empty = replace(parse_fio_file(RANDRW), jobs=())
+    with pytest.raises(MetricError, match=r"^the result has no jobs \(fio reported none\)$"):
+        measure_metric(empty, "iops")

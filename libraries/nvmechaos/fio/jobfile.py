@@ -156,6 +156,16 @@ class JobFile:
             if value is not None:
                 self._leading_global().lines.append(_option_line(key, value))
 
+    def escape_drive_letters(self) -> None:
+        """Escape the colon of Windows drive letters in every ``filename``/``directory`` value, so fio
+        reads ``C:\\data\\file`` as one path rather than ``C`` and ``\\data\\file``."""
+        for section in self.sections:
+            for number, line in enumerate(section.lines):
+                if _option_name(line) in PATH_OPTIONS and "=" in line:
+                    key, value = line.split("=", 1)
+                    escaped = join_fio_paths(split_fio_paths(value, windows=True))
+                    section.lines[number] = f"{key.rstrip()}={escaped}"
+
     def set_defaults(self, options: Mapping[str, object]) -> None:
         """Set options that the file does not set anywhere (ours yield to the user's)."""
         missing = {k: v for k, v in options.items() if not any(s.has(k) for s in self.sections)}
@@ -175,6 +185,44 @@ class JobFile:
             lines.append(f"[{section.name}]")
             lines.extend(section.lines)
         return "\n".join(lines) + "\n"
+
+
+# A drive letter ("C:") as the start of a Windows path, alone or after a \\?\ or \\.\ prefix.
+_DRIVE = re.compile(r"(?:\\\\[?.]\\)?[A-Za-z]")
+PATH_OPTIONS = ("filename", "directory")
+
+
+def split_fio_paths(value: str, windows: bool = False) -> list[str]:
+    """The paths in a ``filename=`` or ``directory=`` value, split as fio splits them.
+
+    fio separates paths with ``:`` and reads ``\\:`` as a colon that belongs to the path (the
+    backslash is dropped); empty names are skipped. On Windows (``windows``) the colon of a drive
+    letter belongs to its path even when it is not escaped: ``C:\\data\\file``, ``C:/data`` and
+    ``\\\\?\\C:\\data`` are one path each, as are device paths such as ``\\\\.\\PhysicalDrive1``.
+    """
+    paths: list[str] = []
+    current: list[str] = []
+    text = value.strip()
+    for index, char in enumerate(text):
+        if char != ":":
+            current.append(char)
+            continue
+        if current and current[-1] == "\\":
+            current[-1] = ":"
+            continue
+        following = text[index + 1 : index + 2]
+        if windows and following in ("", "\\", "/") and _DRIVE.fullmatch("".join(current)):
+            current.append(":")
+            continue
+        paths.append("".join(current))
+        current = []
+    paths.append("".join(current))
+    return [path for path in paths if path]
+
+
+def join_fio_paths(paths: Iterable[str]) -> str:
+    """Paths as one ``filename=``/``directory=`` value: ``:`` between them, colons in them escaped."""
+    return ":".join(path.replace(":", "\\:") for path in paths)
 
 
 def find_job_file(job: str | Path, search_dirs: Iterable[Path]) -> Path:

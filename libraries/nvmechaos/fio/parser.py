@@ -9,6 +9,7 @@ error that names the source and what was wrong.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -75,11 +76,17 @@ def _build_result(document: Mapping[str, Any], source: str, messages: tuple[str,
     jobs_raw = document.get("jobs")
     if "fio version" not in document or not isinstance(jobs_raw, list):
         raise FioOutputError(f"{source}: the JSON is not a fio report (no 'fio version' or 'jobs')")
+    if not jobs_raw:
+        raise FioOutputError(f'{source}: fio\'s report has no jobs ("jobs": []); there is nothing to judge')
     jobs = tuple(_build_job(raw, index, source) for index, raw in enumerate(jobs_raw))
+    if "timestamp_ms" in document:
+        timestamp_ms = _as_int(document["timestamp_ms"], f"{source}: timestamp_ms")
+    else:
+        timestamp_ms = _as_int(document.get("timestamp", 0), f"{source}: timestamp") * 1000
     return FioResult(
         fio_version=str(document["fio version"]),
         jobs=jobs,
-        timestamp_ms=int(document.get("timestamp_ms", int(document.get("timestamp", 0)) * 1000)),
+        timestamp_ms=timestamp_ms,
         messages=messages,
     )
 
@@ -112,7 +119,11 @@ def _build_direction(raw: Mapping[str, Any], direction: str, where: str) -> Dire
         io_bytes=_as_int(raw.get("io_bytes", 0), f"{where} io_bytes"),
         total_ios=_as_int(raw.get("total_ios", 0), f"{where} total_ios"),
         iops=_as_float(raw.get("iops", 0.0), f"{where} iops"),
-        bw_bytes=_as_float(raw.get("bw_bytes", float(raw.get("bw", 0)) * 1024), f"{where} bw_bytes"),
+        bw_bytes=(
+            _as_float(raw["bw_bytes"], f"{where} bw_bytes")
+            if "bw_bytes" in raw
+            else _as_float(raw.get("bw", 0), f"{where} bw") * 1024
+        ),
         runtime_ms=_as_int(raw.get("runtime", 0), f"{where} runtime"),
         lat=_build_latency(raw.get("lat_ns"), f"{where} lat_ns"),
         clat=_build_latency(raw.get("clat_ns"), f"{where} clat_ns"),
@@ -146,4 +157,7 @@ def _as_float(value: Any, where: str) -> float:
 
 
 def _as_int(value: Any, where: str) -> int:
-    return int(_as_float(value, where))
+    number = _as_float(value, where)
+    if not math.isfinite(number):
+        raise FioOutputError(f"{where} is {value!r}, not a whole number")
+    return int(number)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nvmechaos.errors import FioOutputError, FioRunError, TargetError
-from nvmechaos.fio.jobfile import JobFile, find_job_file
+from nvmechaos.fio.jobfile import JobFile, find_job_file, split_fio_paths
 from nvmechaos.fio.model import FioArtifacts, FioResult
 from nvmechaos.fio.parser import parse_fio_file
 from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
@@ -64,7 +64,8 @@ class PreparedJob:
         for name in self.job_file.job_names:
             runtime = self.job_file.effective("runtime", name)
             seconds = fio_seconds(runtime) if runtime is not None else None
-            if seconds is None:
+            if not seconds:
+                # No runtime, or runtime=0, which fio reads as no time limit.
                 return None
             ramp = self.job_file.effective("ramp_time", name)
             total += seconds + ((fio_seconds(ramp) or 0.0) if ramp is not None else 0.0)
@@ -77,11 +78,15 @@ def prepare_job(
     run_dir: Path,
     search_dirs: Iterable[Path] = (),
     log_avg_msec: int = 1000,
+    *,
+    windows: bool | None = None,
 ) -> PreparedJob:
     """Find ``job``, apply ``overrides``, and write the job file as it will run into ``run_dir``.
 
     Interval logs of IOPS, bandwidth and latency (averaged over ``log_avg_msec``) are switched on
-    for every job; a job file or override that sets its own ``log_avg_msec`` wins.
+    for every job; a job file or override that sets its own ``log_avg_msec`` wins. On Windows
+    (``windows``, default: this host is Windows) the colon of a drive letter in ``filename`` and
+    ``directory`` is escaped as fio needs it (``C\\:\\data``), so ``directory=C:\\data`` works.
 
     Raises:
         JobFileError: the job file is missing or malformed, or an override is invalid.
@@ -90,6 +95,10 @@ def prepare_job(
     source = find_job_file(job, search_dirs)
     job_file = JobFile.load(source)
     job_file.apply(overrides)
+    if windows is None:
+        windows = os.name == "nt"
+    if windows:
+        job_file.escape_drive_letters()
     job_file.set_defaults({"log_avg_msec": log_avg_msec})
     job_file.apply(
         {
@@ -107,18 +116,24 @@ def prepare_job(
     return PreparedJob(name=source.stem, run_dir=run_dir, job_file=job_file, source=source)
 
 
-def check_local_target(prepared: PreparedJob) -> None:
+def check_local_target(prepared: PreparedJob, windows: bool | None = None) -> None:
     """Fail early, and clearly, when a job would write into a place that does not exist or is read-only.
+
+    ``filename`` and ``directory`` are split into paths as fio splits them (see
+    :func:`~nvmechaos.fio.jobfile.split_fio_paths`); ``windows`` (default: this host is Windows) keeps
+    drive letters in their paths.
 
     Raises:
         TargetError: naming the option, the job and the path.
     """
+    if windows is None:
+        windows = os.name == "nt"
     job_file = prepared.job_file
     sections = [s.name for s in job_file.sections]
     for section in sections:
         directory = job_file.get("directory", section)
         if directory:
-            for path in directory.split(":"):
+            for path in split_fio_paths(directory, windows):
                 if not Path(path).is_dir():
                     raise TargetError(
                         f"target directory '{path}' (option directory, [{section}]) does not exist"
@@ -129,7 +144,7 @@ def check_local_target(prepared: PreparedJob) -> None:
                     )
         filename = job_file.get("filename", section)
         if filename and not directory:
-            for path_text in filename.split(":"):
+            for path_text in split_fio_paths(filename, windows):
                 _check_target_file(Path(path_text), section, prepared.run_dir)
 
 
@@ -249,9 +264,10 @@ def collect_result(prepared: PreparedJob, exit_code: int | None, allow_errors: b
     try:
         result = parse_fio_file(json_path)
     except FioOutputError as error:
+        extra = f": {diagnostics}" if diagnostics else ""
         if exit_code:
-            raise FioOutputError(f"fio {_how_it_ended(exit_code)}; {error}") from None
-        raise
+            raise FioOutputError(f"fio {_how_it_ended(exit_code)}; {error}{extra}") from None
+        raise FioOutputError(f"{error}{extra}") from None
     if exit_code is not None and exit_code < 0:
         raise FioRunError(f"fio {_how_it_ended(exit_code)} while running '{prepared.name}'")
     result = replace(result, exit_code=exit_code, artifacts=_artifacts(prepared), description=prepared.name)

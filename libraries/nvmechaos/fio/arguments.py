@@ -1,0 +1,197 @@
+"""Checks of keyword arguments, done before any work starts, each failing with one line naming the
+argument and the value it got.
+
+Times are read as Robot Framework reads them (``90``, ``1.5``, ``30 s``, ``2 min``, ``1 min 30 s``,
+``1 hour``, ``500 ms``, ``01:30``) so a keyword's ``timeout`` takes what Robot's own timeouts take,
+but without importing Robot: the engine stays usable (and testable) on its own.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TypeVar
+
+from nvmechaos.errors import NvmeChaosError
+
+T = TypeVar("T")
+
+
+class ArgumentError(NvmeChaosError):
+    """A keyword argument has a value it cannot take; the message names the argument and the value."""
+
+
+_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+_TIMER = re.compile(r"^(?P<sign>[+-])?(?:(?P<hours>\d+):)?(?P<minutes>\d+):(?P<seconds>\d+(?:\.\d+)?)$")
+# Robot Framework's time units and their spellings (robot.utils.robottime), in seconds.
+_UNITS: dict[str, float] = {}
+for _seconds, _names in (
+    (604800.0, ("w", "week", "weeks")),
+    (86400.0, ("d", "day", "days")),
+    (3600.0, ("h", "hour", "hours")),
+    (60.0, ("m", "min", "mins", "minute", "minutes")),
+    (1.0, ("s", "sec", "secs", "second", "seconds")),
+    (1e-3, ("ms", "msec", "msecs", "millis", "millisec", "millisecs", "millisecond", "milliseconds")),
+    (1e-6, ("us", "μs", "microsecond", "microseconds")),
+    (1e-9, ("ns", "nanosecond", "nanoseconds")),
+):
+    _UNITS.update(dict.fromkeys(_names, _seconds))
+_UNIT_PATTERN = "|".join(sorted(map(re.escape, _UNITS), key=len, reverse=True))
+_PART = re.compile(rf"(?P<number>\d+(?:\.\d*)?|\.\d+)(?P<unit>{_UNIT_PATTERN})")
+_TIME_STRING = re.compile(rf"^-?(?:{_PART.pattern})+$")
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0", "none", ""}
+
+
+def show(value: object, limit: int = 80) -> str:
+    """A value as a message shows it: quoted text, numbers and None as they are, else its type."""
+    if isinstance(value, str):
+        text = value if len(value) <= limit else value[: limit - 3] + "..."
+        return f"'{text}'"
+    if value is None or isinstance(value, bool | int | float):
+        return str(value)
+    return f"of type {type(value).__name__}"
+
+
+def time_to_seconds(value: str | float | int) -> float | None:
+    """A Robot Framework time (``90``, ``30 s``, ``2 min``, ``1 min 30 s``, ``01:30``) in seconds.
+
+    Returns None when ``value`` is not a time; NaN and infinity are not times either.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None
+    text = value.strip()
+    if _NUMBER.match(text):
+        return float(text)
+    timer = _TIMER.match(text)
+    if timer:
+        seconds = (
+            int(timer.group("hours") or 0) * 3600
+            + int(timer.group("minutes")) * 60
+            + float(timer.group("seconds"))
+        )
+        return -seconds if timer.group("sign") == "-" else seconds
+    normalised = "".join(text.lower().split())
+    if not normalised or not _TIME_STRING.match(normalised):
+        return None
+    sign = -1.0 if normalised.startswith("-") else 1.0
+    total = sum(float(m.group("number")) * _UNITS[m.group("unit")] for m in _PART.finditer(normalised))
+    return sign * total
+
+
+def parse_seconds(value: object, name: str, *, allow_zero: bool = False) -> float:
+    """``value`` as a number of seconds, read as a Robot Framework time.
+
+    Raises:
+        ArgumentError: not a time, not finite, negative, or zero when ``allow_zero`` is false.
+    """
+    seconds = time_to_seconds(value) if isinstance(value, str | int | float) else None
+    if seconds is None:
+        raise ArgumentError(
+            f"{name} {show(value)} is not a time (use seconds or a Robot time such as 90, 30 s or 2 min)"
+        )
+    if seconds < 0:
+        raise ArgumentError(f"{name} {show(value)} is negative")
+    if seconds == 0 and not allow_zero:
+        raise ArgumentError(f"{name} {show(value)} is not positive")
+    return seconds
+
+
+def parse_flag(value: object, name: str) -> bool:
+    """``value`` as true or false, spelt as Robot spells them (True/False, yes/no, on/off, 1/0, None).
+
+    Raises:
+        ArgumentError: any other value.
+    """
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    raise ArgumentError(f"{name} {show(value)} is not true or false (use True or False)")
+
+
+def parse_positive_int(value: object, name: str) -> int:
+    """``value`` as a whole number above zero (an int, or text holding one).
+
+    Raises:
+        ArgumentError: not a whole number, or not above zero.
+    """
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        number = int(value)
+    if number is None:
+        raise ArgumentError(f"{name} {show(value)} is not a whole number")
+    if number <= 0:
+        raise ArgumentError(f"{name} {show(value)} is not positive")
+    return number
+
+
+def require_text(value: object, name: str, what: str) -> str:
+    """``value`` as non-empty text; ``what`` says what it should be (e.g. "the path of fio's JSON").
+
+    Raises:
+        ArgumentError: not text, or empty.
+    """
+    if not isinstance(value, str) and not hasattr(value, "__fspath__"):
+        raise ArgumentError(f"{name} {show(value)} is not {what}")
+    text = str(value)
+    if not text.strip():
+        raise ArgumentError(f"{name} is empty: give {what}")
+    return text
+
+
+def require_path(value: object, name: str, *, folder: bool) -> str:
+    """``value`` as the path of an existing folder (``folder``) or file.
+
+    Raises:
+        ArgumentError: not text, empty, missing, or a file where a folder is wanted (or the reverse).
+    """
+    text = require_text(value, name, "the path of a folder" if folder else "the path of a file")
+    path = Path(text)
+    if not path.exists():
+        raise ArgumentError(f"{name} {show(text)} does not exist")
+    if folder and not path.is_dir():
+        raise ArgumentError(f"{name} {show(text)} is not a folder")
+    if not folder and path.is_dir():
+        raise ArgumentError(f"{name} {show(text)} is a folder, not a file")
+    return text
+
+
+def require(value: object, kind: type[T], name: str, what: str) -> T:
+    """``value`` when it is a ``kind``; ``what`` says what was expected and where it comes from.
+
+    Raises:
+        ArgumentError: ``value`` is something else (a string, None, a handle of another library).
+    """
+    if not isinstance(value, kind):
+        raise ArgumentError(f"{name} {show(value)} is not {what}")
+    return value
+
+
+def refuse_options(overrides: Mapping[str, object], refused: Mapping[str, str], keyword: str) -> None:
+    """Refuse overrides that are arguments of another keyword, not fio options for this one.
+
+    ``refused`` maps an option name to where it belongs, e.g. ``{"timeout": "give it to Wait For
+    Fio Job"}``.
+
+    Raises:
+        ArgumentError: naming the option, its value, the keyword and where the option belongs.
+    """
+    for key, advice in refused.items():
+        if key in overrides:
+            raise ArgumentError(f"{keyword} takes no {key} (got {key}={overrides[key]}): {advice}")
