@@ -27,7 +27,11 @@ class LibraryContext(KeywordContext):
         dirs = [Path(self._job_dir)] if self._job_dir else []
         dirs.append(Path(self.variable("${EXECDIR}", ".")) / "fio_jobs")
         dirs.append(_REPO / "fio_jobs")
-        return dirs
+        unique: list[Path] = []
+        for folder in dirs:
+            if all(folder.resolve() != seen.resolve() for seen in unique):
+                unique.append(folder)
+        return unique
 
     @property
     def thresholds_file(self) -> Path:

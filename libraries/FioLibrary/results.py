@@ -10,10 +10,14 @@ from robot.api.deco import keyword
 
 from FioLibrary.context import LibraryContext, fail
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.fio.model import DIRECTIONS, FioResult
+from nvmechaos.fio.arguments import require, require_text
+from nvmechaos.fio.model import FioResult
 from nvmechaos.fio.parser import parse_fio_file
 from nvmechaos.report import result_table_html
-from nvmechaos.thresholds import METRICS, PERFORMANCE, measure_performance
+from nvmechaos.thresholds import measure_metric
+
+# What a keyword that reads a result says when it gets something else.
+RESULT_EXPECTED = "a fio result (use what Run Fio Job, Wait For Fio Job or Parse Fio Output returned)"
 
 
 class ResultLogger:
@@ -65,14 +69,16 @@ class ResultKeywords:
 
         Text before or after the JSON object (``Starting 4 processes``, ``fio: connected to NBD
         server``, error lines) is tolerated and logged. Fails with the file name and the problem when
-        the output is empty, truncated (fio killed or crashed) or not fio's JSON.
+        the output is empty, truncated (fio killed or crashed), not fio's JSON, or a report without
+        jobs.
 
         Example:
         | ${result} =    Parse Fio Output    ${OUTPUT DIR}/saved/fio.json
         | Fio Result Should Meet Thresholds    ${result}    profile=default
         """
         try:
-            result = parse_fio_file(path)
+            source = require_text(path, "path", "the path of a file holding fio's JSON output")
+            result = parse_fio_file(source)
         except NvmeChaosError as error:
             fail(error)
         self.results.log_result(result)
@@ -86,36 +92,24 @@ class ResultKeywords:
 
         ``metric`` is a performance metric name as in the threshold profiles, with or without its
         ``min_``/``max_`` prefix: ``iops``, ``bw_mbps``, ``mean_latency_ms``, ``latency_ms`` (worst I/O),
-        ``p99_latency_ms``, ``p99_9_latency_ms``, ``p99_99_latency_ms``. ``job`` defaults to the only
-        (or first) job.
+        ``p50_latency_ms`` ... ``p99_99_latency_ms``. ``job`` names the job; it may be left out when
+        the result has only one. ``direction`` is ``read`` (default), ``write`` or ``trim``.
+
+        Fails in one line, saying what the result has instead, for an unknown metric or direction, a
+        job the result does not have, a result of several jobs without ``job``, a direction the job
+        did no I/O in (a job that did no I/O at all has 0 IOPS and bandwidth, but no latency), and a
+        figure fio did not report (e.g. a percentile left out of ``percentile_list``).
 
         Example:
         | ${iops} =    Get Fio Metric    ${result}    iops    direction=write
         | Should Be True    ${iops} > 1000
+        | ${qd1} =    Get Fio Metric    ${result}    p99_latency_ms    job=qd1
         """
-        key = (
-            metric
-            if metric in METRICS
-            else next(
-                (k for k in METRICS if k.split("_", 1)[1] == metric and METRICS[k].category == PERFORMANCE),
-                "",
-            )
-        )
-        if not key or METRICS[key].category != PERFORMANCE:
-            known = sorted(k.split("_", 1)[1] for k, m in METRICS.items() if m.category == PERFORMANCE)
-            fail(f"unknown metric '{metric}' (known: {', '.join(known)})")
-        if direction not in DIRECTIONS:
-            fail(f"unknown direction '{direction}' (use read, write or trim)")
         try:
-            chosen = result.job(job) if job else result.jobs[0]
-        except (KeyError, IndexError) as error:
-            fail(str(error).strip("'\"") or "the result has no jobs")
-        value = (
-            measure_performance(key, chosen.directions[direction]) if direction in chosen.directions else None
-        )
-        if value is None:
-            fail(f"job '{chosen.name}' {direction}: fio reported no value for {metric}")
-        return value
+            result = require(result, FioResult, "result", RESULT_EXPECTED)
+            return measure_metric(result, metric, job, direction)
+        except NvmeChaosError as error:
+            fail(error)
 
     @keyword
     def log_fio_result(self, result: FioResult) -> None:
@@ -124,4 +118,8 @@ class ResultKeywords:
         Example:
         | Log Fio Result    ${result}
         """
+        try:
+            result = require(result, FioResult, "result", RESULT_EXPECTED)
+        except NvmeChaosError as error:
+            fail(error)
         self.results.log_result(result)

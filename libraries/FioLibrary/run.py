@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from robot.api import logger
 from robot.api.deco import keyword
-from robot.utils import timestr_to_secs
 
 from FioLibrary.context import LibraryContext, fail
 from FioLibrary.results import ResultLogger
 from nvmechaos.errors import NvmeChaosError
+from nvmechaos.fio.arguments import parse_flag, parse_seconds, refuse_options, require, require_text
 from nvmechaos.fio.model import FioResult
 from nvmechaos.fio.runner import FioProcess, PreparedJob, collect_result, prepare_job, start_fio
 
 # Time fio gets beyond its planned runtime (set-up, file layout, writing results) before we call it hung.
 _GRACE_SECONDS = 120.0
+_FIO_TIME_LIMIT = "fio's own time limit is runtime=, e.g. runtime=30"
+# Arguments of other keywords that would otherwise land in the job file as fio options.
+_NOT_FOR_START = {
+    "timeout": f"give it to Wait For Fio Job ({_FIO_TIME_LIMIT})",
+    "allow_errors": "give it to Wait For Fio Job",
+}
+_NOT_FOR_PREPARE = {
+    "timeout": f"the keyword that runs the prepared job limits its time ({_FIO_TIME_LIMIT})",
+    "allow_errors": "give it to Collect Fio Result",
+}
+_HANDLE = "a background fio job (use the handle Start Fio Job returned)"
+_PREPARED = "a prepared fio job (use what Prepare Fio Job returned)"
 
 
 class RunKeywords:
@@ -23,8 +37,12 @@ class RunKeywords:
         self.ctx = context
         self.results = results
 
-    def _prepare(self, job: str, overrides: dict[str, str | None]) -> PreparedJob:
+    def _prepare(
+        self, job: str, overrides: dict[str, str | None], keyword: str, refused: Mapping[str, str]
+    ) -> PreparedJob:
         try:
+            require_text(job, "job", "a fio job file name or path")
+            refuse_options(overrides, refused, keyword)
             prepared = prepare_job(
                 job,
                 overrides,
@@ -44,13 +62,15 @@ class RunKeywords:
         For targets that are not this host (a guest, a remote machine): copy ``job.fio`` from
         ``${prepared.run_dir}`` to the target, run ``${prepared.argv()}`` there inside that copy's
         folder, fetch ``fio.json`` and ``fio_*.log`` back into ``${prepared.run_dir}``, and pass the exit
-        code to `Collect Fio Result`. Overrides work as in `Run Fio Job`.
+        code to `Collect Fio Result`. Overrides work as in `Run Fio Job`; ``allow_errors`` belongs
+        to `Collect Fio Result` and ``timeout`` to whatever runs the job (fio's own limit is
+        ``runtime``), so both are refused here rather than written into the job file.
 
         Example:
         | ${prepared} =    Prepare Fio Job    mixed_randrw    filename=/dev/nvme0n1    runtime=5
         | ${argv} =    Evaluate    " ".join($prepared.argv())
         """
-        return self._prepare(job, dict(overrides))
+        return self._prepare(job, dict(overrides), "Prepare Fio Job", _NOT_FOR_PREPARE)
 
     @keyword
     def collect_fio_result(
@@ -65,7 +85,9 @@ class RunKeywords:
         | ${result} =    Collect Fio Result    ${prepared}    ${rc}
         """
         try:
-            result = collect_result(prepared, int(exit_code), allow_errors=allow_errors)
+            prepared = require(prepared, PreparedJob, "prepared", _PREPARED)
+            errors_allowed = parse_flag(allow_errors, "allow_errors")
+            result = collect_result(prepared, exit_code, allow_errors=errors_allowed)
         except NvmeChaosError as error:
             fail(error)
         self.results.log_result(result)
@@ -85,26 +107,36 @@ class RunKeywords:
         the interval logs of IOPS, bandwidth and latency are kept in the test's own folder under the
         output directory and linked from the log, with a table and a chart of the run.
 
-        ``timeout`` (Robot time, e.g. ``2 min``) stops a fio that runs longer; by default it is the
-        job's planned runtime plus two minutes. The keyword fails, with fio's own message, when fio is
-        missing, rejects an option, is killed or writes truncated JSON, and when a job reports an
-        error, unless ``allow_errors`` is true (fault injection: fio's errors are expected, the
-        verdict is about what comes next).
+        ``timeout`` (a Robot time above zero: ``90``, ``30 s``, ``2 min``) stops a fio that runs longer;
+        by default (left out or ``${NONE}``) it is the job's planned runtime plus two minutes. The
+        keyword fails, with fio's own message, when fio is missing, rejects an option, is killed or
+        writes truncated JSON, and when a job reports an error, unless ``allow_errors`` is true (fault
+        injection: fio's errors are expected, the verdict is about what comes next).
+
+        Every argument is checked before fio starts: a bad ``timeout`` or ``allow_errors``, an
+        unknown job or job name in an override, or a target folder that does not exist fails at
+        once, in one line naming the argument and its value.
 
         Examples:
         | ${result} =    Run Fio Job    mixed_randrw    directory=${TARGET_DIR}    runtime=5
         | ${result} =    Run Fio Job    latency_probe    filename=/dev/nvme0n1    timeout=1 min
         | ${result} =    Run Fio Job    ${CURDIR}/my.fio    allow_errors=True
         """
-        handle = self.start_fio_job(job, **overrides)
-        return self.wait_for_fio_job(handle, timeout=timeout, allow_errors=allow_errors)
+        try:
+            seconds = None if timeout is None else parse_seconds(timeout, "timeout")
+            errors_allowed = parse_flag(allow_errors, "allow_errors")
+        except NvmeChaosError as error:
+            fail(error)
+        handle = self._start(job, overrides, "Run Fio Job")
+        return self._wait(handle, seconds, errors_allowed)
 
     @keyword
     def start_fio_job(self, job: str, **overrides: str | None) -> FioProcess:
         """Start the fio ``job`` on this host in the background and return a handle at once.
 
-        Overrides work as in `Run Fio Job`. Use `Wait For Fio Job` to get the result. A job still
-        running when its test ends is stopped, and the log says so.
+        Overrides work as in `Run Fio Job`. Use `Wait For Fio Job` to get the result; ``timeout``
+        and ``allow_errors`` are its arguments and are refused here (fio's own time limit is
+        ``runtime``). A job still running when its test ends is stopped, and the log says so.
 
         Example:
         | ${fio} =    Start Fio Job    write_endurance    directory=${TARGET_DIR}    runtime=30
@@ -112,7 +144,10 @@ class RunKeywords:
         | # inject a fault here
         | ${result} =    Wait For Fio Job    ${fio}    allow_errors=True
         """
-        prepared = self._prepare(job, dict(overrides))
+        return self._start(job, overrides, "Start Fio Job")
+
+    def _start(self, job: str, overrides: Mapping[str, str | None], keyword: str) -> FioProcess:
+        prepared = self._prepare(job, dict(overrides), keyword, _NOT_FOR_START)
         try:
             return start_fio(prepared, fio_binary=self.ctx.fio_binary, scope=self.ctx.scope)
         except NvmeChaosError as error:
@@ -124,12 +159,22 @@ class RunKeywords:
     ) -> FioResult:
         """Wait for a job started with `Start Fio Job` to end and return its result.
 
-        ``timeout`` and ``allow_errors`` work as in `Run Fio Job`.
+        ``timeout`` and ``allow_errors`` work as in `Run Fio Job`; both are checked before waiting.
 
         Example:
         | ${result} =    Wait For Fio Job    ${fio}    timeout=3 min
         """
-        seconds = timestr_to_secs(timeout) if timeout else _default_timeout(handle.prepared)
+        try:
+            handle = require(handle, FioProcess, "handle", _HANDLE)
+            seconds = None if timeout is None else parse_seconds(timeout, "timeout")
+            errors_allowed = parse_flag(allow_errors, "allow_errors")
+        except NvmeChaosError as error:
+            fail(error)
+        return self._wait(handle, seconds, errors_allowed)
+
+    def _wait(self, handle: FioProcess, seconds: float | None, allow_errors: bool) -> FioResult:
+        if seconds is None:
+            seconds = _default_timeout(handle.prepared)
         try:
             result = handle.wait(timeout=seconds, allow_errors=allow_errors)
         except NvmeChaosError as error:
@@ -145,6 +190,10 @@ class RunKeywords:
         Example:
         | Stop Fio Job    ${fio}
         """
+        try:
+            handle = require(handle, FioProcess, "handle", _HANDLE)
+        except NvmeChaosError as error:
+            fail(error)
         handle.stop()
         logger.info(f"Stopped fio job '{handle.name}' (output in {handle.prepared.run_dir})")
 

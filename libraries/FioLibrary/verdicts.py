@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from robot.api import logger
 from robot.api.deco import keyword
 
 from FioLibrary.context import LibraryContext, fail
+from FioLibrary.results import RESULT_EXPECTED
 from nvmechaos.consistency import check_consistency
 from nvmechaos.errors import NvmeChaosError
+from nvmechaos.fio.arguments import parse_seconds, require, require_text
 from nvmechaos.fio.model import FioResult
 from nvmechaos.report import verdict_table_html
 from nvmechaos.thresholds import (
@@ -27,11 +31,15 @@ class VerdictKeywords:
     def __init__(self, context: LibraryContext) -> None:
         self.ctx = context
 
-    def _profile(self, name: str, overrides: dict[str, str], category: str) -> Profile:
-        try:
-            return check_category(get_profile(self.ctx.thresholds_file, name), overrides, category)
-        except NvmeChaosError as error:
-            fail(error)
+    def _profile(
+        self, name: str, thresholds: str | None, overrides: dict[str, str], category: str
+    ) -> Profile:
+        """The profile with the overrides on top, from ``thresholds`` or the library's file."""
+        if thresholds is None:
+            path = self.ctx.thresholds_file
+        else:
+            path = Path(require_text(thresholds, "thresholds", "the path of a YAML threshold file"))
+        return check_category(get_profile(path, name), overrides, category)
 
     def _report(self, verdict: Verdict, what: str) -> None:
         self.ctx.html(verdict_table_html(verdict))
@@ -43,50 +51,69 @@ class VerdictKeywords:
 
     @keyword
     def fio_result_should_meet_thresholds(
-        self, result: FioResult, profile: str = "default", **overrides: str
+        self, result: FioResult, profile: str = "default", thresholds: str | None = None, **overrides: str
     ) -> None:
         """Check IOPS, bandwidth and latency of every job and direction against a threshold profile.
 
-        ``profile`` names a profile in ``variables/thresholds.yaml`` (``default``, ``emulated``,
-        ``datacenter``, or your own). Overrides use the profile's own metric names and replace its
-        limits for this check: ``min_iops=5000``, ``max_latency_ms=20``, ``max_p99_9_latency_ms=2``,
-        ``min_bw_mbps=100``; scope one with a direction and/or job name: ``write.min_iops=500``,
-        ``tenant_a.max_p99_latency_ms=5``, ``tenant_a.read.min_iops=1900``.
+        ``profile`` names a profile in the library's threshold file (``variables/thresholds.yaml``
+        unless the library was imported with another: ``default``, ``emulated``, ``datacenter``, or
+        your own). ``thresholds`` takes the profile from another YAML file for this check only
+        (``thresholds=${CURDIR}/limits.yaml``); the file is validated when read, and a mistake in it
+        fails naming the file and the key. Overrides use the profile's own metric names and replace
+        its limits for this check: ``min_iops=5000``, ``max_latency_ms=20``,
+        ``max_p99_9_latency_ms=2``, ``min_bw_mbps=100``; scope one with a direction and/or job name:
+        ``write.min_iops=500``, ``tenant_a.max_p99_latency_ms=5``, ``tenant_a.read.min_iops=1900``. An
+        override scoped to a job the result does not have, or to a direction no such job did I/O in,
+        fails naming the override and the jobs and directions the result has.
 
         All violations are reported together in one failure, one line each naming the job, the
-        direction, the metric, the limit and the measured value with units. A job that did no I/O or
-        reported an error never passes. A table of every check is logged.
+        direction, the metric, the limit and the measured value with units. A result without jobs, a
+        job that did no I/O or reported an error, and a profile that sets no limit for the result
+        never pass. A table of every check is logged.
 
         Examples:
         | Fio Result Should Meet Thresholds    ${result}
         | Fio Result Should Meet Thresholds    ${result}    profile=emulated    min_iops=500
         | Fio Result Should Meet Thresholds    ${result}    max_p99_latency_ms=2    write.min_iops=800
+        | Fio Result Should Meet Thresholds    ${result}    profile=qos    thresholds=${CURDIR}/drive_x.yaml
         """
-        chosen = self._profile(profile, overrides, PERFORMANCE)
-        self._report(check_thresholds(result, chosen), "threshold")
+        try:
+            chosen = self._profile(profile, thresholds, overrides, PERFORMANCE)
+            verdict = check_thresholds(require(result, FioResult, "result", RESULT_EXPECTED), chosen)
+        except NvmeChaosError as error:
+            fail(error)
+        self._report(verdict, "threshold")
 
     @keyword
     def fio_result_should_be_consistent(
-        self, result: FioResult, profile: str = "default", ramp: str = "0", **overrides: str
+        self,
+        result: FioResult,
+        profile: str = "default",
+        ramp: str = "0",
+        thresholds: str | None = None,
+        **overrides: str,
     ) -> None:
         """Check that performance held steady over the run, from the per-interval logs.
 
         Consistent performance matters more than peak. Per job and direction this checks the
         coefficient of variation of IOPS and bandwidth (``max_iops_cov_pct``, ``max_bw_cov_pct``), the
         worst interval against the mean (``min_iops_min_mean_ratio``, ``min_bw_min_mean_ratio``) and
-        the latency tail spread p99.99/p50 (``max_latency_p99_99_p50_ratio``). ``ramp`` (seconds)
-        leaves out the first intervals while caches warm up. Overrides work as in
+        the latency tail spread p99.99/p50 (``max_latency_p99_99_p50_ratio``). ``ramp`` (seconds, or
+        a Robot time such as ``5 s``; 0 or more) leaves out the first intervals while caches warm
+        up; a ramp that leaves fewer than two intervals fails, naming the ramp and how long the run
+        lasted. ``profile``, ``thresholds`` and overrides work as in
         `Fio Result Should Meet Thresholds`.
 
         Examples:
         | Fio Result Should Be Consistent    ${result}
         | Fio Result Should Be Consistent    ${result}    profile=emulated    ramp=2    max_iops_cov_pct=15
+        | Fio Result Should Be Consistent    ${result}    thresholds=${CURDIR}/steady.yaml    ramp=5 s
         """
-        chosen = self._profile(profile, overrides, CONSISTENCY)
         try:
-            verdict = check_consistency(result, chosen, ramp_seconds=float(ramp))
-        except ValueError:
-            fail(f"ramp '{ramp}' is not a number of seconds")
+            ramp_seconds = parse_seconds(ramp, "ramp", allow_zero=True)
+            chosen = self._profile(profile, thresholds, overrides, CONSISTENCY)
+            checked = require(result, FioResult, "result", RESULT_EXPECTED)
+            verdict = check_consistency(checked, chosen, ramp_seconds=ramp_seconds)
         except NvmeChaosError as error:
             fail(error)
         self._report(verdict, "consistency")

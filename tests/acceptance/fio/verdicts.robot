@@ -64,7 +64,7 @@ Get Fio Metric Returns Figures In The Named Unit
 The Performance Suite Fails Against An Impossible Profile
     [Documentation]    The real suite, run as users run it, must fail and name the metric.
     ${run}    Run Process    ${PYTHON}    -m    robot    --include    smoke    --output    NONE    --report    NONE
-    ...    --log    NONE    --outputdir    ${OUTPUT DIR}${/}impossible    --variable    PROFILE:impossible
+    ...    --log    NONE    --outputdir    ${OUTPUT DIR}${/}impossible    --variable    HOST_PROFILE:impossible
     ...    --variable    THRESHOLDS:${CURDIR}/data/impossible.yaml    --variable    RUNTIME:1
     ...    ${CURDIR}/../../../suites/performance/host_workloads.robot
     ...    stdout=${OUTPUT DIR}${/}impossible.stdout    stderr=STDOUT
@@ -72,6 +72,71 @@ The Performance Suite Fails Against An Impossible Profile
     Should Not Be Equal As Integers    ${run.rc}    0
     Should Contain    ${run.stdout}    IOPS (min_iops) must be at least 1e+09 IOPS, measured
     Should Contain    ${run.stdout}    2 tests, 0 passed, 2 failed
+
+A Result Without Jobs Never Passes
+    ${empty}    Evaluate    dataclasses.replace($RESULT, jobs=())    modules=dataclasses
+    VAR    ${expected}    EQUALS:1 threshold violation (profile default):\n- the result has no jobs
+    ...    (fio reported none); it cannot pass    separator=${SPACE}
+    Run Keyword And Expect Error    ${expected}
+    ...    Fio Result Should Meet Thresholds    ${empty}    min_iops=0
+    VAR    ${expected}    EQUALS:1 consistency violation (profile default):\n- the result has no jobs
+    ...    (fio reported none); it cannot pass    separator=${SPACE}
+    Run Keyword And Expect Error    ${expected}
+    ...    Fio Result Should Be Consistent    ${empty}
+    Run Keyword And Expect Error    EQUALS:the result has no jobs (fio reported none)
+    ...    Get Fio Metric    ${empty}    iops
+
+Override For A Job The Result Lacks Fails Naming What It Has
+    VAR    ${expected}    EQUALS:override latency_prob.max_p99_latency_ms: the result has no job 'latency_prob'
+    ...    (jobs: mixed_randrw) and 'latency_prob' is not a direction (read, write, trim)    separator=${SPACE}
+    Run Keyword And Expect Error    ${expected}
+    ...    Fio Result Should Meet Thresholds    ${RESULT}    latency_prob.max_p99_latency_ms=5
+    VAR    ${expected}    EQUALS:override sideways.min_iops: the result has no job 'sideways'
+    ...    (jobs: mixed_randrw) and 'sideways' is not a direction (read, write, trim)    separator=${SPACE}
+    Run Keyword And Expect Error    ${expected}
+    ...    Fio Result Should Meet Thresholds    ${RESULT}    sideways.min_iops=5
+    Run Keyword And Expect Error    override mixd_randrw.max_iops_cov_pct: the result has no job 'mixd_randrw' *
+    ...    Fio Result Should Be Consistent    ${RESULT}    mixd_randrw.max_iops_cov_pct=50
+
+Override For A Direction The Result Did No IO In Fails
+    VAR    ${expected}    EQUALS:override trim.min_iops: no job of the result did trim I/O
+    ...    (directions with I/O: read, write)    separator=${SPACE}
+    Run Keyword And Expect Error    ${expected}
+    ...    Fio Result Should Meet Thresholds    ${RESULT}    trim.min_iops=5
+    VAR    ${expected}    EQUALS:override mixed_randrw.trim.max_iops_cov_pct: job 'mixed_randrw' did no trim I/O
+    ...    (its directions with I/O: read, write)    separator=${SPACE}
+    Run Keyword And Expect Error    ${expected}
+    ...    Fio Result Should Be Consistent    ${RESULT}    mixed_randrw.trim.max_iops_cov_pct=50
+    Run Keyword And Expect Error    override mixed_randrw.wrte.min_iops: use METRIC, DIRECTION.METRIC, *
+    ...    Fio Result Should Meet Thresholds    ${RESULT}    mixed_randrw.wrte.min_iops=5
+
+Override Scoped To What The Result Has Applies
+    Run Keyword And Expect Error    1 threshold violation (profile default):\n- job 'mixed_randrw' write: IOPS *
+    ...    Fio Result Should Meet Thresholds    ${RESULT}    mixed_randrw.write.min_iops=1e9    read.min_iops=0
+
+Verdicts Read Another Threshold File When Given One
+    [Documentation]    One import, two files: thresholds= wins for that check only.
+    Run Keyword And Expect Error    *IOPS (min_iops) must be at least 1e+09 IOPS, measured *
+    ...    Fio Result Should Meet Thresholds    ${RESULT}    profile=impossible
+    ...    thresholds=${CURDIR}/data/impossible.yaml
+    Run Keyword And Expect Error    *IOPS coefficient of variation (max_iops_cov_pct) must be at most 0 %*
+    ...    Fio Result Should Be Consistent    ${RESULT}    profile=flat    ramp=1
+    ...    thresholds=${CURDIR}/data/steady.yaml
+    Fio Result Should Meet Thresholds    ${RESULT}    profile=flat    thresholds=${CURDIR}/data/steady.yaml
+    # Without thresholds= the library's own file (reachable.yaml) is read again.
+    Fio Result Should Meet Thresholds    ${RESULT}
+    Run Keyword And Expect Error    *steady.yaml: no profile 'default' (profiles: flat)
+    ...    Fio Result Should Meet Thresholds    ${RESULT}    thresholds=${CURDIR}/data/steady.yaml
+
+Ramp Longer Than The Run Says So
+    VAR    ${expected}    ramp=100 s leaves no interval samples of job 'mixed_randrw' read to judge
+    ...    (at least 2 are needed): the run lasted * s (* intervals of 1 s); use a ramp shorter than the run
+    ...    separator=${SPACE}
+    ${message}    Run Keyword And Expect Error    ${expected}
+    ...    Fio Result Should Be Consistent    ${RESULT}    ramp=100
+    Should Not Contain    ${message}    fio reported no such value
+    Run Keyword And Expect Error    ramp=240 s leaves no interval samples *
+    ...    Fio Result Should Be Consistent    ${RESULT}    ramp=4 min
 
 
 *** Keywords ***
