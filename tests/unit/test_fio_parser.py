@@ -763,6 +763,13 @@ def test_override_with_a_line_break(job_path: Path) -> None:
         job.apply({"filename": "a\n[evil]"})
 
 
+@pytest.mark.parametrize("value", [["4k", "8k"], {"bs": "4k"}, ("4k",)])
+def test_override_that_is_not_text_or_a_number(job_path: Path, value: object) -> None:
+    with pytest.raises(JobFileError, match=r"^override 'bs' has a value of type \w+, not text or a number$"):
+        JobFile.load(job_path).apply({"bs": value})
+    assert JobFile.load(job_path).apply({"bs": 8192, "size": 1.5, "directory": Path("/x")}) is None
+
+
 def test_boolean_override_renders_as_fio_accepts(job_path: Path) -> None:
     job = JobFile.load(job_path)
     job.apply({"time_based": True})

@@ -60,6 +60,11 @@ def _option_line(key: str, value: object) -> str:
     if isinstance(value, bool):
         # fio spells booleans as a bare flag or 0, never True/False.
         value = "" if value else "0"
+    if value is not None and not isinstance(value, str | int | float | Path):
+        # A list or dict would be written as Python shows it ("['4k', '8k']"), which fio misreads.
+        raise JobFileError(
+            f"override '{key}' has a value of type {type(value).__name__}, not text or a number"
+        )
     text = "" if value is None else str(value)
     if "\n" in text or "\r" in text:
         raise JobFileError(f"override '{key}' has a line break in its value")
