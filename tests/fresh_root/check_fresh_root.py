@@ -13,7 +13,7 @@ failure, timeout, Ctrl-C or if this script is killed. Downloaded .deb files and 
 kept between runs in the cache folder (apt and pip still resolve and install everything; only the
 downloads are saved). Results land in ``results/fresh-root/``.
 
-Usage: python tests/fresh_root/check_fresh_root.py [--keep] [--timeout MINUTES] [-- RUN-SUITES ARGS]
+Usage: python tests/fresh_root/check_fresh_root.py [--release trixie] [--keep] [--timeout MINUTES] [-- RUN-SUITES ARGS]
 Exit status: 0 passed or skipped (the reason is printed), 1 failed, 2 bad usage.
 """
 
@@ -32,7 +32,7 @@ from pathlib import Path
 from nvmechaos.process import spawn
 
 PROJECT = Path(__file__).resolve().parents[2]
-SUITE = "bookworm"
+DEFAULT_RELEASE = "bookworm"
 BASE_MAX_AGE_DAYS = 14
 # Environment a new machine on this network would have too (proxies, registry settings).
 NETWORK_ENV = (
@@ -114,27 +114,27 @@ def debian_mirror() -> str:
     return completed.stdout.strip()
 
 
-def deb822_sources(mirror: str) -> str:
+def deb822_sources(mirror: str, release: str) -> str:
     """Sources as a stock Debian 12 image has them: one deb822 file, no sources.list."""
     return (
-        f"Types: deb\nURIs: {mirror}\nSuites: {SUITE} {SUITE}-updates\nComponents: main\n"
+        f"Types: deb\nURIs: {mirror}\nSuites: {release} {release}-updates\nComponents: main\n"
         "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
     )
 
 
-def base_tarball(cache: Path, mirror: str) -> Path:
-    """A minbase Debian 12 root as a tar file, built once and reused for ``BASE_MAX_AGE_DAYS``."""
+def base_tarball(cache: Path, mirror: str, release: str) -> Path:
+    """A minbase Debian root as a tar file, built once and reused for ``BASE_MAX_AGE_DAYS``."""
     safe = "".join(c if c.isalnum() else "_" for c in mirror)[-60:]
-    tarball = cache / f"{SUITE}-minbase-{safe}.tar"
+    tarball = cache / f"{release}-minbase-{safe}.tar"
     if tarball.exists() and time.time() - tarball.stat().st_mtime < BASE_MAX_AGE_DAYS * 86400:
         say(f"base root: cached {tarball}")
         return tarball
-    say(f"base root: mmdebstrap --variant=minbase {SUITE} from {mirror} (about 20 s)")
+    say(f"base root: mmdebstrap --variant=minbase {release} from {mirror} (about 20 s)")
     partial = tarball.with_suffix(".partial")
     log = cache / "mmdebstrap.log"
     with log.open("wb") as sink:
         completed = subprocess.run(
-            ["mmdebstrap", "--variant=minbase", "--format=tar", SUITE, str(partial), mirror],
+            ["mmdebstrap", "--variant=minbase", "--format=tar", release, str(partial), mirror],
             stdout=sink,
             stderr=subprocess.STDOUT,
             check=False,
@@ -156,13 +156,13 @@ def project_files() -> list[str]:
     return sorted(name for name in listed.split("\0") if name and (PROJECT / name).is_file())
 
 
-def prepare_root(root: Path, tarball: Path, mirror: str) -> None:
+def prepare_root(root: Path, tarball: Path, mirror: str, release: str) -> None:
     subprocess.run(["tar", "--numeric-owner", "-xpf", str(tarball), "-C", str(root)], check=True)
     apt = root / "etc" / "apt"
     (apt / "sources.list").unlink(missing_ok=True)
     for old in (apt / "sources.list.d").glob("*.list"):
         old.unlink()
-    (apt / "sources.list.d" / "debian.sources").write_text(deb822_sources(mirror))
+    (apt / "sources.list.d" / "debian.sources").write_text(deb822_sources(mirror, release))
     shutil.copyfile("/etc/resolv.conf", root / "etc" / "resolv.conf")
     trust = copy_network_trust(root)
     if trust:
@@ -270,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the root afterwards (path is printed)")
     parser.add_argument("--timeout", type=float, default=20.0, help="minutes for the whole run (default 20)")
+    parser.add_argument(
+        "--release", default=DEFAULT_RELEASE, help="Debian release of the root (default bookworm, i.e. 12)"
+    )
     parser.add_argument("--cache", type=Path, default=None, help="default: ~/.cache/nvmechaos/fresh-root")
     parser.add_argument("suite_args", nargs="*", help="extra ./run-suites arguments (after --)")
     args = parser.parse_args(argv)
@@ -290,9 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         mirror = debian_mirror()
-        tarball = base_tarball(cache, mirror)
-        prepare_root(root, tarball, mirror)
-        say(f"root ready in {root}: deb822 sources only, this checkout in /root/nvmechaos")
+        tarball = base_tarball(cache, mirror, args.release)
+        prepare_root(root, tarball, mirror, args.release)
+        say(f"{args.release} root ready in {root}: deb822 sources only, this checkout in /root/nvmechaos")
         say("running ./run-suites --include smoke inside it, bootstrap and all (log: results/fresh-root/)")
         log = out / "run.log"
         status = run_inside(root, cache, log, args.timeout * 60, args.suite_args)
