@@ -3,9 +3,12 @@
 Every process the framework starts (fio, qemu, nbdkit, proxies) goes through :func:`spawn`, which
  - puts it in a session of its own, so a terminal's Ctrl-C reaches Robot, which then cleans up in
    order, instead of killing children mid-write;
- - asks the kernel to SIGKILL it when the thread that started it dies (``PR_SET_PDEATHSIG``), so a
-   Robot process killed with SIGKILL leaves nothing behind;
- - records it in a :class:`ProcessRegistry` so listeners can end whatever a test or suite left.
+ - asks the kernel to signal it when the thread that started it dies (``PR_SET_PDEATHSIG``), so a
+   Robot process killed with SIGKILL leaves nothing behind: SIGKILL by default, SIGTERM for programs
+   whose children leave the process group and must be told to stop by their parent (fio's job
+   processes each call ``setsid()``; fio ends them on SIGTERM, a SIGKILL of fio orphans them);
+ - records it in a :class:`ProcessRegistry` so listeners can end whatever a test or suite left;
+ - when stopping it, ends its descendants too, even those in sessions of their own.
 """
 
 from __future__ import annotations
@@ -27,16 +30,69 @@ from typing import IO
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """Run in the child between fork and exec (Linux only)."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    # The parent may have died between fork and prctl: then we would never get the signal.
-    if os.getppid() == 1:
-        os._exit(1)
+def _die_with_parent(signum: int) -> Callable[[], None]:
+    """What the child runs between fork and exec (Linux only): get ``signum`` when its parent dies."""
+
+    def arrange() -> None:
+        libc_name = ctypes.util.find_library("c")
+        if libc_name is None:
+            return
+        libc = ctypes.CDLL(libc_name, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+        # The parent may have died between fork and prctl: then we would never get the signal.
+        if os.getppid() == 1:
+            os._exit(1)
+
+    return arrange
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    """Every live descendant of ``pid`` as (pid, start time), read from /proc (empty elsewhere).
+
+    The start time tells a descendant from a later process that reuses its pid.
+    """
+    children: dict[int, list[tuple[int, str]]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat_file:
+                stat = stat_file.read()
+        except OSError:
+            continue
+        # Fields after the command name (which may hold spaces and parentheses): state ppid ... starttime.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 19:
+            children.setdefault(int(fields[1]), []).append((int(entry), fields[19]))
+    found: list[tuple[int, str]] = []
+    pending = [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child[0])
+    return found
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat_file:
+            stat = stat_file.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _kill_survivors(descendants: list[tuple[int, str]]) -> None:
+    """SIGKILL the descendants that still run (and are still the same processes)."""
+    for pid, started in descendants:
+        if _start_time(pid) == started:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @dataclass
@@ -57,10 +113,12 @@ class OwnedProcess:
         return self.popen.poll() is None
 
     def stop(self, grace: float = 3.0) -> int | None:
-        """End the process and its process group: SIGTERM, then SIGKILL after ``grace`` seconds.
+        """End the process, its process group and its descendants: SIGTERM to the group, SIGKILL after
+        ``grace`` seconds, then SIGKILL to any descendant still running (one that left the group).
 
         Returns the exit code (negative for a signal), or None if it could not be reaped.
         """
+        descendants = _descendants(self.popen.pid) if self.popen.poll() is None else []
         if self.popen.poll() is None:
             self._signal_group(signal.SIGTERM)
             try:
@@ -69,13 +127,16 @@ class OwnedProcess:
                 self._signal_group(signal.SIGKILL)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.popen.wait(timeout=5)
-        # Children of the leader (fio's job processes) may outlive it; end the whole group.
+        # Children of the leader may outlive it; end the whole group, and those that left it.
         self._signal_group(signal.SIGKILL)
+        _kill_survivors(descendants)
         return self.popen.returncode
 
     def kill(self) -> int | None:
-        """End the process group at once with SIGKILL (power cut, hung process)."""
+        """End the process group and its descendants at once with SIGKILL (power cut, hung process)."""
+        descendants = _descendants(self.popen.pid) if self.popen.poll() is None else []
         self._signal_group(signal.SIGKILL)
+        _kill_survivors(descendants)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=5)
         return self.popen.returncode
@@ -134,14 +195,16 @@ def spawn(
     stdout: int | IO[bytes] | None = None,
     stderr: int | IO[bytes] | None = None,
     registry: ProcessRegistry = REGISTRY,
+    death_signal: int = signal.SIGKILL,
 ) -> OwnedProcess:
-    """Start ``argv`` as an owned process (see the module docstring).
+    """Start ``argv`` as an owned process (see the module docstring); it gets ``death_signal`` when the
+    thread that started it dies.
 
     Raises:
         FileNotFoundError: the program does not exist.
         PermissionError: the program is not executable.
     """
-    preexec: Callable[[], None] | None = _die_with_parent if sys.platform.startswith("linux") else None
+    preexec = _die_with_parent(death_signal) if sys.platform.startswith("linux") else None
     popen = subprocess.Popen(
         list(argv),
         cwd=cwd,

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from nvmechaos.process import ProcessRegistry, spawn
+from nvmechaos.process import ProcessRegistry, _descendants, spawn
 
 
 def wait_gone(pid: int, seconds: float = 5.0) -> bool:
@@ -19,6 +19,16 @@ def wait_gone(pid: int, seconds: float = 5.0) -> bool:
         except ProcessLookupError:
             return True
         time.sleep(0.05)
+    return False
+
+
+def wait_own_session(child: int, parent: int, seconds: float = 5.0) -> bool:
+    """True once ``child`` has left ``parent``'s session (setsid runs just after the fork)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if os.getsid(child) != os.getsid(parent):
+            return True
+        time.sleep(0.01)
     return False
 
 
@@ -79,3 +89,59 @@ def test_without_process_groups_stop_ends_the_process_itself(monkeypatch) -> Non
     owner.stop(grace=0.1)
     assert not owner.is_running()
     assert owner.kill() is not None
+
+
+def test_stop_ends_descendants_that_left_the_group() -> None:
+    """A child in a session of its own (fio's job processes call setsid()) is not in the group."""
+    registry = ProcessRegistry()
+    owner = spawn(
+        "sh", ["sh", "-c", "setsid sleep 60 & echo $!; wait"], stdout=subprocess.PIPE, registry=registry
+    )
+    assert owner.popen.stdout is not None
+    child = int(owner.popen.stdout.readline())
+    assert wait_own_session(child, owner.pid)
+    owner.stop(grace=1)
+    assert wait_gone(child), "a descendant in its own session outlived stop()"
+
+
+def test_kill_ends_descendants_that_left_the_group() -> None:
+    registry = ProcessRegistry()
+    owner = spawn(
+        "sh", ["sh", "-c", "setsid sleep 60 & echo $!; wait"], stdout=subprocess.PIPE, registry=registry
+    )
+    assert owner.popen.stdout is not None
+    child = int(owner.popen.stdout.readline())
+    assert wait_own_session(child, owner.pid)
+    owner.kill()
+    assert wait_gone(child), "a descendant in its own session outlived kill()"
+
+
+def test_fio_job_processes_die_with_a_killed_parent(tmp_path: Path) -> None:
+    """fio started the way the runner starts it, then its parent SIGKILLed (Robot killed): fio gets
+    SIGTERM and ends its job processes, which a SIGKILL of fio alone would orphan (they setsid())."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import signal, time\n"
+        "from nvmechaos.process import spawn\n"
+        f"p = spawn('fio', ['fio', '--name=t', '--filename={tmp_path}/t.dat', '--size=8m',\n"
+        "    '--rw=randwrite', '--ioengine=psync', '--runtime=60', '--time_based', '--numjobs=2',\n"
+        "    '--output=/dev/null'],\n"
+        "    death_signal=signal.SIGTERM)\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(60)\n",
+        encoding="utf-8",
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    fio = int(parent.stdout.readline())
+    deadline = time.monotonic() + 10
+    jobs: list[int] = []
+    while time.monotonic() < deadline and len(jobs) < 2:
+        jobs = [pid for pid, _ in _descendants(fio)]
+        time.sleep(0.1)
+    assert len(jobs) == 2, "fio did not start its two job processes"
+    parent.kill()
+    parent.wait()
+    assert wait_gone(fio, 15), "fio outlived its SIGKILLed parent"
+    for job in jobs:
+        assert wait_gone(job, 5), f"fio job process {job} outlived fio and its parent"

@@ -239,6 +239,8 @@ def start_fio(
                 stdout=stdout,
                 stderr=stderr,
                 registry=registry,
+                # fio's job processes leave its session: on SIGTERM fio ends them, a SIGKILL orphans them.
+                death_signal=signal.SIGTERM,
             )
         except OSError as error:
             raise FioRunError(f"cannot start fio '{binary}': {error.strerror}") from None
