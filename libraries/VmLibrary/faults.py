@@ -275,6 +275,11 @@ class FaultKeywords:
         directory = Path(run_dir)
         if not directory.is_dir():
             fail(f"fio run folder '{run_dir}' does not exist")
+        for what, samples in (("before", before), ("after", after)):
+            if samples and (
+                not isinstance(samples, list | tuple) or not all(isinstance(s, ClockSample) for s in samples)
+            ):
+                fail(f"{what} is not a list of samples from `Measure Guest Clock`: '{samples}'")
         logs = sorted(directory.glob("fio_*.*.log"))
         try:
             clock = align_run(logs, before or (), after or ())

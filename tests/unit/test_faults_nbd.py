@@ -286,6 +286,10 @@ def test_bad_options(tmp_path: Path) -> None:
         make_injector("spdk", None, SIZE)
     with pytest.raises(FaultParamError, match="unknown transport"):
         PythonNbdProxy(None, SIZE, transport="rdma")
+    with pytest.raises(
+        FaultParamError, match=r"^port 10809 is for transport=tcp \(this injector uses a unix socket\)$"
+    ):
+        PythonNbdProxy(None, SIZE, transport="unix", port=10809)
     with pytest.raises(FaultParamError, match="no size"):
         PythonNbdProxy(tmp_path / "missing.img").start()
     small = tmp_path / "small.img"

@@ -142,3 +142,13 @@ def test_launch_refuses_bad_arguments_before_anything(
     with pytest.raises(KeywordError, match=message):
         library.run_keyword("Launch NVMe VM", [], {"name": "t", **arguments})
     assert list(Path(str(tmp_path)).iterdir()) == []
+
+
+def test_align_refuses_what_is_not_a_run_folder_or_clock_samples(tmp_path: Path) -> None:
+    library = VmLibrary()
+    with pytest.raises(KeywordError, match=r"^fio run folder '/no/such/run' does not exist$"):
+        library.run_keyword("Align Fio Logs To Host Clock", ["/no/such/run"], {})
+    with pytest.raises(
+        KeywordError, match=r"^before is not a list of samples from `Measure Guest Clock`: 'x'$"
+    ):
+        library.run_keyword("Align Fio Logs To Host Clock", [str(tmp_path), "x"], {})

@@ -191,3 +191,8 @@ def test_layout_namespace_errors_name_the_namespace() -> None:
         controllers_from([[{"size": "1G", "backing": "/tmp/x", "create": "yes"}]])
     created = controllers_from([[{"size": "1G", "backing": "/tmp/x.raw", "create": True}]])
     assert created[0].namespaces[0].create
+
+
+def test_namespaces_per_controller_are_bounded() -> None:
+    with pytest.raises(VmSpecError, match=r"^257 namespaces on one NVMe controller: QEMU takes at most 256$"):
+        ControllerSpec(namespaces=(NamespaceSpec(size=1 << 20),) * 257)

@@ -93,6 +93,8 @@ class NbdInjector(Injector):
             raise FaultParamError(f"size {size} is not a positive number of bytes")
         if not 0 <= port <= 65535:
             raise FaultParamError(f"port {port} is not between 0 and 65535")
+        if port and transport != "tcp":
+            raise FaultParamError(f"port {port} is for transport=tcp (this injector uses a unix socket)")
         self.backing = Path(backing) if backing is not None else None
         self.size = size
         self.transport = transport

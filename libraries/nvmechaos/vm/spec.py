@@ -18,6 +18,7 @@ from nvmechaos.vm.errors import VmSpecError
 _SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 FORMATS = ("raw", "qcow2")
+MAX_NAMESPACES = 256  # QEMU's NVME_MAX_NAMESPACES
 
 
 def parse_size(value: str | int, what: str = "size") -> int:
@@ -163,6 +164,11 @@ class ControllerSpec:
     def __post_init__(self) -> None:
         if not self.namespaces:
             raise VmSpecError("an NVMe controller needs at least one namespace")
+        if len(self.namespaces) > MAX_NAMESPACES:
+            raise VmSpecError(
+                f"{len(self.namespaces)} namespaces on one NVMe controller: "
+                f"QEMU takes at most {MAX_NAMESPACES}"
+            )
         if self.serial is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,20}", self.serial):
             raise VmSpecError(f"NVMe serial '{self.serial}' must be 1-20 letters, digits, '.', '_' or '-'")
 

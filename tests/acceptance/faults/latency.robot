@@ -65,6 +65,8 @@ A Backing File Is Checked Before The Injector Starts
     ...    Start Latency Injector    backing=${runs}    engine=nbdkit
     Run Keyword And Expect Error    injector name 'a/b' must be 1-64 letters, digits, '.', '_' or '-'*
     ...    Start Latency Injector    size=16M    engine=python    name=a/b
+    Run Keyword And Expect Error    port 10809 is for transport\=tcp (this injector uses a unix socket)
+    ...    Start Latency Injector    size=16M    engine=python    transport=unix    port=10809
     Directory Should Be Empty    ${runs}
     [Teardown]    Remove Environment Variable    NVMECHAOS_RUN_DIR
 
