@@ -10,6 +10,7 @@ soak, as a neighbour on a shared Jenkins agent would.
     .venv/bin/python benchmarks/soak.py --runs 3 --stress-cpu 1
     .venv/bin/python benchmarks/soak.py --runs 2 -- --include fault       # extra ./run-suites arguments
     .venv/bin/python benchmarks/soak.py --table results/soak/run-*         # tabulate earlier runs
+    .venv/bin/python benchmarks/soak.py --readme --runs 10   # README's ./run-suites examples first, once each
 
 The summary is also written to ``results/soak/summary.md``. Exit status 0 if every run was green.
 """
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shlex
 import shutil
 import sys
 import time
@@ -78,8 +81,35 @@ def read_outcome(folder: Path) -> RunOutcome:
     return outcome
 
 
-def run_once(index: int, suite_args: list[str]) -> RunOutcome:
-    folder = SOAK_DIR / f"run-{index:02d}"
+def readme_commands() -> list[str]:
+    """The ``./run-suites`` lines of README.md's ```sh blocks, as written (comments removed)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = []
+    for block in re.findall(r"^```sh\n(.*?)^```", text, re.MULTILINE | re.DOTALL):
+        for line in block.splitlines():
+            command = line.split(" #", 1)[0].strip()
+            words = shlex.split(command)
+            program = next((w for w in words if "=" not in w.split("/")[0]), "")
+            # The plain command is what every soak run is; the ones with arguments run once each.
+            if program == "./run-suites" and command != "./run-suites":
+                lines.append(command)
+    return lines
+
+
+def split_command(command: str) -> tuple[dict[str, str], list[str]]:
+    """``VAR=value ./run-suites ARGS`` as (environment additions, arguments after ./run-suites)."""
+    words = shlex.split(command)
+    env = {}
+    while words and words[0] != "./run-suites":
+        name, _, value = words.pop(0).partition("=")
+        env[name] = value
+    return env, words[1:]
+
+
+def run_once(
+    index: int, suite_args: list[str], env: dict[str, str] | None = None, label: str = ""
+) -> RunOutcome:
+    folder = SOAK_DIR / (label or f"run-{index:02d}")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     for stale in ("output.xml", "log.html", "report.html"):
@@ -136,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10, help="how many runs of ./run-suites (default 10)")
     parser.add_argument("--stress-cpu", type=int, default=0, help="cores stress-ng keeps busy meanwhile")
     parser.add_argument("--table", nargs="+", type=Path, help="only tabulate these earlier run folders")
+    parser.add_argument(
+        "--readme", action="store_true", help="first run README's ./run-suites examples once each"
+    )
     parser.add_argument("suite_args", nargs="*", help="extra ./run-suites arguments (after --)")
     args = parser.parse_args(argv)
     if args.table:
@@ -155,7 +188,16 @@ def main(argv: list[str] | None = None) -> int:
         note = f", with stress-ng --cpu {args.stress_cpu} beside it"
     SOAK_DIR.mkdir(parents=True, exist_ok=True)
     outcomes = []
+    examples: list[tuple[str, RunOutcome]] = []
     try:
+        for number, command in enumerate(readme_commands() if args.readme else [], start=1):
+            env, words = split_command(command)
+            outcome = run_once(0, words, env, label=f"readme-{number:02d}")
+            examples.append((command, outcome))
+            print(
+                f"README `{command}`: {'green' if outcome.green else 'RED'} in {outcome.wall_s:.0f} s",
+                flush=True,
+            )
         for index in range(1, args.runs + 1):
             outcome = run_once(index, args.suite_args)
             outcomes.append(outcome)
@@ -169,9 +211,20 @@ def main(argv: list[str] | None = None) -> int:
         if stress is not None:
             stress.stop()
     lines = summary(outcomes, note)
+    if examples:
+        lines += [
+            "",
+            "| README example | green | wall s | pass | fail | skip |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| `{command}` | {'yes' if o.green else 'NO'} | {o.wall_s:.0f} | {o.count('PASS')} | "
+            f"{o.count('FAIL')} | {o.count('SKIP')} |"
+            for command, o in examples
+        ]
     (SOAK_DIR / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    return 0 if all(o.green for o in outcomes) else 1
+    return 0 if all(o.green for o in outcomes) and all(o.green for _, o in examples) else 1
 
 
 if __name__ == "__main__":
