@@ -88,6 +88,8 @@ class InjectorKeywords:
         | ${drive} =    Evaluate    $injector.qemu_blockdev("disk0")
         """
         chosen = engine.strip().lower()
+        if not str(port).strip().isdigit():
+            fail(f"port '{port}' is not a port number (0 to 65535; 0 picks a free one)")
         if chosen == "auto":
             chosen = "nbdkit" if shutil.which(nbdkit) else "python"
         options: dict[str, object] = {

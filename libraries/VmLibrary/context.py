@@ -11,7 +11,7 @@ from robot.utils import timestr_to_secs
 from nvmechaos.vm import Vm
 from nvmechaos_robot import KeywordContext, KeywordError, fail, safe_name
 
-__all__ = ["KeywordError", "VmContext", "as_vm", "fail", "flag", "safe_name", "seconds"]
+__all__ = ["KeywordError", "VmContext", "as_vm", "fail", "flag", "safe_name", "seconds", "whole"]
 
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0", "none", "")
@@ -34,6 +34,16 @@ def seconds(value: Any, what: str = "timeout") -> float:
     if result <= 0:
         fail(f"{what} '{value}' is not positive")
     return result
+
+
+def whole(value: Any, what: str) -> int:
+    """A whole number (``2``, ``"2"``); anything else fails the keyword in one line naming ``what``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        fail(f"{what} '{value}' is not a whole number")
 
 
 def flag(value: Any, what: str) -> bool:

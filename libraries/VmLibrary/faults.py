@@ -31,7 +31,7 @@ from nvmechaos.faults.qmpfaults import (
 )
 from nvmechaos.vm import Vm
 from nvmechaos.vm.spec import parse_size
-from VmLibrary.context import VmContext, fail, seconds
+from VmLibrary.context import VmContext, fail, seconds, whole
 from VmLibrary.context import as_vm as _vm
 
 
@@ -232,7 +232,7 @@ class FaultKeywords:
         | ${before} =    Measure Guest Clock    ${vm}
         """
         target = _vm(vm)
-        if int(samples) < 1:
+        if whole(samples, "samples") < 1:
             fail(f"samples '{samples}' is not 1 or more")
         result: list[ClockSample] = []
         try:

@@ -16,7 +16,7 @@ from nvmechaos.guest import GuestRecipe, build_guest
 from nvmechaos.vm import GuestSpec, Vm, VmSpec, launch_vm
 from nvmechaos.vm.spec import ControllerSpec, NamespaceSpec, controllers_from, parse_memory, parse_size
 from nvmechaos.vm.ssh import fingerprint
-from VmLibrary.context import VmContext, as_vm, fail, flag, seconds
+from VmLibrary.context import VmContext, as_vm, fail, flag, seconds, whole
 
 DEFAULT_SIZE = 1 << 30
 
@@ -59,8 +59,8 @@ class LifecycleKeywords:
                 f"{key}="
                 for key, given in (
                     ("size", size not in (None, "")),
-                    ("namespaces", int(namespaces) != 1),
-                    ("controllers", int(controllers) != 1),
+                    ("namespaces", namespaces != 1),
+                    ("controllers", controllers != 1),
                     ("backing", bool(backing)),
                     ("format", bool(image_format)),
                     ("nbd", bool(nbd)),
@@ -100,7 +100,7 @@ class LifecycleKeywords:
         return VmSpec(
             name=name,
             memory_mib=parse_memory(memory) if memory not in (None, "") else self.ctx.memory,
-            cpus=int(cpus) if cpus not in (None, "") else self.ctx.cpus,
+            cpus=whole(cpus, "cpus") if cpus not in (None, "") else self.ctx.cpus,
             controllers=specs,
             guest=guest,
             accel=accel,
@@ -197,8 +197,8 @@ class LifecycleKeywords:
                 name,
                 layout,
                 size,
-                int(namespaces),
-                int(controllers),
+                whole(namespaces, "namespaces"),
+                whole(controllers, "controllers"),
                 backing,
                 format,
                 nbd,
@@ -382,9 +382,9 @@ class LifecycleKeywords:
         | ${tail} =    Get VM Console Tail    ${vm}    lines=5
         """
         target = as_vm(vm)
-        if int(lines) < 1:
+        if whole(lines, "lines") < 1:
             fail(f"lines '{lines}' is not 1 or more")
-        return target.console_tail(int(lines))
+        return target.console_tail(whole(lines, "lines"))
 
     @keyword("SSH Host Key Should Match VM")
     def ssh_host_key_should_match_vm(self, vm: Vm, ssh_library: str = "SSHLibrary") -> None:
