@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nvmechaos.faults.guestwriter import _DEVICE_PROBE, WriterSettings, device_problem
+from nvmechaos.faults.guestwriter import _DEVICE_PROBE, GuestWriter, WriterSettings, device_problem
 from nvmechaos.faults.integrity import IntegrityError
 
 MIB64 = 64 << 20
@@ -79,3 +79,14 @@ def test_settings_are_checked_before_the_guest_is_asked() -> None:
         WriterSettings(blocks=0)
     with pytest.raises(IntegrityError, match=r"^writer device 'nvme0n1' is not a /dev path$"):
         WriterSettings(device="nvme0n1")
+
+
+def test_waits_that_can_never_end_fail_at_once(tmp_path: Path) -> None:
+    counted = GuestWriter("vm", settings(count=10), tmp_path / "journal.txt")
+    with pytest.raises(
+        IntegrityError, match=r"^writes=11 can never be reached: the writer stops after count=10"
+    ):
+        counted.wait_for(writes=11, timeout=60)
+    endless = GuestWriter("vm", settings(count=0), tmp_path / "journal.txt")
+    with pytest.raises(IntegrityError, match=r"^finished=True can never be reached: the writer has no count"):
+        endless.wait_for(ended=True, timeout=60)

@@ -331,8 +331,18 @@ class GuestWriter:
         """Wait until ``writes`` writes were acknowledged, or (``ended``) the writer finished its count.
 
         Raises:
-            IntegrityError: the writer failed, or the timeout passed.
+            IntegrityError: the writer failed, or the timeout passed; at once when the wait can never
+                end (``writes`` beyond the writer's count, or ``ended`` for a writer without one).
         """
+        count = self.settings.count
+        if count and writes > count:
+            raise IntegrityError(
+                f"writes={writes} can never be reached: the writer stops after count={count} writes"
+            )
+        if ended and not count:
+            raise IntegrityError(
+                "finished=True can never be reached: the writer has no count (it writes until stopped)"
+            )
         deadline = time.monotonic() + timeout
         while not ((ended and self.journal.ended) or (not ended and self.journal.writes >= writes)):
             if self.journal.error or (self._done.is_set() and not self.journal.ended):
