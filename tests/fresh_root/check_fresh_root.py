@@ -13,7 +13,8 @@ failure, timeout, Ctrl-C or if this script is killed. Downloaded .deb files and 
 kept between runs in the cache folder (apt and pip still resolve and install everything; only the
 downloads are saved). Results land in ``results/fresh-root/``.
 
-Usage: python tests/fresh_root/check_fresh_root.py [--release trixie] [--keep] [--timeout MINUTES] [-- RUN-SUITES ARGS]
+Usage: python tests/fresh_root/check_fresh_root.py [--release trixie] [--keep] [--timeout MINUTES]
+       [-- RUN-SUITES ARGS]
 Exit status: 0 passed or skipped (the reason is printed), 1 failed, 2 bad usage.
 """
 
