@@ -864,6 +864,96 @@ def read_series(
     return result
 
 
+def is_per_io_log(path: str | Path) -> bool:
+    """True when fio log ``path`` has one line per I/O (a block size, no ``log_avg_msec``); False
+    for window averages or an empty log.
+
+    Raises:
+        LogFormatError: as :func:`iter_log_chunks`.
+    """
+    for chunk in iter_log_chunks(Path(path)):
+        if len(chunk):
+            return bool(chunk.bs[0])
+    return False
+
+
+def per_io_series(paths: Sequence[str | Path], kind: str, window_ms: int) -> dict[str, IntervalSeries]:
+    """Windowed series from fio logs with one line per I/O (no ``log_avg_msec``), one per direction.
+
+    A line stamped ``t`` ms (the I/O's completion) belongs to the window ``((k-1)·w, k·w]`` with
+    ``k = floor(t / w) + 1``; its end ``k·w`` is the window's time, as fio stamps averages. Unlike
+    fio's own averages, whose time stamps slip whenever the guest stalls, every I/O lands in the
+    window it completed in. ``iops``: completions per second in each window (any per-I/O log
+    counts: iops, clat, lat...), 0 where none completed, from the first window to the last;
+    latency kinds: the mean of the window's I/Os in ns, only windows with completions. ``paths``
+    (``numjobs`` clones) add up. Reading is streamed: memory grows with the run's length, not its
+    number of I/Os.
+
+    Raises:
+        LogFormatError: a file cannot be read, is not fio's format, or is a log of averages.
+        ValueError: ``kind`` is not iops or a latency, or ``window_ms`` < 1.
+    """
+    if kind != "iops" and kind not in LATENCY_KINDS:
+        raise ValueError(f"per-I/O series of '{kind}' are not supported (use iops, lat, clat or slat)")
+    if window_ms < 1:
+        raise ValueError(f"window_ms must be at least 1, not {window_ms}")
+    files = tuple(Path(p) for p in paths)
+    counts: dict[int, FloatArray] = {}
+    sums: dict[int, FloatArray] = {}
+
+    def grow(store: dict[int, FloatArray], direction: int, size: int) -> FloatArray:
+        array = store.get(direction, np.zeros(0))
+        if array.size < size:
+            array = np.concatenate([array, np.zeros(size - array.size)])
+            store[direction] = array
+        return array
+
+    for path in files:
+        for chunk in iter_log_chunks(path):
+            if not len(chunk):
+                continue
+            averaged = np.flatnonzero(chunk.bs == 0)
+            if averaged.size:
+                row = int(averaged[0])
+                raise LogFormatError(
+                    f"fio log '{path}' line {chunk.first_line + row}: no block size, so a window average "
+                    "(log_avg_msec); per-I/O series need one line per I/O (log_avg_msec=0)"
+                )
+            slots = chunk.time_ms // window_ms + 1
+            for direction in np.unique(chunk.ddir):
+                mask = chunk.ddir == direction
+                size = int(slots[mask].max()) + 1
+                count = grow(counts, int(direction), size)
+                total = grow(sums, int(direction), size)
+                count += np.bincount(slots[mask], minlength=count.size)
+                total += np.bincount(
+                    slots[mask], weights=chunk.value[mask].astype(np.float64), minlength=total.size
+                )
+    result: dict[str, IntervalSeries] = {}
+    for direction, count in sorted(counts.items()):
+        if direction >= len(DIRECTION_NAMES) or not count.any():
+            continue
+        nonzero = np.flatnonzero(count)
+        first, last = max(1, int(nonzero[0])), int(nonzero[-1])
+        index = np.arange(first, last + 1)
+        if kind == "iops":
+            keep = index
+            values = count[index] * 1000.0 / window_ms
+        else:
+            keep = index[count[index] > 0]
+            values = sums[direction][keep] / count[keep]
+        result[DIRECTION_NAMES[direction]] = IntervalSeries(
+            kind=kind,
+            direction=DIRECTION_NAMES[direction],
+            unit=UNITS[kind],
+            window_ms=window_ms,
+            times_s=keep.astype(np.float64) * window_ms / 1000.0,
+            values=np.asarray(values, dtype=np.float64),
+            files=files,
+        )
+    return result
+
+
 def _weight_logs(
     files: Sequence[Path], kind: str, iops_paths: Sequence[str | Path] | None
 ) -> list[LogChunk] | None:

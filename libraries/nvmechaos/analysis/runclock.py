@@ -7,8 +7,10 @@ from its own start, on the guest's clock. To line them up:
    window's end, i.e. ``C + k * window + lateness`` where ``C`` is the guest wall clock at fio's
    start (fio's ``td->epoch``) and lateness a few ms. :func:`fio_start_ms` recovers ``C`` per log
    file, assuming the first logged window is the first window of the run (true whenever I/O
-   completed in fio's first window); :func:`rebase_epoch_logs` rewrites the logs relative to ``C``
-   (as fio writes them by default) and keeps the originals in ``epoch/``.
+   completed in fio's first window); logs with one line per I/O (``log_avg_msec=0``) carry each
+   I/O's completion, and ``C`` is the earliest completion minus its latency.
+   :func:`rebase_epoch_logs` rewrites the logs relative to ``C`` (as fio writes them by default)
+   and keeps the originals in ``epoch/``.
 2. The guest's wall clock is compared with the host's over SSH (:func:`estimate_offset`): the
    guest prints its clock between two host readings; the sample with the shortest round trip wins
    and half that round trip is the uncertainty (typically 40-60 ms under TCG).
@@ -19,6 +21,7 @@ from its own start, on the guest's clock. To line them up:
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import time
@@ -116,16 +119,42 @@ def _stamped_rows(path: Path) -> tuple[list[list[str]], list[int]]:
         raise ClockError(f"fio log '{path}' has a line whose time is not a number") from None
 
 
+_LATENCY_LOG = re.compile(r"_(?:lat|clat|slat)\.\d+\.log$")
+_THREAD = re.compile(r"\.(\d+)\.log$")
+
+
+def _per_io(rows: list[list[str]]) -> bool:
+    """One line per I/O (a block size in column 4), not window averages (block size 0)."""
+    return bool(rows) and len(rows[0]) >= 4 and rows[0][3] not in ("", "0")
+
+
+def _issue_start_ms(path: Path, rows: list[list[str]], stamps: list[int]) -> int:
+    """Earliest start of an I/O in a per-I/O log: completion minus latency (ns) for latency logs,
+    else the first completion."""
+    if not _LATENCY_LOG.search(path.name):
+        return min(stamps)
+    try:
+        return min(stamp - math.ceil(int(row[1]) / 1e6) for stamp, row in zip(stamps, rows, strict=True))
+    except (ValueError, IndexError):
+        raise ClockError(f"fio log '{path}' has a latency that is not a number") from None
+
+
 def rebase_epoch_logs(paths: Iterable[Path], window_ms: int = 1000) -> dict[str, int]:
     """Rewrite fio logs written with ``log_unix_epoch=1`` relative to their own fio start (as fio
     writes them without it); keep the originals in ``epoch/`` beside them. Return each file's start
     (guest epoch ms) by file name. Files already rebased (their original is in ``epoch/``) are read
     from the original again, so calling this twice changes nothing.
 
+    Logs of window averages (``log_avg_msec`` = ``window_ms``) give their start from their window
+    ends (:func:`fio_start_ms`). Logs with one line per I/O (``log_avg_msec=0``) all get one start
+    per fio thread (``fio_*.N.log``): the earliest I/O start (completion minus its latency) in the
+    thread's latency logs, or its first completion when it has none.
+
     Raises:
         ClockError: a file cannot be read or written, or is not an epoch log.
     """
-    starts: dict[str, int] = {}
+    loaded: list[tuple[Path, Path, list[list[str]], list[int]]] = []
+    per_io: dict[str, int] = {}
     for path in paths:
         original = path.parent / EPOCH_DIR / path.name
         rows, stamps = _stamped_rows(path)
@@ -140,8 +169,21 @@ def rebase_epoch_logs(paths: Iterable[Path], window_ms: int = 1000) -> dict[str,
             raise ClockError(
                 f"fio log '{source}' is not stamped with the wall clock (run fio with log_unix_epoch=1)"
             )
-        start = fio_start_ms(stamps, window_ms)
+        loaded.append((path, source, rows, stamps))
+        if _per_io(rows):
+            thread = _THREAD.search(path.name)
+            key = thread.group(1) if thread else ""
+            start = _issue_start_ms(source, rows, stamps)
+            per_io[key] = min(per_io.get(key, start), start)
+    starts: dict[str, int] = {}
+    for path, source, rows, stamps in loaded:
+        if _per_io(rows):
+            thread = _THREAD.search(path.name)
+            start = per_io[thread.group(1) if thread else ""]
+        else:
+            start = fio_start_ms(stamps, window_ms)
         starts[path.name] = start
+        original = path.parent / EPOCH_DIR / path.name
         try:
             if source == path:
                 original.parent.mkdir(exist_ok=True)
