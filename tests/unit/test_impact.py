@@ -9,9 +9,14 @@ import numpy as np
 import pytest
 
 from nvmechaos.analysis.impact import (
+    FaultImpact,
     ImpactError,
+    added_latency_violations,
     analyse,
+    check_throttles,
     fault_windows_from_events,
+    noise_band,
+    throttle_violations,
     violations,
 )
 from nvmechaos.analysis.intervals import IntervalSeries
@@ -35,7 +40,7 @@ def test_dip_depth_and_recovery() -> None:
     lat = series([2.0] * 5 + [40, 90, 20] + [5, 2.1, 2.0, 2.0, 2.0], kind="clat", unit="ms")
     [impact] = analyse(iops, [(5.0, 8.0, "spike")], lat, baseline_s=5, tolerance_pct=10, recovery_windows=2)
     assert impact.baseline_iops == pytest.approx(1000)
-    assert impact.baseline_windows == 5
+    assert impact.baseline_windows == 4  # (0,1] is fio's start-up
     assert impact.min_iops == 50
     assert impact.iops_drop_pct == pytest.approx(95)
     assert impact.max_latency_ms == pytest.approx(90)
@@ -49,10 +54,13 @@ def test_never_recovered_and_violation_lines() -> None:
     iops = series([1000] * 5 + [0, 0] + [400] * 5)
     [impact] = analyse(iops, [(5.0, 7.0, "unplug nvme0")], baseline_s=3)
     assert not impact.recovered and impact.recovery_s is None
-    assert impact.observed_after_s == pytest.approx(5.0)
-    lines = violations([impact], {"max_recovery_s": 5, "max_iops_drop_pct": 50, "min_iops": 10})
+    assert impact.observed_after_s == pytest.approx(4.0)  # to 11 s: (11,12] is fio's partial last window
+    lines = violations([impact], {"max_recovery_s": 3, "max_iops_drop_pct": 50, "min_iops": 10})
     assert len(lines) == 3
-    assert "never recovered" in lines[0] and "max_recovery_s 5 s" in lines[0]
+    assert lines[0] == (
+        "fault 'unplug nvme0' at 5.0-7.0 s: never recovered to within the baseline's noise band "
+        "(IOPS ≥ 900) in the 4.0 s observed after it (limit max_recovery_s 3 s)"
+    )
     assert "max_iops_drop_pct is 100.0 %, above the limit 50 %" in lines[1]
     assert "min_iops is 0.0 IOPS, below the limit 10 IOPS" in lines[2]
     assert all("fault 'unplug nvme0' at 5.0-7.0 s" in line for line in lines)
@@ -80,13 +88,15 @@ def test_latency_in_ns_and_partial_windows() -> None:
 def test_second_fault_baseline_starts_after_first() -> None:
     iops = series([1000] * 4 + [10] + [1000] * 4 + [10] + [1000] * 3)
     impacts = analyse(iops, [(4.0, 5.0, "a"), (9.0, 10.0, "b")], baseline_s=10)
-    assert [i.baseline_windows for i in impacts] == [4, 4]
+    assert [i.baseline_windows for i in impacts] == [3, 4]  # (0,1] is fio's start-up
     assert all(i.baseline_iops == pytest.approx(1000) for i in impacts)
 
 
 def test_no_baseline_is_an_error() -> None:
     with pytest.raises(ImpactError, match="no complete 1 s window in the 5 s before it"):
         analyse(series([1000] * 5), [(0.5, 2.0, "early")])
+    with pytest.raises(ImpactError, match="fio's first window is its start-up"):
+        analyse(series([1000] * 5), [(1.0, 2.0, "after the first window")])
 
 
 def test_bad_parameters() -> None:
@@ -143,6 +153,177 @@ def test_sub_millisecond_latency_recovers_within_the_slack() -> None:
 
 
 def test_a_good_window_alone_is_not_recovery() -> None:
-    iops = series([1000] * 4 + [0] + [1000, 100, 1000, 1000])
+    iops = series([1000] * 4 + [0] + [1000, 100, 1000, 1000, 1000])
     [impact] = analyse(iops, [(4.0, 5.0, "x")], recovery_windows=2)
     assert impact.recovery_s == pytest.approx(3.0)  # (5,6] good but (6,7] not: (7,8] and (8,9] count
+
+
+# Two real QD1 runs from the fault suites beside another VM under TCG (1 s windows; the last window
+# is fio's flush at exit). The baseline wobbles by ±40 %: the old fixed 10 % tolerance of the
+# baseline mean called this run "never recovered"; the run's own noise band does not.
+NOISY_IOPS = [1159, 2347, 1763, 831, 17, 16, 439, 1247, 1314, 1284, 1379, 214787]
+NOISY_LATENCY_MS = [0.334, 0.173, 0.264, 0.823, 56.55, 57.29, 1.636, 0.380, 0.300, 0.327, 0.381, 0.0]
+
+
+def noisy_run() -> tuple[IntervalSeries, IntervalSeries]:
+    return series(NOISY_IOPS), series(NOISY_LATENCY_MS, kind="clat", unit="ms")
+
+
+def test_noisy_baseline_recovers_within_its_own_band() -> None:
+    iops, lat = noisy_run()
+    [impact] = analyse(iops, [(4.0, 6.4, "read 50 ms")], lat, baseline_s=4)
+    assert impact.baseline_windows == 3  # (1,2], (2,3], (3,4]; (0,1] is fio's start-up
+    assert impact.baseline_iops == pytest.approx((2347 + 1763 + 831) / 3)
+    assert impact.baseline_iops_sd == pytest.approx(float(np.std([2347, 1763, 831], ddof=1)))
+    assert impact.iops_floor < 831  # the band holds every baseline window
+    assert impact.recovered and impact.recovery_s == pytest.approx(1.6)  # (7,8] and (8,9] are back
+    assert violations([impact], {"max_recovery_s": 3}) == []
+    # The old rule (no band, IOPS within 10 % of the mean) failed the same run.
+    [old] = analyse(iops, [(4.0, 6.4, "read 50 ms")], lat, baseline_s=4, band_sigmas=0)
+    assert not old.recovered
+    assert (
+        "never recovered to within the baseline's noise band" in violations([old], {"max_recovery_s": 3})[0]
+    )
+
+
+def test_a_fault_that_never_recovers_still_fails() -> None:
+    # Same noisy baseline, but after the fault the workload stays at a 10 ms latency and 100 IOPS.
+    iops = series([*NOISY_IOPS[:7], 100, 95, 104, 98, 99, 214787])
+    lat = series([*NOISY_LATENCY_MS[:7], 10.1, 10.4, 9.9, 10.0, 10.2, 0.0], kind="clat", unit="ms")
+    [impact] = analyse(iops, [(4.0, 6.4, "read 50 ms")], lat, baseline_s=4)
+    assert not impact.recovered and not impact.still_active
+    assert impact.observed_after_s == pytest.approx(5.6)  # to 12 s; (12,13] is fio's last window
+    [line] = violations([impact], {"max_recovery_s": 3})
+    assert line.startswith(
+        "fault 'read 50 ms' at 4.0-6.4 s: never recovered to within the baseline's noise band"
+    )
+    assert f"IOPS ≥ {impact.iops_floor:.0f}, latency ≤ {impact.latency_ceiling_ms:.2f} ms" in line
+    assert line.endswith("in the 5.6 s observed after it (limit max_recovery_s 3 s)")
+
+
+def test_latency_alone_that_stays_high_is_not_recovered() -> None:
+    # IOPS back in their (wide) band but latency 3x the baseline and far outside its band.
+    iops = series([1000, 1000, 1100, 900, 1000, 50, 50, 1000, 1000, 1000, 1000, 1000])
+    lat = series([4.0] * 5 + [80, 80] + [12.0] * 5, kind="clat", unit="ms")
+    [impact] = analyse(iops, [(5.0, 7.0, "x")], lat, band_sigmas=3)
+    assert impact.latency_ceiling_ms == pytest.approx(5.0)  # 4 ms + max(0, 10 % of 4, 1 ms slack)
+    assert not impact.recovered
+
+
+def test_fault_still_active_when_the_run_ended() -> None:
+    iops = series([1000] * 6 + [300] * 6)
+    [impact] = analyse(iops, [(6.0, 13.5, "throttle iops-total 300")])
+    assert impact.still_active and not impact.recovered and impact.observed_after_s == 0
+    assert violations([impact], {"max_recovery_s": 3}) == [
+        "fault 'throttle iops-total 300' at 6.0-13.5 s: never recovered: the fault was still active "
+        "when the run ended (limit max_recovery_s 3 s)"
+    ]
+
+
+def test_too_short_an_observation_says_so() -> None:
+    iops = series([1000] * 6 + [300, 300] + [400, 1000])
+    [impact] = analyse(iops, [(6.0, 8.0, "x")])
+    assert not impact.recovered and not impact.still_active
+    [line] = violations([impact], {"max_recovery_s": 3})
+    assert "not seen to recover" in line and "in the 1.0 s observed after it, less than the limit" in line
+
+
+def test_fios_last_window_is_never_recovery() -> None:
+    # fio flushes its partial last window at exit with a meaningless rate (here 380k IOPS).
+    iops = series([1000] * 5 + [10, 10] + [200, 380_000])
+    [impact] = analyse(iops, [(5.0, 7.0, "x")], recovery_windows=1)
+    assert not impact.recovered
+
+
+def test_band_floor_for_a_silent_baseline() -> None:
+    band = noise_band(np.array([1000.0] * 5), sigmas=3, floor_pct=10)
+    assert (band.sd, band.low, band.high) == (0.0, 900.0, 1100.0)
+    latency = noise_band(np.array([0.2, 0.2, np.nan]), sigmas=3, floor_pct=10, floor_abs=1.0)
+    assert latency.windows == 2 and latency.high == pytest.approx(1.2)
+    wide = noise_band(np.array([900.0, 1100.0]), sigmas=3, floor_pct=10)
+    assert wide.half_width == pytest.approx(3 * float(np.std([900, 1100], ddof=1)))
+    assert np.isnan(noise_band(np.array([]), sigmas=3, floor_pct=10).mean)
+
+
+def test_depth_is_judged_against_the_band() -> None:
+    iops = series([1000, 1000, 1050, 950, 1000, 980, 1000, 1000, 1000])
+    lat = series([2.0, 2.0, 2.2, 1.8, 2.0, 2.4, 2.0, 2.0, 2.0], kind="clat", unit="ms")
+    [small] = analyse(iops, [(5.0, 6.0, "small")], lat)
+    assert not small.iops_dip_outside_band and not small.latency_spike_outside_band
+    assert small.added_latency_ms == pytest.approx(0.4)
+    lat_spike = series([2.0, 2.0, 2.2, 1.8, 2.0, 52.0, 2.0, 2.0, 2.0], kind="clat", unit="ms")
+    [spike] = analyse(
+        series([1000, 1000, 1050, 950, 1000, 40, 1000, 1000, 1000]), [(5.0, 6.0, "big")], lat_spike
+    )
+    assert spike.iops_dip_outside_band and spike.latency_spike_outside_band
+    assert spike.added_latency_ms == pytest.approx(50.0)
+
+
+def test_added_latency_violations() -> None:
+    iops = series([1000, 1000, 1050, 950, 1000, 40, 1000, 1000, 1000])
+    lat = series([2.0, 2.0, 2.2, 1.8, 2.0, 52.0, 2.0, 2.0, 2.0], kind="clat", unit="ms")
+    impacts = analyse(iops, [(5.0, 6.0, "read 50 ms")], lat)
+    assert added_latency_violations(impacts, at_least_ms=40, at_most_ms=60) == []
+    assert added_latency_violations(impacts, at_least_ms=80) == [
+        "fault 'read 50 ms' at 5.0-6.0 s: min_added_latency_ms is 50.0 ms, below the limit 80 ms"
+    ]
+    assert added_latency_violations(impacts, at_most_ms=20) == [
+        "fault 'read 50 ms' at 5.0-6.0 s: max_added_latency_ms is 50.0 ms, above the limit 20 ms"
+    ]
+    quiet = analyse(iops, [(5.0, 6.0, "nothing")], series([2.0] * 9, kind="clat", unit="ms"))
+    [line] = added_latency_violations(quiet, at_least_ms=0)
+    assert (
+        "added_latency_ms is 0.0 ms, inside the baseline's noise band (latency ≤ 3.00 ms): not detected"
+        in line
+    )
+    with pytest.raises(ImpactError, match="no added latency to expect"):
+        added_latency_violations(impacts)
+    with pytest.raises(ImpactError, match="more than at most"):
+        added_latency_violations(impacts, at_least_ms=50, at_most_ms=40)
+
+
+def test_impact_round_trips_through_its_dictionary() -> None:
+    iops, lat = noisy_run()
+    [impact] = analyse(iops, [(4.0, 6.4, "read 50 ms")], lat, baseline_s=4)
+    data = impact.as_dict()
+    assert data["fault"] == "read 50 ms" and "label" not in data
+    assert FaultImpact.from_dict(data) == impact
+    with pytest.raises(ImpactError, match="'max_latency_ms' is missing"):
+        FaultImpact.from_dict({k: v for k, v in data.items() if k != "max_latency_ms"})
+    with pytest.raises(ImpactError, match="not a fault impact"):
+        FaultImpact.from_dict("read 50 ms")  # type: ignore[arg-type]
+
+
+def test_new_limits() -> None:
+    iops, lat = noisy_run()
+    impacts = analyse(iops, [(4.0, 6.4, "read 50 ms")], lat, baseline_s=4)
+    assert violations(impacts, {"min_iops_drop_pct": 90, "min_added_latency_ms": 40}) == []
+    lines = violations(impacts, {"min_iops_drop_pct": 99.9, "max_added_latency_ms": 10})
+    assert [line.split(": ", 1)[1].split(" is ")[0] for line in lines] == [
+        "min_iops_drop_pct",
+        "max_added_latency_ms",
+    ]
+
+
+def test_bad_band_parameters() -> None:
+    iops = series([1.0] * 8)
+    with pytest.raises(ImpactError, match="standard deviations is negative"):
+        analyse(iops, [(5.0, 6.0, "x")], band_sigmas=-1)
+    with pytest.raises(ImpactError, match="is negative"):
+        analyse(iops, [(5.0, 6.0, "x")], tolerance_pct=-1)
+
+
+def test_throttle_checks() -> None:
+    iops = series([4000] * 4 + [900, 300, 301, 299, 300] + [4000] * 3)
+    [check] = check_throttles(iops, [(4.0, 9.0, "throttle iops-total 300")], [300.0])
+    assert check.windows == 4 and check.mean_iops == pytest.approx(300)
+    assert throttle_violations([check], 5) == []
+    [wrong] = check_throttles(iops, [(4.0, 9.0, "throttle iops-total 300")], [375.0])
+    assert throttle_violations([wrong], 5) == [
+        "throttle 'throttle iops-total 300' at 4.0-9.0 s: measured 300.0 IOPS is -20.0 % off the limit "
+        "375 IOPS (tolerance ±5 %)"
+    ]
+    [none] = check_throttles(iops, [(4.2, 4.8, "short")], [300.0])
+    assert throttle_violations([none], 5) == ["throttle 'short' at 4.2-4.8 s: no whole window inside it"]
+    with pytest.raises(ImpactError, match="1 throttle limits for 2"):
+        check_throttles(iops, [(4.0, 9.0, "a"), (9.0, 10.0, "b")], [300.0])

@@ -1,4 +1,5 @@
-"""Impact of faults on a workload: baseline before, depth during, recovery after.
+"""Impact of faults on a workload: baseline before, depth during, recovery after, judged against
+the run's own noise.
 
 Inputs are interval series (fio's per-window IOPS and latency, :class:`IntervalSeries` whose
 ``times_s`` are window ends in seconds from fio's start) and fault windows ``(start, end, label)``
@@ -12,20 +13,30 @@ A window ``(t - w, t]`` of the series belongs to:
 - the fault (**during**) when it overlaps the fault;
 - the **recovery** when it starts at or after the fault's end.
 
-Per fault: baseline mean IOPS and latency; depth = the lowest IOPS of a window during the fault and
-the drop relative to the baseline (%), the highest latency of a window during the fault (ms) and its
-increase over the baseline (%); recovery = seconds from the fault's end to the end of the first of
-``recovery_windows`` consecutive windows within ``tolerance_pct`` of the baseline: IOPS at least
-``(1 - tolerance)`` times the baseline and, when a latency series is given, latency at most
-``(1 + tolerance)`` times it (doing better than before counts as recovered); or None (never
-recovered before the run ended).
+fio's first window (its start-up) is never a baseline window, and its last one (cut short by the
+end of the run; fio flushes it at exit with unreliable values) is never a baseline or recovery
+window.
+
+**Noise band.** The baseline windows give a mean and a sample standard deviation (SD) of IOPS and
+of latency. A window is *within the band* when its IOPS are at least
+``mean - max(band_sigmas * SD, tolerance_pct % of the mean)`` and its latency at most
+``mean + max(band_sigmas * SD, tolerance_pct % of the mean, latency_slack_ms)``: the band is as wide
+as the run's own window-to-window noise and never narrower than the floor (a near-silent baseline
+would otherwise make any wobble a failure). Doing better than the baseline is always within it.
+
+Per fault: the baseline (mean, SD, band); the depth: the lowest IOPS of a window during the fault
+and the drop relative to the baseline mean (%), the highest latency of a window during the fault
+(ms), its increase over the baseline (% and ms), and whether each left the band (the fault stands
+out of the noise); the recovery: seconds from the fault's end to the end of the first of
+``recovery_windows`` consecutive windows within the band, or None (never, or the fault was still
+active when the run ended).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 
 import numpy as np
 
@@ -34,6 +45,7 @@ from nvmechaos.faults.base import KINDS, FaultEvent, describe_params
 
 FaultWindow = tuple[float, float, str]
 _MS_PER_UNIT: Mapping[str, float] = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1000.0}
+_EPS = 1e-9
 
 
 class ImpactError(ValueError):
@@ -41,8 +53,44 @@ class ImpactError(ValueError):
 
 
 @dataclass(frozen=True)
+class Band:
+    """A baseline's noise band: mean and sample SD of its windows, and the half-width judged."""
+
+    mean: float
+    sd: float
+    half_width: float
+    windows: int
+
+    @property
+    def low(self) -> float:
+        return self.mean - self.half_width
+
+    @property
+    def high(self) -> float:
+        return self.mean + self.half_width
+
+
+def noise_band(values: np.ndarray, *, sigmas: float, floor_pct: float, floor_abs: float = 0.0) -> Band:
+    """The band of ``values`` (NaN ignored): mean ± max(``sigmas`` · SD, ``floor_pct`` % of the
+    mean, ``floor_abs``). A single value has SD 0 (the band is the floor); no value gives NaN."""
+    finite = values[~np.isnan(values)]
+    if finite.size == 0:
+        return Band(math.nan, math.nan, math.nan, 0)
+    mean = float(finite.mean())
+    sd = float(finite.std(ddof=1)) if finite.size > 1 else 0.0
+    half = max(sigmas * sd, abs(mean) * floor_pct / 100.0, floor_abs)
+    return Band(mean, sd, half, int(finite.size))
+
+
+@dataclass(frozen=True)
 class FaultImpact:
-    """What one fault did to the workload (see the module docstring). NaN/None where not measurable."""
+    """What one fault did to the workload (see the module docstring). NaN/None where not measurable.
+
+    ``iops_floor`` is the lowest window IOPS and ``latency_ceiling_ms`` the highest window latency
+    that still count as within the baseline's noise band; ``iops_dip_outside_band`` and
+    ``latency_spike_outside_band`` say whether the worst window during the fault left the band;
+    ``still_active`` that the fault had not ended when the workload's data did.
+    """
 
     label: str
     start_s: float
@@ -58,29 +106,52 @@ class FaultImpact:
     recovery_s: float | None
     recovered: bool
     observed_after_s: float
+    baseline_iops_sd: float = math.nan
+    baseline_latency_sd_ms: float = math.nan
+    iops_floor: float = math.nan
+    latency_ceiling_ms: float = math.nan
+    added_latency_ms: float = math.nan
+    iops_dip_outside_band: bool = False
+    latency_spike_outside_band: bool = False
+    still_active: bool = False
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "fault": self.label,
-            "start_s": self.start_s,
-            "end_s": self.end_s,
-            "baseline_iops": self.baseline_iops,
-            "baseline_latency_ms": self.baseline_latency_ms,
-            "min_iops": self.min_iops,
-            "iops_drop_pct": self.iops_drop_pct,
-            "max_latency_ms": self.max_latency_ms,
-            "latency_increase_pct": self.latency_increase_pct,
-            "recovery_s": self.recovery_s,
-            "recovered": self.recovered,
-        }
+        """Every field by name, ``label`` as ``fault`` (the dictionaries the keywords return)."""
+        data: dict[str, object] = {"fault": self.label}
+        data.update((key, value) for key, value in asdict(self).items() if key != "label")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> FaultImpact:
+        """The impact that :meth:`as_dict` gave ``data``.
+
+        Raises:
+            ImpactError: a field without a default is missing (not a fault impact dictionary).
+        """
+        if not isinstance(data, Mapping):
+            raise ImpactError(f"'{data}' is not a fault impact (a dictionary of Get Fault Impact)")
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            key = "fault" if field.name == "label" else field.name
+            if key in data:
+                values[field.name] = data[key]
+            elif field.default is MISSING:
+                raise ImpactError(
+                    f"'{key}' is missing: not a fault impact (use the dictionaries Get Fault Impact or "
+                    "Fault Impact Should Be Within return)"
+                )
+        return cls(**values)  # type: ignore[arg-type]
 
 
 # Limits a fault's impact is checked against: metric name -> (attribute, unit, sense).
 METRICS: Mapping[str, tuple[str, str, str]] = {
     "max_iops_drop_pct": ("iops_drop_pct", "%", "max"),
+    "min_iops_drop_pct": ("iops_drop_pct", "%", "min"),
     "min_iops": ("min_iops", "IOPS", "min"),
     "max_latency_ms": ("max_latency_ms", "ms", "max"),
     "max_latency_increase_pct": ("latency_increase_pct", "%", "max"),
+    "max_added_latency_ms": ("added_latency_ms", "ms", "max"),
+    "min_added_latency_ms": ("added_latency_ms", "ms", "min"),
     "max_recovery_s": ("recovery_s", "s", "max"),
 }
 
@@ -91,8 +162,35 @@ def _latency_ms(series: IntervalSeries) -> np.ndarray:
     return np.asarray(series.values, dtype=np.float64) * _MS_PER_UNIT[series.unit]
 
 
-def _mean(values: np.ndarray) -> float:
-    return float(values.mean()) if values.size else math.nan
+def _extreme(values: np.ndarray, mask: np.ndarray, pick: str) -> float:
+    chosen = values[mask]
+    chosen = chosen[~np.isnan(chosen)]
+    if not chosen.size:
+        return math.nan
+    return float(chosen.min() if pick == "min" else chosen.max())
+
+
+@dataclass(frozen=True)
+class _Windows:
+    """One series' windows: ends, starts, values, and which may be baseline or recovery windows."""
+
+    ends: np.ndarray
+    starts: np.ndarray
+    values: np.ndarray
+    usable: np.ndarray
+
+    @classmethod
+    def of(cls, ends: np.ndarray, values: np.ndarray, width: float, first: float, last: float) -> _Windows:
+        usable = (ends > first + _EPS) & (ends < last - _EPS)
+        return cls(ends, ends - width, values, usable)
+
+    def baseline(self, low: float, start: float) -> np.ndarray:
+        return self.usable & (self.starts >= low - _EPS) & (self.ends <= start + _EPS)
+
+    def during(self, start: float, end: float) -> np.ndarray:
+        if end > start:
+            return (self.ends > start + _EPS) & (self.starts < end - _EPS)
+        return (self.starts <= start) & (self.ends >= start)
 
 
 def analyse(
@@ -102,16 +200,17 @@ def analyse(
     *,
     baseline_s: float = 5.0,
     tolerance_pct: float = 10.0,
+    band_sigmas: float = 3.0,
     recovery_windows: int = 2,
     latency_slack_ms: float = 1.0,
     run_end_s: float | None = None,
 ) -> list[FaultImpact]:
     """The impact of each fault window on ``iops`` (and ``latency``), in window order.
 
-    A window's latency counts as recovered within ``latency_slack_ms`` of the baseline too (sub-ms
-    baselines vary by more than any percentage between windows). ``run_end_s`` is where the
-    workload's data end (default: the last window's end); a fault that
-    never recovered was observed for ``run_end_s - end`` seconds after it ended.
+    The noise band of each baseline is ``band_sigmas`` SDs wide on either side of its mean, at
+    least ``tolerance_pct`` % of the mean, and for latency at least ``latency_slack_ms``.
+    ``run_end_s`` cuts the data used for recovery (default: up to fio's last, partial, window); a
+    fault that never recovered was observed for ``observed_after_s`` seconds after it ended.
 
     Raises:
         ImpactError: a fault has no complete window in the ``baseline_s`` before it, a window ends
@@ -119,20 +218,28 @@ def analyse(
     """
     if baseline_s <= 0:
         raise ImpactError(f"baseline of {baseline_s:g} s is not positive")
-    if tolerance_pct <= 0:
-        raise ImpactError(f"recovery tolerance {tolerance_pct:g} % is not positive")
+    if tolerance_pct < 0:
+        raise ImpactError(f"band floor (tolerance) {tolerance_pct:g} % is negative")
+    if band_sigmas < 0:
+        raise ImpactError(f"band of {band_sigmas:g} standard deviations is negative")
     if recovery_windows < 1:
         raise ImpactError(f"recovery needs at least 1 window, not {recovery_windows}")
+    if latency_slack_ms < 0:
+        raise ImpactError(f"latency slack {latency_slack_ms:g} ms is negative")
     width = iops.window_ms / 1000.0
     ends = np.asarray(iops.times_s, dtype=np.float64)
-    values = np.asarray(iops.values, dtype=np.float64)
-    starts = ends - width
-    lat_ends = np.asarray(latency.times_s, dtype=np.float64) if latency is not None else np.zeros(0)
-    lat_values = _latency_ms(latency) if latency is not None else np.zeros(0)
-    lat_width = latency.window_ms / 1000.0 if latency is not None else width
-    lat_starts = lat_ends - lat_width
-    last = float(ends.max()) if ends.size else 0.0
-    run_end = last if run_end_s is None else float(run_end_s)
+    if not ends.size:
+        raise ImpactError("the IOPS series has no window")
+    first, last = float(ends.min()), float(ends.max())
+    io = _Windows.of(ends, np.asarray(iops.values, dtype=np.float64), width, first, last)
+    if latency is not None:
+        lat_width = latency.window_ms / 1000.0
+        lat_ends = np.asarray(latency.times_s, dtype=np.float64)
+        lat = _Windows.of(lat_ends, _latency_ms(latency), lat_width, first, last)
+    else:
+        lat = _Windows.of(np.zeros(0), np.zeros(0), width, first, last)
+    cut = last if run_end_s is None else min(float(run_end_s), last)
+    data_end = float(ends[io.usable & (ends <= cut + _EPS)].max()) if io.usable.any() else first
     ordered = sorted((float(s), float(e), str(label)) for s, e, label in windows)
     result = []
     previous_end = -math.inf
@@ -140,57 +247,34 @@ def analyse(
         if end < start:
             raise ImpactError(f"fault '{label}' ends at {end:g} s, before it starts at {start:g} s")
         low = max(start - baseline_s, previous_end)
-        base = (starts >= low - 1e-9) & (ends <= start + 1e-9)
+        base = io.baseline(low, start)
         if not base.any():
             raise ImpactError(
                 f"fault '{label}' at {start:.1f} s has no complete {width:g} s window in the "
-                f"{baseline_s:g} s before it to take a baseline from (start the fault later in the run)"
+                f"{baseline_s:g} s before it to take a baseline from (fio's first window is its "
+                "start-up; start the fault later in the run)"
             )
-        baseline = _mean(values[base])
-        lat_base_mask = (lat_starts >= low - 1e-9) & (lat_ends <= start + 1e-9)
-        baseline_latency = _mean(lat_values[lat_base_mask])
-        during = (
-            (ends > start + 1e-9) & (starts < end - 1e-9)
-            if end > start
-            else (starts <= start) & (ends >= start)
+        iops_band = noise_band(io.values[base], sigmas=band_sigmas, floor_pct=tolerance_pct)
+        lat_band = noise_band(
+            lat.values[lat.baseline(low, start)],
+            sigmas=band_sigmas,
+            floor_pct=tolerance_pct,
+            floor_abs=latency_slack_ms,
         )
-        lat_during = (
-            (lat_ends > start + 1e-9) & (lat_starts < end - 1e-9)
-            if end > start
-            else (lat_starts <= start) & (lat_ends >= start)
-        )
-        min_iops = float(values[during].min()) if during.any() else math.nan
-        max_latency = float(lat_values[lat_during].max()) if lat_during.any() else math.nan
-        drop = (
-            (baseline - min_iops) / baseline * 100.0
-            if baseline > 0 and not math.isnan(min_iops)
-            else math.nan
-        )
-        increase = (
-            (max_latency - baseline_latency) / baseline_latency * 100.0
-            if baseline_latency > 0 and not math.isnan(max_latency)
-            else math.nan
-        )
-        recovery = _recovery(
-            ends,
-            starts,
-            values,
-            baseline,
-            end,
-            tolerance_pct,
-            recovery_windows,
-            lat_ends,
-            lat_values,
-            baseline_latency,
-            latency_slack_ms,
-        )
+        during = io.during(start, end)
+        min_iops = _extreme(io.values, during, "min")
+        max_latency = _extreme(lat.values, lat.during(start, end), "max")
+        baseline = iops_band.mean
+        drop = (baseline - min_iops) / baseline * 100.0 if baseline > 0 else math.nan
+        increase = (max_latency - lat_band.mean) / lat_band.mean * 100.0 if lat_band.mean > 0 else math.nan
+        recovery = _recovery(io, lat, iops_band, lat_band, end, recovery_windows, cut)
         result.append(
             FaultImpact(
                 label=label,
                 start_s=start,
                 end_s=end,
                 baseline_iops=baseline,
-                baseline_latency_ms=baseline_latency,
+                baseline_latency_ms=lat_band.mean,
                 baseline_windows=int(base.sum()),
                 min_iops=max(min_iops, 0.0) if not math.isnan(min_iops) else math.nan,
                 iops_drop_pct=max(drop, 0.0) if not math.isnan(drop) else math.nan,
@@ -199,7 +283,15 @@ def analyse(
                 during_windows=int(during.sum()),
                 recovery_s=recovery,
                 recovered=recovery is not None,
-                observed_after_s=max(0.0, run_end - end),
+                observed_after_s=max(0.0, data_end - end),
+                baseline_iops_sd=iops_band.sd,
+                baseline_latency_sd_ms=lat_band.sd,
+                iops_floor=iops_band.low,
+                latency_ceiling_ms=lat_band.high,
+                added_latency_ms=max_latency - lat_band.mean,
+                iops_dip_outside_band=bool(min_iops < iops_band.low),
+                latency_spike_outside_band=bool(max_latency > lat_band.high),
+                still_active=end >= last - _EPS,
             )
         )
         previous_end = max(previous_end, end)
@@ -207,44 +299,66 @@ def analyse(
 
 
 def _recovery(  # noqa: PLR0917 - internal, called once with everything it compares
-    ends: np.ndarray,
-    starts: np.ndarray,
-    values: np.ndarray,
-    baseline: float,
+    io: _Windows,
+    lat: _Windows,
+    iops_band: Band,
+    lat_band: Band,
     fault_end: float,
-    tolerance_pct: float,
     needed: int,
-    lat_ends: np.ndarray,
-    lat_values: np.ndarray,
-    baseline_latency: float,
-    latency_slack_ms: float,
+    cut: float,
 ) -> float | None:
-    """Seconds from ``fault_end`` to the end of the first of ``needed`` consecutive good windows."""
-    tolerance = tolerance_pct / 100.0
-    after = np.flatnonzero(starts >= fault_end - 1e-9)
+    """Seconds from ``fault_end`` to the end of the first of ``needed`` consecutive windows within
+    the bands (None if there are not that many before ``cut``)."""
+    after = np.flatnonzero(io.usable & (io.starts >= fault_end - _EPS) & (io.ends <= cut + _EPS))
     run = 0
     first = 0
     for index in after:
-        good = values[index] >= (1.0 - tolerance) * baseline
-        if good and lat_values.size and baseline_latency > 0:
-            near = np.flatnonzero(np.abs(lat_ends - ends[index]) < 1e-6)
+        good = not io.values[index] < iops_band.low
+        if good and lat.values.size and not math.isnan(lat_band.high):
+            near = np.flatnonzero(np.abs(lat.ends - io.ends[index]) < 1e-6)
             if near.size:
-                limit = max(baseline_latency * (1.0 + tolerance), baseline_latency + latency_slack_ms)
-                good = lat_values[near[0]] <= limit
+                good = not lat.values[near[0]] > lat_band.high
         run = run + 1 if good else 0
         if run == 1:
             first = int(index)
         if run >= needed:
-            return max(0.0, float(ends[first]) - fault_end)
+            return max(0.0, float(io.ends[first]) - fault_end)
     return None
 
 
+def _where(impact: FaultImpact) -> str:
+    return f"fault '{impact.label}' at {impact.start_s:.1f}-{impact.end_s:.1f} s"
+
+
+def _never_recovered(impact: FaultImpact, name: str, limit: float) -> str:
+    where = _where(impact)
+    if impact.still_active:
+        return (
+            f"{where}: never recovered: the fault was still active when the run ended "
+            f"(limit {name} {limit:g} s)"
+        )
+    band = f"IOPS ≥ {impact.iops_floor:.0f}"
+    if not math.isnan(impact.latency_ceiling_ms):
+        band += f", latency ≤ {impact.latency_ceiling_ms:.2f} ms"
+    if impact.observed_after_s < limit:
+        return (
+            f"{where}: not seen to recover to within the baseline's noise band ({band}) in the "
+            f"{impact.observed_after_s:.1f} s observed after it, less than the limit {name} {limit:g} s "
+            "(run the workload longer)"
+        )
+    return (
+        f"{where}: never recovered to within the baseline's noise band ({band}) in the "
+        f"{impact.observed_after_s:.1f} s observed after it (limit {name} {limit:g} s)"
+    )
+
+
 def violations(impacts: Iterable[FaultImpact], limits: Mapping[str, float]) -> list[str]:
-    """One line per limit an impact breaks: ``'<fault>' at <t> s: <metric> <value> exceeds/below ...``.
+    """One line per limit an impact breaks: ``'<fault>' at <t> s: <metric> <value> above/below ...``.
 
     ``limits`` maps names of :data:`METRICS` to numbers. A fault that never recovered breaks
-    ``max_recovery_s`` whatever the limit; an unmeasurable value (no window during a very short
-    fault) breaks nothing.
+    ``max_recovery_s`` whatever the limit (the line says why: still active at the end of the run,
+    not back within the noise band in the time observed, or observed for less than the limit); an
+    unmeasurable value (no window during a very short fault) breaks nothing.
 
     Raises:
         ImpactError: an unknown metric name (the message lists the known ones).
@@ -254,24 +368,113 @@ def violations(impacts: Iterable[FaultImpact], limits: Mapping[str, float]) -> l
         raise ImpactError(f"unknown impact metric(s) {', '.join(unknown)} (known: {', '.join(METRICS)})")
     lines = []
     for impact in impacts:
-        where = f"fault '{impact.label}' at {impact.start_s:.1f}-{impact.end_s:.1f} s"
         for name, limit in limits.items():
             attribute, unit, sense = METRICS[name]
             value = getattr(impact, attribute)
             if name == "max_recovery_s" and value is None:
-                lines.append(
-                    f"{where}: never recovered to within the baseline tolerance in the "
-                    f"{impact.observed_after_s:.1f} s observed after it (limit {name} {limit:g} {unit})"
-                )
+                lines.append(_never_recovered(impact, name, limit))
                 continue
             if value is None or math.isnan(float(value)):
                 continue
             bad = float(value) > limit if sense == "max" else float(value) < limit
             if bad:
                 word = "above" if sense == "max" else "below"
-                lines.append(
-                    f"{where}: {name} is {float(value):.1f} {unit}, {word} the limit {limit:g} {unit}"
-                )
+                shown = f"{float(value):.1f} {unit}"
+                lines.append(f"{_where(impact)}: {name} is {shown}, {word} the limit {limit:g} {unit}")
+    return lines
+
+
+def added_latency_violations(
+    impacts: Iterable[FaultImpact], *, at_least_ms: float | None = None, at_most_ms: float | None = None
+) -> list[str]:
+    """One line per fault whose worst window did not add the expected latency over its baseline:
+    not out of the baseline's noise band at all (not detected), less than ``at_least_ms`` or more
+    than ``at_most_ms`` (metrics ``min_added_latency_ms`` / ``max_added_latency_ms``).
+
+    Raises:
+        ImpactError: no bound given, or a negative one, or at_least above at_most.
+    """
+    if at_least_ms is None and at_most_ms is None:
+        raise ImpactError("no added latency to expect: give at least or at most")
+    for bound in (at_least_ms, at_most_ms):
+        if bound is not None and bound < 0:
+            raise ImpactError(f"added latency {bound:g} ms is negative")
+    if at_least_ms is not None and at_most_ms is not None and at_least_ms > at_most_ms:
+        raise ImpactError(f"at least {at_least_ms:g} ms is more than at most {at_most_ms:g} ms")
+    limits = {}
+    if at_least_ms is not None:
+        limits["min_added_latency_ms"] = at_least_ms
+    if at_most_ms is not None:
+        limits["max_added_latency_ms"] = at_most_ms
+    lines = []
+    for impact in impacts:
+        if math.isnan(impact.added_latency_ms):
+            lines.append(f"{_where(impact)}: added_latency_ms not measurable: no latency window during it")
+            continue
+        if not impact.latency_spike_outside_band:
+            lines.append(
+                f"{_where(impact)}: added_latency_ms is {impact.added_latency_ms:.1f} ms, inside the "
+                f"baseline's noise band (latency ≤ {impact.latency_ceiling_ms:.2f} ms): not detected"
+            )
+        lines += violations([impact], limits)
+    return lines
+
+
+@dataclass(frozen=True)
+class ThrottleCheck:
+    """Mean IOPS inside one throttle window vs its limit (NaN mean when no whole window is inside)."""
+
+    label: str
+    start_s: float
+    end_s: float
+    limit: float
+    mean_iops: float
+    windows: int
+
+    @property
+    def error_pct(self) -> float:
+        return (self.mean_iops - self.limit) / self.limit * 100.0
+
+
+def check_throttles(
+    iops: IntervalSeries, windows: Sequence[FaultWindow], limits: Sequence[float], *, settle: int = 1
+) -> list[ThrottleCheck]:
+    """Per throttle window (with its IOPS ``limits``, in the same order), the mean IOPS of the
+    series' windows wholly inside it after the first ``settle`` ones (the throttle's bucket drains).
+
+    Raises:
+        ImpactError: as many limits as windows are needed, each positive; ``settle`` not negative.
+    """
+    if len(limits) != len(windows):
+        raise ImpactError(f"{len(limits)} throttle limits for {len(windows)} throttle windows")
+    if settle < 0:
+        raise ImpactError(f"settle {settle} is negative")
+    width = iops.window_ms / 1000.0
+    ends = np.asarray(iops.times_s, dtype=np.float64)
+    values = np.asarray(iops.values, dtype=np.float64)
+    checks = []
+    for (begin, end, label), limit in zip(windows, limits, strict=True):
+        if not limit > 0:
+            raise ImpactError(f"throttle '{label}' limit {limit:g} IOPS is not positive")
+        inside = values[(ends - width >= begin) & (ends <= end)][settle:]
+        mean = float(inside.mean()) if inside.size else math.nan
+        checks.append(ThrottleCheck(label, begin, end, float(limit), mean, int(inside.size)))
+    return checks
+
+
+def throttle_violations(checks: Iterable[ThrottleCheck], tolerance_pct: float) -> list[str]:
+    """One line per throttle window whose mean IOPS is more than ``tolerance_pct`` % off its limit
+    (or that has no whole window inside it)."""
+    lines = []
+    for check in checks:
+        where = f"throttle '{check.label}' at {check.start_s:.1f}-{check.end_s:.1f} s"
+        if check.windows == 0:
+            lines.append(f"{where}: no whole window inside it")
+        elif abs(check.error_pct) > tolerance_pct:
+            lines.append(
+                f"{where}: measured {check.mean_iops:.1f} IOPS is {check.error_pct:+.1f} % off the limit "
+                f"{check.limit:g} IOPS (tolerance ±{tolerance_pct:g} %)"
+            )
     return lines
 
 
@@ -326,10 +529,16 @@ def _label(event: FaultEvent) -> str:
 
 __all__ = [
     "METRICS",
+    "Band",
     "FaultImpact",
     "FaultWindow",
     "ImpactError",
+    "ThrottleCheck",
+    "added_latency_violations",
     "analyse",
+    "check_throttles",
     "fault_windows_from_events",
+    "noise_band",
+    "throttle_violations",
     "violations",
 ]
