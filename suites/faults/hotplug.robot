@@ -3,12 +3,16 @@ Documentation    Surprise hot-unplug of an NVMe controller while fio runs, then 
 ...              the I/O errors, and what matters is what happens next. The namespace is back within
 ...              ${PLUG_LIMIT} s (blktests nvme/032 allows 5 s), data written and flushed before the
 ...              unplug reads back intact, and a new workload meets the ${PROFILE} thresholds.
-...              Repeated unplug/plug cycles too. Each verdict is also shown to fail when its limit
-...              is broken.
+...              Repeated unplug/plug cycles too. Each verdict is also shown to fail, with a fault
+...              of its own, for the reason it names: a replug limit no namespace can meet, a block
+...              corrupted while the controller is out. Every test starts with the namespace plugged
+...              in, whatever an earlier test left behind.
 
+Library          Process
 Resource         ../../resources/faults.resource
 
 Suite Setup      Launch Hotplug VM
+Test Setup       Namespace Should Be Plugged In
 
 Test Tags        fault    hotplug    vm
 
@@ -25,8 +29,7 @@ Hot Unplug During IO Recovers
     [Documentation]    Pattern written, fio running, controller pulled, put back: errors reported,
     ...    namespace back in time, pattern intact, new workload within thresholds.
     Write Pattern On VM    ${VM}
-    ${fio}    Start Timed Fio Job On VM    ${VM}    ${FAULT_JOBS}/fault_workload.fio    runtime=8
-    Sleep    4s
+    ${fio}    Start Workload And Take A Baseline
     ${unplug}    Hot Unplug NVMe Device    ${VM}    nvme0
     ${result}    Wait For Timed Fio Job On VM    ${fio}    allow_errors=True
     Should Be Equal As Integers    ${result.jobs[0].error}    5    fio did not report EIO for the unplug
@@ -73,6 +76,15 @@ Launch Hotplug VM
     ${vm}    Launch NVMe VM    name=hotplug    size=256M
     VAR    ${VM}    ${vm}    scope=SUITE
 
+Start Workload And Take A Baseline
+    [Documentation]    Start the fault workload for 8 s (every I/O logged) and return its handle
+    ...    once fio has done I/O for 3 s: the baseline before the fault.
+    ${fio}    Start Timed Fio Job On VM    ${VM}    ${FAULT_JOBS}/fault_workload.fio    runtime=8
+    ...    &{EVERY_IO}
+    Wait Until Fio Does IO On VM    ${VM}
+    Sleep    3s
+    RETURN    ${fio}
+
 Namespace Should Be Healthy
     [Documentation]    After a replug: the pattern written before reads back intact, a new workload
     ...    meets the ${PROFILE} thresholds, and the last timeline event says the device came back.
@@ -87,8 +99,18 @@ Namespace Should Be Back
     ${devices}    Get VM Guest Devices    ${VM}
     Should Not Be Empty    ${devices}    the namespace of nvme0 is not back
 
+Namespace Should Be Plugged In
+    [Documentation]    Plug nvme0 back in if an earlier test left it out (a test that failed between
+    ...    its unplug and its plug), so that every test starts from a plugged-in namespace.
+    ${devices}    Get VM Guest Devices    ${VM}
+    IF    not $devices
+        Hot Plug NVMe Device    ${VM}    nvme0    timeout=${PLUG_LIMIT}
+    END
+
 Corrupt Backing Block
-    [Documentation]    Overwrite 4 KiB of ${path} at ${offset} with zeros (the controller must be
-    ...    unplugged, so that no guest cache hides it).
+    [Documentation]    Overwrite 4 KiB of ${path} at byte ${offset} with zeros (the controller must
+    ...    be unplugged, so that no guest cache hides it).
     [Arguments]    ${path}    ${offset}
-    Evaluate    (lambda f: (f.seek(${offset}), f.write(bytes(4096)), f.close()))(open($path, 'r+b'))
+    ${dd}    Run Process    dd    if\=/dev/zero    of\=${path}    bs\=4096    count\=1    seek\=${offset}
+    ...    oflag\=seek_bytes    conv\=notrunc
+    Should Be Equal As Integers    ${dd.rc}    0    dd could not corrupt ${path}: ${dd.stderr}
