@@ -2,7 +2,7 @@
 Documentation    Surprise hot-unplug of an NVMe controller while fio runs, then hot-plug: fio reports
 ...              the I/O errors, and what matters is what happens next. The namespace is back within
 ...              ${PLUG_LIMIT} s (blktests nvme/032 allows 5 s), data written and flushed before the
-...              unplug reads back intact, and a new workload meets the ${PROFILE} thresholds.
+...              unplug reads back intact, and a new workload meets the ${VM_PROFILE} thresholds.
 ...              Repeated unplug/plug cycles too. Each verdict is also shown to fail, with a fault
 ...              of its own, for the reason it names: a replug limit no namespace can meet, a block
 ...              corrupted while the controller is out. Every test starts with the namespace plugged
@@ -18,7 +18,6 @@ Test Tags        fault    hotplug    vm
 
 
 *** Variables ***
-${PROFILE}       emulated
 ${PLUG_LIMIT}    5
 ${CYCLES}        3
 ${VM}            ${None}
@@ -87,10 +86,10 @@ Start Workload And Take A Baseline
 
 Namespace Should Be Healthy
     [Documentation]    After a replug: the pattern written before reads back intact, a new workload
-    ...    meets the ${PROFILE} thresholds, and the last timeline event says the device came back.
+    ...    meets the ${VM_PROFILE} thresholds, and the last timeline event says the device came back.
     Pattern Should Be Intact On VM    ${VM}
     ${after}    Run Fio Job On VM    ${VM}    ${FAULT_JOBS}/fault_workload.fio    runtime=3
-    Fio Result Should Meet Thresholds    ${after}    profile=${PROFILE}
+    Fio Result Should Meet Thresholds    ${after}    profile=${VM_PROFILE}
     ${events}    Get VM Fault Timeline    ${VM}
     Should Be Equal    ${events[-1].action}    clear
 

@@ -19,7 +19,6 @@ Test Tags        fault    vm
 
 
 *** Variables ***
-${PROFILE}            emulated
 ${SPIKE}              50ms
 # Far above ${MAX_LATENCY_MS} ms: the negative proof's spike cannot pass for noise.
 ${BIG_SPIKE}          200ms
@@ -79,7 +78,7 @@ IO Errors Surfaced
     [Documentation]    Every read of the backing store fails with EIO for 1 s: fio in the guest
     ...    reports an I/O error (QEMU turns a failed read into NVMe "Unrecovered Read Error", which
     ...    Linux returns as ENODATA, 61); afterwards the namespace serves a workload within the
-    ...    ${PROFILE} thresholds.
+    ...    ${VM_PROFILE} thresholds.
     [Tags]    errors
     ${fio}    Start Timed Fio Job On VM    ${VM}    ${FAULT_JOBS}/fault_workload.fio    runtime=8
     Wait Until Fio Does IO On VM    ${VM}
@@ -88,7 +87,7 @@ IO Errors Surfaced
     ${result}    Wait For Timed Fio Job On VM    ${fio}    allow_errors=True
     Fio Should Report IO Error    ${result}
     ${after}    Run Fio Job On VM    ${VM}    ${FAULT_JOBS}/fault_workload.fio    runtime=2
-    Fio Result Should Meet Thresholds    ${after}    profile=${PROFILE}
+    Fio Result Should Meet Thresholds    ${after}    profile=${VM_PROFILE}
     Run Keyword And Expect Error    fio reported no I/O error*
     ...    Fio Should Report IO Error    ${after}
 

@@ -13,7 +13,6 @@ Test Tags        performance    vm
 
 
 *** Variables ***
-${VM_PROFILE}      emulated
 ${RUNTIME}         5
 ${QD64_MEAN_MS}    320
 ${QD64_P99_MS}     500

@@ -9,8 +9,7 @@ Test Tags        smoke    vm
 
 
 *** Variables ***
-${VM_PROFILE}    emulated
-${RUNTIME}       5
+${RUNTIME}    5
 
 
 *** Test Cases ***

@@ -73,6 +73,24 @@ The Performance Suite Fails Against An Impossible Profile
     Should Contain    ${run.stdout}    IOPS (min_iops) must be at least 1e+09 IOPS, measured
     Should Contain    ${run.stdout}    2 tests, 0 passed, 2 failed
 
+The VM Suites Are Judged By VM_PROFILE Only
+    [Documentation]    HOST_PROFILE (what Jenkins' parameter sets) leaves the VM suites on emulated;
+    ...    VM_PROFILE reaches them (an unknown profile there fails naming it).
+    [Tags]    vm
+    ${run}    Run Process    ${PYTHON}    -m    robot    --output    NONE    --report    NONE    --log    NONE
+    ...    --outputdir    ${OUTPUT DIR}${/}host-profile    --variable    HOST_PROFILE:impossible
+    ...    --variable    RUNTIME:2    ${CURDIR}/../../../suites/smoke/vm_smoke.robot
+    ...    stdout=${OUTPUT DIR}${/}host-profile.stdout    stderr=STDOUT
+    Log    ${run.stdout}
+    Should Contain    ${run.stdout}    1 test, 1 passed, 0 failed
+    ${run}    Run Process    ${PYTHON}    -m    robot    --output    NONE    --report    NONE    --log    NONE
+    ...    --outputdir    ${OUTPUT DIR}${/}vm-profile    --variable    VM_PROFILE:impossible
+    ...    --variable    RUNTIME:2    ${CURDIR}/../../../suites/smoke/vm_smoke.robot
+    ...    stdout=${OUTPUT DIR}${/}vm-profile.stdout    stderr=STDOUT
+    Log    ${run.stdout}
+    Should Contain    ${run.stdout}    no profile 'impossible'
+    Should Contain    ${run.stdout}    1 test, 0 passed, 1 failed
+
 A Result Without Jobs Never Passes
     ${empty}    Evaluate    dataclasses.replace($RESULT, jobs=())    modules=dataclasses
     VAR    ${expected}    EQUALS:1 threshold violation (profile default):\n- the result has no jobs
