@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from nvmechaos.faults.qmpfaults import QmpFaultLog, hot_plug, hot_unplug
 from nvmechaos.process import ProcessRegistry
+from nvmechaos.vm.faults import fault_channel, hot_plug, hot_unplug
 from nvmechaos.vm.machine import launch_vm
 from nvmechaos.vm.spec import ControllerSpec, NamespaceSpec, VmSpec
 
@@ -42,7 +42,7 @@ def main() -> int:
     vm = launch_vm(spec, work / "vm", registry=ProcessRegistry())
     try:
         vm.wait_until_ready(180)
-        log = QmpFaultLog(vm.name)
+        log = fault_channel(vm.name)
         ssh = vm.ssh()
         try:
             for cycle in range(args.cycles):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nvmechaos.faults import Injector, Schedule, Timeline
+from nvmechaos.faults import Injector, Schedule
+from nvmechaos.timeline import Event
 from nvmechaos_robot import KeywordContext, KeywordError, fail, safe_name
 
 __all__ = ["ChaosContext", "KeywordError", "fail", "safe_name"]
@@ -15,7 +16,7 @@ class ChaosContext(KeywordContext):
 
     def __init__(self) -> None:
         super().__init__()
-        self.timeline = Timeline()
+        self.sources: set[str] = set()
         self._owned: list[tuple[str, Injector | Schedule]] = []
         self._counter = 0
 
@@ -30,6 +31,11 @@ class ChaosContext(KeywordContext):
 
     def own(self, thing: Injector | Schedule) -> None:
         self._owned.append((self.scope, thing))
+        self.sources.add(thing.name)
+
+    def events(self) -> list[Event]:
+        """This library's part of the run timeline: what its injectors and schedules recorded."""
+        return [event for event in self.timeline.events if event.source in self.sources]
 
     def forget(self, thing: Injector | Schedule) -> None:
         self._owned = [(scope, item) for scope, item in self._owned if item is not thing]

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 from robot.api import logger
 from robot.api.deco import keyword
-from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 
 from ChaosLibrary.context import ChaosContext, fail
 from nvmechaos.analysis.charts import png_data_uri, render_timeline_png
@@ -35,8 +34,9 @@ from nvmechaos.analysis.intervals import (
 )
 from nvmechaos.analysis.runclock import TIMELINE_NAME, RunClock, align_run
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.faults import FaultEvent, parse_duration
+from nvmechaos.faults import parse_duration
 from nvmechaos.faults.control import FaultParamError
+from nvmechaos.timeline import Event
 
 EPOCH_MS = 10**12
 # Windows cut from logs with one line per I/O (log_avg_msec=0): see benchmarks/baseline_noise.py.
@@ -53,15 +53,15 @@ _LIMIT_NAMES = (
 )
 
 
-def _flatten(events: Any) -> list[FaultEvent]:
+def _flatten(events: Any) -> list[Event]:
     """Fault events from a list, a list of lists (e.g. two timelines), or None."""
     if events in (None, ""):
         return []
-    if isinstance(events, FaultEvent):
+    if isinstance(events, Event):
         return [events]
     if not isinstance(events, Iterable) or isinstance(events, (str, bytes)):
         fail(f"'{events}' is not a list of fault events (use Get Fault Timeline / Get VM Fault Timeline)")
-    flat: list[FaultEvent] = []
+    flat: list[Event] = []
     for item in events:
         flat += _flatten(item)
     return flat
@@ -143,16 +143,9 @@ class ImpactKeywords:
     def __init__(self, context: ChaosContext) -> None:
         self.ctx = context
 
-    def _all_events(self) -> list[FaultEvent]:
-        events = list(self.ctx.timeline.events)
-        try:
-            vm_library = BuiltIn().get_library_instance("VmLibrary")
-        except (RobotNotRunningError, RuntimeError):
-            return events
-        getter = getattr(vm_library, "get_vm_fault_timeline", None)
-        if getter is not None:
-            events += list(getter())
-        return events
+    def _all_events(self) -> list[Event]:
+        """Every event of the run timeline: injectors, QMP faults of every VM, power events."""
+        return self.ctx.timeline.events
 
     def _origin(self, origin: Any, result: Any) -> tuple[float, str]:
         directory = Path(getattr(getattr(result, "artifacts", None), "directory", "."))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import shutil
 import time
 
@@ -13,7 +12,6 @@ from ChaosLibrary.context import ChaosContext, fail
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.faults import (
     ErrorParams,
-    FaultEvent,
     FaultParamError,
     Injector,
     LatencyParams,
@@ -23,6 +21,7 @@ from nvmechaos.faults import (
     parse_duration,
 )
 from nvmechaos.faults.control import parse_delay, parse_size
+from nvmechaos.timeline import Event
 
 _ERRORS = (NvmeChaosError, FaultParamError)
 
@@ -126,7 +125,7 @@ class InjectorKeywords:
         trim: str | None = None,
         zero: str | None = None,
         duration: str | None = None,
-    ) -> FaultEvent:
+    ) -> Event:
         """Delay every following request of the given operations by the given time, now.
 
         A delay needs its unit: ``100ms``, ``0.1s``, ``250us`` (also ``100 milliseconds``). A bare
@@ -195,7 +194,7 @@ class InjectorKeywords:
         operation: str = "read",
         errno: str = "EIO",
         duration: str | None = None,
-    ) -> FaultEvent:
+    ) -> Event:
         """Fail a fraction of the following requests of ``operation`` with ``errno``, now.
 
         ``rate`` is a fraction (``0.1``) or a percentage (``10%``); ``operation`` is one or more of
@@ -262,7 +261,7 @@ class InjectorKeywords:
             fail(f"{target.name}: {'; '.join(problems)}")
 
     @keyword
-    def get_fault_timeline(self, injector: object = None) -> list[FaultEvent]:
+    def get_fault_timeline(self, injector: object = None) -> list[Event]:
         """Return the fault events (start, apply, clear, stop) of ``injector``, or of every injector
         this library started when not given, oldest first, and log them as a table.
 
@@ -274,22 +273,9 @@ class InjectorKeywords:
         | ${events} =    Get Fault Timeline    ${injector}
         | Should Be Equal    ${events[1].action}    apply
         """
-        if injector is None or injector == "":
-            events = self.ctx.timeline.events
-        else:
-            target = _injector(injector)
-            events = [event for event in target.timeline]
+        events = self.ctx.events() if injector in (None, "") else _injector(injector).timeline
         if events:
-            start = events[0].monotonic
-            rows = "".join(
-                f"<tr><td>{event.monotonic - start:.3f}</td><td>{html.escape(event.injector)}</td>"
-                f"<td>{event.kind}</td><td>{event.action}</td><td>{html.escape(str(dict(event.params)))}</td></tr>"
-                for event in events
-            )
-            self.ctx.html(
-                "<table border='1'><tr><th>t (s)</th><th>injector</th><th>kind</th><th>action</th>"
-                f"<th>params</th></tr>{rows}</table>"
-            )
+            self.ctx.log_timeline(events)
         return events
 
     @keyword
@@ -305,7 +291,7 @@ class InjectorKeywords:
         | ${windows} =    Get Fault Windows    ${injector}    origin=${fio.started_monotonic}
         | Should Be Equal    ${windows[0][2]}    read 100 ms
         """
-        events = self.ctx.timeline.events if injector in (None, "") else _injector(injector).timeline
+        events = self.ctx.events() if injector in (None, "") else _injector(injector).timeline
         try:
             now = time.monotonic() if clock == "monotonic" else time.time()
             return fault_windows(events, float(origin), clock, until=now)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from nvmechaos.analysis.charts import png_data_uri, render_timeline_png
 from nvmechaos.analysis.intervals import IntervalSeries
-from nvmechaos.consistency import series_by_job
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.fio.model import FioResult
+from nvmechaos.verdicts.consistency import series_by_job
 
 
 def _labelled(by_job: dict[str, dict[str, IntervalSeries]]) -> dict[str, IntervalSeries]:

@@ -10,8 +10,8 @@ from FioLibrary.results import ResultKeywords, ResultLogger
 from FioLibrary.run import RunKeywords
 from FioLibrary.verdicts import VerdictKeywords
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.fio.arguments import parse_positive_int, require_path, require_text
 from nvmechaos.process import REGISTRY
+from nvmechaos.units import parse_positive_int, require_path, require_text
 from nvmechaos_robot import ScopedListener
 
 __version__ = "0.1.0"

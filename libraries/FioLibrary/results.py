@@ -10,11 +10,11 @@ from robot.api.deco import keyword
 
 from FioLibrary.context import LibraryContext, fail
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.fio.arguments import require, require_text
 from nvmechaos.fio.model import FioResult
 from nvmechaos.fio.parser import parse_fio_file
 from nvmechaos.report import result_table_html
-from nvmechaos.thresholds import measure_metric
+from nvmechaos.units import require, require_text
+from nvmechaos.verdicts.thresholds import measure_metric
 
 # What a keyword that reads a result says when it gets something else.
 RESULT_EXPECTED = "a fio result (use what Run Fio Job, Wait For Fio Job or Parse Fio Output returned)"

@@ -10,9 +10,9 @@ from robot.api.deco import keyword
 from FioLibrary.context import LibraryContext, fail
 from FioLibrary.results import ResultLogger
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.fio.arguments import parse_flag, parse_seconds, refuse_options, require, require_text
 from nvmechaos.fio.model import FioResult
 from nvmechaos.fio.runner import FioProcess, PreparedJob, collect_result, prepare_job, start_fio
+from nvmechaos.units import parse_flag, parse_seconds, refuse_options, require, require_text
 
 # Time fio gets beyond its planned runtime (set-up, file layout, writing results) before we call it hung.
 _GRACE_SECONDS = 120.0

@@ -9,12 +9,12 @@ from robot.api.deco import keyword
 
 from FioLibrary.context import LibraryContext, fail
 from FioLibrary.results import RESULT_EXPECTED
-from nvmechaos.consistency import check_consistency
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.fio.arguments import parse_seconds, require, require_text
 from nvmechaos.fio.model import FioResult
 from nvmechaos.report import verdict_table_html
-from nvmechaos.thresholds import (
+from nvmechaos.units import parse_seconds, require, require_text
+from nvmechaos.verdicts.consistency import check_consistency
+from nvmechaos.verdicts.thresholds import (
     CONSISTENCY,
     PERFORMANCE,
     Profile,

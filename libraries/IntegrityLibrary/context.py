@@ -6,9 +6,8 @@ from typing import Any
 
 from robot.utils import timestr_to_secs
 
-from nvmechaos.faults.base import Timeline
-from nvmechaos.faults.guestwriter import GuestWriter
-from nvmechaos.faults.powerloss import PowerLossDrive
+from nvmechaos.integrity.drive import PowerLossDrive
+from nvmechaos.integrity.writer import GuestWriter
 from nvmechaos_robot import KeywordContext, fail
 
 
@@ -60,7 +59,6 @@ class IntegrityContext(KeywordContext):
 
     def __init__(self) -> None:
         super().__init__()
-        self.timeline = Timeline()
         self.drives: list[tuple[str, PowerLossDrive]] = []
         self.writers: list[tuple[str, GuestWriter]] = []
         self.counter = 0

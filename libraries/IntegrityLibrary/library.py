@@ -1,5 +1,5 @@
-"""The IntegrityLibrary keyword library: thin keywords over ``nvmechaos.faults.powerloss``,
-``nvmechaos.faults.guestwriter`` and ``nvmechaos.faults.integrity``."""
+"""The IntegrityLibrary keyword library: thin keywords over ``nvmechaos.integrity.drive``,
+``nvmechaos.integrity.writer`` and ``nvmechaos.integrity.oracle``."""
 
 from __future__ import annotations
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +10,8 @@ from robot.api.deco import keyword
 
 from IntegrityLibrary.context import IntegrityContext, as_bool, as_vm
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.faults.base import FaultEvent
-from nvmechaos.faults.powerloss import PowerCut, PowerCuttable, PowerLossDrive, cut_power, start_drive
+from nvmechaos.integrity.drive import PowerCut, PowerCuttable, PowerLossDrive, cut_power, start_drive
+from nvmechaos.timeline import Event
 from nvmechaos.vm.spec import parse_size
 from nvmechaos_robot import fail, safe_name
 
@@ -122,7 +120,7 @@ class PowerKeywords:
         logger.info(f"Power restored to {', '.join(d.name for d in chosen) or 'no drive'}")
 
     @keyword
-    def get_power_timeline(self, source: str | None = None, action: str | None = None) -> list[FaultEvent]:
+    def get_power_timeline(self, source: str | None = None, action: str | None = None) -> list[Event]:
         """Every drive start, power cut, restore and stop, with monotonic and wall-clock time
         (``source`` a VM or drive name, ``action`` start, cut, restore or stop: only those).
 
@@ -135,15 +133,9 @@ class PowerKeywords:
         events = [
             e
             for e in self.ctx.timeline.events
-            if (source is None or e.injector == source) and (action is None or e.action == action)
+            if e.kind == "power"
+            and (source is None or e.source == source)
+            and (action is None or e.action == action)
         ]
-        rows = "".join(
-            f"<tr><td>{e.monotonic:.3f}</td><td>{html.escape(e.injector)}</td><td>{e.action}</td>"
-            f"<td>{html.escape(json.dumps(dict(e.params), default=str))}</td></tr>"
-            for e in events
-        )
-        logger.info(
-            f"<table><tr><th>monotonic</th><th>source</th><th>action</th><th>details</th></tr>{rows}</table>",
-            html=True,
-        )
+        self.ctx.log_timeline(events)
         return events

@@ -11,9 +11,9 @@ from robot.api.deco import keyword
 
 from IntegrityLibrary.context import IntegrityContext, as_bool, as_count, as_vm
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.faults.guestwriter import GuestWriter, read_through_guest
-from nvmechaos.faults.integrity import IntegrityReport, flip_bytes, verify, verify_image
-from nvmechaos.faults.powerloss import PowerLossDrive
+from nvmechaos.integrity.drive import PowerLossDrive
+from nvmechaos.integrity.oracle import IntegrityReport, flip_bytes, verify, verify_image
+from nvmechaos.integrity.writer import GuestWriter, read_through_guest
 from nvmechaos_robot import fail
 
 

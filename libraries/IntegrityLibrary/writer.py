@@ -11,7 +11,7 @@ from robot.api.deco import keyword
 
 from IntegrityLibrary.context import IntegrityContext, as_bool, as_count, as_seconds, as_vm
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.faults.guestwriter import GuestWriter, WriterSettings, start_writer
+from nvmechaos.integrity.writer import GuestWriter, WriterSettings, start_writer
 from nvmechaos_robot import fail
 
 

@@ -3,7 +3,6 @@ logs from the guest with the host clock the fault timeline is stamped on."""
 
 from __future__ import annotations
 
-import html
 import time
 from pathlib import Path
 from typing import Any
@@ -20,16 +19,16 @@ from nvmechaos.analysis.runclock import (
     parse_guest_clock,
 )
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.faults.base import FaultEvent
-from nvmechaos.faults.qmpfaults import (
-    QmpFaultLog,
+from nvmechaos.timeline import Channel, Event
+from nvmechaos.vm import Vm
+from nvmechaos.vm.faults import (
     ThrottleLimits,
+    fault_channel,
     get_throttle,
     hot_plug,
     hot_unplug,
     set_throttle,
 )
-from nvmechaos.vm import Vm
 from nvmechaos.vm.spec import parse_size
 from VmLibrary.context import VmContext, fail, seconds, whole
 from VmLibrary.context import as_vm as _vm
@@ -52,13 +51,13 @@ class FaultKeywords:
 
     def __init__(self, context: VmContext) -> None:
         self.ctx = context
-        self._logs: list[tuple[Vm, QmpFaultLog]] = []
+        self._logs: list[tuple[Vm, Channel]] = []
 
-    def log_of(self, vm: Vm) -> QmpFaultLog:
+    def log_of(self, vm: Vm) -> Channel:
         for known, log in self._logs:
             if known is vm:
                 return log
-        log = QmpFaultLog(vm.name)
+        log = fault_channel(vm.name, self.ctx.timeline)
         self._logs.append((vm, log))
         return log
 
@@ -197,7 +196,7 @@ class FaultKeywords:
             fail(error)
 
     @keyword("Get VM Fault Timeline")
-    def get_vm_fault_timeline(self, vm: Vm | None = None) -> list[FaultEvent]:
+    def get_vm_fault_timeline(self, vm: Vm | None = None) -> list[Event]:
         """Return the QMP faults (hot-unplug/plug, throttle) of ``vm``, or of every VM when not
         given, oldest first, as fault events (``kind``, ``action``, ``params``, ``monotonic``,
         ``wall``, ``injector`` = ``qmp:<vm name>``), and log them as a table. Pass them, with
@@ -210,16 +209,7 @@ class FaultKeywords:
         logs = [self.log_of(_vm(vm))] if vm not in (None, "") else [log for _, log in self._logs]
         events = sorted((e for log in logs for e in log.events), key=lambda e: e.monotonic)
         if events:
-            start = events[0].monotonic
-            rows = "".join(
-                f"<tr><td>{e.monotonic - start:.3f}</td><td>{html.escape(e.injector)}</td><td>{e.kind}</td>"
-                f"<td>{e.action}</td><td>{html.escape(str(dict(e.params)))}</td></tr>"
-                for e in events
-            )
-            self.ctx.html(
-                "<table border='1'><tr><th>t (s)</th><th>source</th><th>kind</th><th>action</th>"
-                f"<th>params</th></tr>{rows}</table>"
-            )
+            self.ctx.log_timeline(events)
         return events
 
     @keyword("Measure Guest Clock")

@@ -1,11 +1,15 @@
-"""HTML fragments for Robot's log: compact tables of a run's figures and of a verdict."""
+"""HTML fragments for Robot's log: compact tables of a run's figures, of a verdict and of a timeline."""
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Sequence
 from html import escape
 
 from nvmechaos.fio.model import FioResult, LatencyStats
-from nvmechaos.thresholds import METRICS, Verdict
+from nvmechaos.timeline import Event
+from nvmechaos.verdicts.thresholds import METRICS, Verdict
 
 _TABLE = (
     '<table style="border-collapse:collapse;font-size:12px" border="1" cellpadding="3">'
@@ -88,3 +92,23 @@ def verdict_table_html(verdict: Verdict) -> str:
     for problem in verdict.problems:
         rows.append(f'<tr style="background:#fdd"><td colspan=6>{escape(problem)}</td></tr>')
     return _TABLE.format(head=head, rows="".join(rows))
+
+
+def timeline_table_html(events: Sequence[Event], origin: float | None = None) -> str:
+    """One table for timeline events of any source: seconds from ``origin`` (default: the first
+    event) on the monotonic clock, wall-clock time, source, kind, action and details."""
+    if not events:
+        return "<p>No timeline events.</p>"
+    start = events[0].monotonic if origin is None else origin
+    rows = "".join(
+        f"<tr><td>{event.monotonic - start:.3f}</td>"
+        f"<td>{time.strftime('%H:%M:%S', time.localtime(event.wall))}.{int(event.wall % 1 * 1000):03d}</td>"
+        f"<td>{escape(event.source)}</td><td>{escape(event.kind)}</td>"
+        f"<td>{escape(event.action)}</td>"
+        f"<td>{escape(json.dumps(dict(event.params), default=str))}</td></tr>"
+        for event in events
+    )
+    return _TABLE.format(
+        head="<th>t (s)</th><th>wall</th><th>source</th><th>kind</th><th>action</th><th>details</th>",
+        rows=rows,
+    )

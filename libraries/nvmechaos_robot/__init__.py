@@ -5,7 +5,7 @@ failures without tracebacks, variables, per-test output folders, links that work
 pabot's merged log — lives here once.
 """
 
-from nvmechaos_robot.context import KeywordContext, KeywordError, fail, safe_name
+from nvmechaos_robot.context import RUN_TIMELINE, KeywordContext, KeywordError, fail, safe_name
 from nvmechaos_robot.listener import ScopedListener
 
-__all__ = ["KeywordContext", "KeywordError", "ScopedListener", "fail", "safe_name"]
+__all__ = ["RUN_TIMELINE", "KeywordContext", "KeywordError", "ScopedListener", "fail", "safe_name"]

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from robot.api import logger
 from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 
+from nvmechaos.report import timeline_table_html
+from nvmechaos.timeline import Event, Timeline
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+# The run's one timeline (one per Robot process, i.e. per pabot worker): every library records its
+# faults, QMP faults, power events and drive events here, each source through its own channel.
+RUN_TIMELINE = Timeline()
 
 
 class KeywordError(AssertionError):
@@ -70,3 +78,12 @@ class KeywordContext:
     @staticmethod
     def html(message: str) -> None:
         logger.info(message, html=True)
+
+    @property
+    def timeline(self) -> Timeline:
+        """The run's timeline every library writes to."""
+        return RUN_TIMELINE
+
+    def log_timeline(self, events: Sequence[Event]) -> None:
+        """Log ``events`` as the one timeline table every library uses."""
+        self.html(timeline_table_html(events))

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from nvmechaos.analysis.intervals import AnalysisError
-from nvmechaos.consistency import check_consistency, logs_by_job, thread_job_names
 from nvmechaos.errors import NvmeChaosError, ThresholdError
 from nvmechaos.fio.jobfile import JobFile
 from nvmechaos.fio.model import FioArtifacts, FioResult
 from nvmechaos.fio.parser import parse_fio_file
 from nvmechaos.fio.runner import prepare_job, start_fio
-from nvmechaos.thresholds import get_profile
+from nvmechaos.verdicts.consistency import check_consistency, logs_by_job, thread_job_names
+from nvmechaos.verdicts.thresholds import get_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "variables" / "thresholds.yaml"

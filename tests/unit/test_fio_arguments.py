@@ -10,7 +10,8 @@ import pytest
 from robot.utils import timestr_to_secs
 
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.fio.arguments import (
+from nvmechaos.fio.model import FioResult
+from nvmechaos.units import (
     ArgumentError,
     parse_flag,
     parse_positive_int,
@@ -22,7 +23,6 @@ from nvmechaos.fio.arguments import (
     show,
     time_to_seconds,
 )
-from nvmechaos.fio.model import FioResult
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from nvmechaos.analysis.impact import (
     violations,
 )
 from nvmechaos.analysis.intervals import IntervalSeries
-from nvmechaos.faults.base import FaultEvent
+from nvmechaos.timeline import Event
 
 
 def series(
@@ -30,8 +30,8 @@ def series(
     return IntervalSeries(kind, "read", unit, window_ms, times, np.asarray(values, dtype=np.float64))
 
 
-def event(kind: str, action: str, at: float, source: str = "inj", **params: object) -> FaultEvent:
-    return FaultEvent(kind, action, MappingProxyType(dict(params)), at, at + 1e9, source)
+def event(kind: str, action: str, at: float, source: str = "inj", **params: object) -> Event:
+    return Event(kind, action, MappingProxyType(dict(params)), at, at + 1e9, source)
 
 
 def test_dip_depth_and_recovery() -> None:

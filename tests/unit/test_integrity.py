@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nvmechaos.faults.guestwriter import WriterSettings, build_writer
-from nvmechaos.faults.integrity import (
+from nvmechaos.integrity.oracle import (
     IntegrityError,
     Journal,
     JournalSnapshot,
@@ -19,6 +18,7 @@ from nvmechaos.faults.integrity import (
     verify,
     verify_image,
 )
+from nvmechaos.integrity.writer import WriterSettings, build_writer
 
 BS = 4096
 SEED = 12345

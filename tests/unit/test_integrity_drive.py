@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nvmechaos.faults.base import FaultError, InjectorStartError, Timeline
-from nvmechaos.faults.powerloss import PowerLossDrive, cut_power, restore_power, start_drive
+from nvmechaos.integrity.drive import PowerLossDrive, cut_power, restore_power, start_drive
 from nvmechaos.process import ProcessRegistry
 
 pytestmark = pytest.mark.skipif(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nvmechaos.faults.guestwriter import _DEVICE_PROBE, GuestWriter, WriterSettings, device_problem
-from nvmechaos.faults.integrity import IntegrityError
+from nvmechaos.integrity.oracle import IntegrityError
+from nvmechaos.integrity.writer import _DEVICE_PROBE, GuestWriter, WriterSettings, device_problem
 
 MIB64 = 64 << 20
 

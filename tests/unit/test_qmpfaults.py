@@ -8,18 +8,18 @@ from typing import Any
 
 import pytest
 
-from nvmechaos.faults.qmpfaults import (
+from nvmechaos.vm.errors import QmpError
+from nvmechaos.vm.faults import (
     HotplugError,
-    QmpFaultLog,
     ThrottleError,
     ThrottleLimits,
+    fault_channel,
     get_throttle,
     hot_plug,
     hot_unplug,
     namespaces_of,
     set_throttle,
 )
-from nvmechaos.vm.errors import QmpError
 from nvmechaos.vm.machine import ControllerHandle, NamespaceHandle
 from nvmechaos.vm.qmp import QmpEvent
 
@@ -95,16 +95,16 @@ class FakeVm:
 
 
 def test_unplug_records_sent_and_deleted() -> None:
-    vm, log = FakeVm(), QmpFaultLog("fake")
+    vm, log = FakeVm(), fault_channel("fake")
     result = hot_unplug(vm, "nvme0", log)  # type: ignore[arg-type]
     assert vm.calls == [("device_del", {"id": "nvme0"})]
     assert result.seconds == pytest.approx(0.25)
     assert [(e.kind, e.action) for e in log.events] == [("hotplug", "apply"), ("hotplug", "deleted")]
-    assert log.events[0].injector == "qmp:fake"
+    assert log.events[0].source == "qmp:fake"
 
 
 def test_unplug_errors() -> None:
-    log = QmpFaultLog("fake")
+    log = fault_channel("fake")
     with pytest.raises(HotplugError, match=r"no NVMe controller 'nvme7' \(controllers: nvme0\)"):
         hot_unplug(FakeVm(), "nvme7", log)  # type: ignore[arg-type]
     with pytest.raises(HotplugError, match="GenericError: Device 'nvme0' not found"):
@@ -115,7 +115,7 @@ def test_unplug_errors() -> None:
 
 
 def test_plug_waits_until_the_namespace_reads() -> None:
-    vm, log = FakeVm(), QmpFaultLog("fake")
+    vm, log = FakeVm(), fault_channel("fake")
     shell = FakeShell(["", "", "/dev/nvme0n1 1\n"])
     result = hot_plug(vm, "nvme0", log, shell=shell, poll=0.001)  # type: ignore[arg-type]
     assert vm.calls == [
@@ -133,19 +133,19 @@ def test_plug_that_never_comes_back() -> None:
     with pytest.raises(
         HotplugError, match=r"did not come back.*within 0.05 s after device_add; console: tail"
     ):
-        hot_plug(FakeVm(), "nvme0", QmpFaultLog("fake"), timeout=0.05, shell=FakeShell([]), poll=0.01)  # type: ignore[arg-type]
+        hot_plug(FakeVm(), "nvme0", fault_channel("fake"), timeout=0.05, shell=FakeShell([]), poll=0.01)  # type: ignore[arg-type]
 
 
 def test_plug_refuses_a_multi_namespace_controller() -> None:
     two = ControllerHandle("nvme0", "rp0", 1, 1, "S", (namespace("nvme0n1"), namespace("nvme0n2", 2)))
     vm = FakeVm(controllers=(two,))
     with pytest.raises(HotplugError, match="has 2 namespaces: QEMU cannot plug nvme-ns"):
-        hot_plug(vm, "nvme0", QmpFaultLog("fake"), shell=FakeShell([]))  # type: ignore[arg-type]
+        hot_plug(vm, "nvme0", fault_channel("fake"), shell=FakeShell([]))  # type: ignore[arg-type]
     assert vm.calls == []
 
 
 def test_throttle_inserts_the_node_once_and_sends_every_limit() -> None:
-    vm, log = FakeVm(), QmpFaultLog("fake")
+    vm, log = FakeVm(), fault_channel("fake")
     assert set_throttle(vm, "nvme0", ThrottleLimits(iops_total=200), log) == ["tg-nvme0n1"]  # type: ignore[arg-type]
     set_throttle(vm, "nvme0n1", ThrottleLimits(), log)  # type: ignore[arg-type]
     commands = [c for c, _ in vm.calls]
@@ -191,5 +191,5 @@ def test_throttle_errors() -> None:
     with pytest.raises(
         ThrottleError, match=r"QEMU refused throttle limits iops-total 5.*GenericError: bps/iops"
     ):
-        set_throttle(vm, "nvme0/1", ThrottleLimits(iops_total=5), QmpFaultLog("fake"))  # type: ignore[arg-type]
+        set_throttle(vm, "nvme0/1", ThrottleLimits(iops_total=5), fault_channel("fake"))  # type: ignore[arg-type]
     assert ThrottleLimits(iops_read=3, bps_write=4).describe() == "iops-read 3, bps-write 4"

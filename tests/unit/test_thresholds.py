@@ -10,7 +10,7 @@ import pytest
 from nvmechaos.errors import ThresholdError
 from nvmechaos.fio.model import FioResult
 from nvmechaos.fio.parser import parse_fio_file
-from nvmechaos.thresholds import (
+from nvmechaos.verdicts.thresholds import (
     CONSISTENCY,
     PERFORMANCE,
     MetricError,

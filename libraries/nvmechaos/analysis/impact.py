@@ -41,7 +41,8 @@ from dataclasses import MISSING, asdict, dataclass, fields
 import numpy as np
 
 from nvmechaos.analysis.intervals import IntervalSeries
-from nvmechaos.faults.base import KINDS, FaultEvent, describe_params
+from nvmechaos.faults.base import KINDS, describe_params
+from nvmechaos.timeline import Event
 
 FaultWindow = tuple[float, float, str]
 _MS_PER_UNIT: Mapping[str, float] = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1000.0}
@@ -479,7 +480,7 @@ def throttle_violations(checks: Iterable[ThrottleCheck], tolerance_pct: float) -
 
 
 def fault_windows_from_events(
-    events: Iterable[FaultEvent], origin: float, until: float | None = None
+    events: Iterable[Event], origin: float, until: float | None = None
 ) -> list[FaultWindow]:
     """Fault windows ``(start, end, label)`` in seconds from ``origin`` (``time.monotonic()`` of fio's
     start) from timeline events of any source: NBD injectors (``latency``, ``errors``) and QMP faults
@@ -497,10 +498,10 @@ def fault_windows_from_events(
         spans.append((start - origin, at - origin, label))
 
     for event in sorted(events, key=lambda e: e.monotonic):
-        key = (event.injector, event.kind)
+        key = (event.source, event.kind)
         if event.kind == "injector" or event.action in ("stop", "died"):
             if event.action in ("stop", "died"):
-                for other in [k for k in open_spans if k[0] == event.injector]:
+                for other in [k for k in open_spans if k[0] == event.source]:
                     close(other, event.monotonic)
             continue
         if event.action == "apply":
@@ -515,7 +516,7 @@ def fault_windows_from_events(
     return sorted(spans)
 
 
-def _label(event: FaultEvent) -> str:
+def _label(event: Event) -> str:
     params = dict(event.params)
     if event.kind in KINDS:
         return describe_params(event.kind, params)

@@ -1,8 +1,8 @@
 """Fault injection: injectors that share one interface, schedules that drive them, and the
-fault timeline they record.
+fault timeline they record (:mod:`nvmechaos.timeline`).
 
 - :mod:`nvmechaos.faults.base`: :class:`Injector` (start, apply, clear, stop, describe, is_alive,
-  timeline) and :class:`FaultEvent`.
+  timeline).
 - :mod:`nvmechaos.faults.control`: fault parameters (:class:`LatencyParams`, :class:`ErrorParams`)
   and the control file the NBD servers read.
 - :mod:`nvmechaos.faults.nbd`: :class:`NbdkitInjector` and :class:`PythonNbdProxy`.
@@ -11,11 +11,9 @@ fault timeline they record.
 
 from nvmechaos.faults.base import (
     FaultError,
-    FaultEvent,
     Injector,
     InjectorDiedError,
     InjectorStartError,
-    Timeline,
     fault_windows,
 )
 from nvmechaos.faults.control import (
@@ -31,7 +29,6 @@ from nvmechaos.faults.schedule import Schedule, Window, load_plan, periodic_wind
 __all__ = [
     "ErrorParams",
     "FaultError",
-    "FaultEvent",
     "FaultParamError",
     "FaultParams",
     "Injector",
@@ -42,7 +39,6 @@ __all__ = [
     "NbdkitInjector",
     "PythonNbdProxy",
     "Schedule",
-    "Timeline",
     "Window",
     "fault_windows",
     "load_plan",

@@ -1,10 +1,9 @@
-"""What every fault injector shares: the interface a schedule drives, and the fault timeline.
+"""What every fault injector shares: the interface a schedule drives.
 
 An injector is started once, then faults are applied and cleared any number of times while a
-workload runs, then it is stopped. Every start, apply, clear and stop is recorded as a
-:class:`FaultEvent` stamped with ``time.monotonic()`` (the run's one clock, the same one the fio
-runner and the QMP session use) and ``time.time()`` (to line it up with fio's logs and the wall
-clock). The events are the fault timeline that impact verdicts and charts read.
+workload runs, then it is stopped. Every start, apply, clear and stop is recorded on the run's
+timeline (:mod:`nvmechaos.timeline`) through the injector's own channel; impact verdicts and charts
+read it.
 """
 
 from __future__ import annotations
@@ -12,13 +11,12 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams
+from nvmechaos.timeline import Event, Timeline
 
 KINDS = ("latency", "errors")
 
@@ -35,63 +33,6 @@ class InjectorDiedError(FaultError):
     """The injector's server ended while it was still in use."""
 
 
-@dataclass(frozen=True)
-class FaultEvent:
-    """One entry of the fault timeline.
-
-    ``kind`` is ``latency``, ``errors`` or ``injector`` (start/stop of the injector itself);
-    ``action`` is ``start``, ``apply``, ``clear``, ``stop`` or ``died``; ``params`` what was applied
-    (delays in seconds per operation; rate, operations, errno name), empty for the others.
-    """
-
-    kind: str
-    action: str
-    params: Mapping[str, Any]
-    monotonic: float
-    wall: float
-    injector: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "action": self.action,
-            "params": dict(self.params),
-            "monotonic": self.monotonic,
-            "wall": self.wall,
-            "injector": self.injector,
-        }
-
-
-@dataclass
-class Timeline:
-    """A thread-safe, append-only list of fault events."""
-
-    clock: Callable[[], float] = time.monotonic
-    wall_clock: Callable[[], float] = time.time
-    _events: list[FaultEvent] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def record(
-        self, kind: str, action: str, params: Mapping[str, Any] | None = None, source: str = ""
-    ) -> FaultEvent:
-        event = FaultEvent(
-            kind=kind,
-            action=action,
-            params=MappingProxyType(dict(params or {})),
-            monotonic=self.clock(),
-            wall=self.wall_clock(),
-            injector=source,
-        )
-        with self._lock:
-            self._events.append(event)
-        return event
-
-    @property
-    def events(self) -> list[FaultEvent]:
-        with self._lock:
-            return list(self._events)
-
-
 class Injector(ABC):
     """The interface shared by every fault injector (NBD servers here; QMP faults can implement it too).
 
@@ -101,7 +42,7 @@ class Injector(ABC):
 
     def __init__(self, name: str, timeline: Timeline | None = None) -> None:
         self.name = name
-        self.timeline_log = timeline or Timeline()
+        self.log = (timeline if timeline is not None else Timeline()).channel(name)
         self._lock = threading.RLock()
         self._active: dict[str, FaultParams] = {}
         self._generation: dict[str, int] = dict.fromkeys(KINDS, 0)
@@ -139,10 +80,9 @@ class Injector(ABC):
 
     # -- the interface ---------------------------------------------------------------------------
     @property
-    def timeline(self) -> list[FaultEvent]:
-        """Every start/apply/clear/stop of this injector, oldest first (its timeline log may be
-        shared with other injectors)."""
-        return [event for event in self.timeline_log.events if event.injector == self.name]
+    def timeline(self) -> list[Event]:
+        """Every start/apply/clear/stop of this injector, oldest first."""
+        return self.log.events
 
     @property
     def active(self) -> dict[str, FaultParams]:
@@ -161,12 +101,12 @@ class Injector(ABC):
                 raise FaultError(f"{self.name} is already started")
             self._start()
             self._started = True
-            self.timeline_log.record("injector", "start", self.describe_start(), self.name)
+            self.log.record("injector", "start", self.describe_start())
 
     def describe_start(self) -> dict[str, Any]:
         return {}
 
-    def apply(self, params: FaultParams, duration: float | None = None) -> FaultEvent:
+    def apply(self, params: FaultParams, duration: float | None = None) -> Event:
         """Apply ``params`` now (replacing the active fault of the same kind); with ``duration``
         (seconds), clear it again after that long unless something else replaced it meanwhile.
 
@@ -185,14 +125,14 @@ class Injector(ABC):
             self._set(new_active)
             self._active = new_active
             self._generation[kind] += 1
-            event = self.timeline_log.record(
-                kind, "apply", {**params.as_dict(), **({"duration": duration} if duration else {})}, self.name
+            event = self.log.record(
+                kind, "apply", {**params.as_dict(), **({"duration": duration} if duration else {})}
             )
             if duration is not None:
                 self._start_timer(kind, duration, self._generation[kind])
             return event
 
-    def clear(self, kind: str | None = None) -> list[FaultEvent]:
+    def clear(self, kind: str | None = None) -> list[Event]:
         """Clear the active fault of ``kind`` (``latency`` or ``errors``), or all when None.
 
         Raises:
@@ -212,7 +152,7 @@ class Injector(ABC):
             for name in kinds:
                 self._generation[name] += 1
                 if name in was_active:  # clearing what is not there is not an event
-                    events.append(self.timeline_log.record(name, "clear", {}, self.name))
+                    events.append(self.log.record(name, "clear"))
             return events
 
     def stop(self) -> None:
@@ -226,7 +166,7 @@ class Injector(ABC):
             self._stopped = True
             self._active = {}
             self._stop()
-            self.timeline_log.record("injector", "stop", {}, self.name)
+            self.log.record("injector", "stop")
 
     # -- helpers -----------------------------------------------------------------------------------
     @staticmethod
@@ -244,7 +184,7 @@ class Injector(ABC):
             raise FaultError(f"{self.name} is stopped")
         if not self.is_alive():
             message = self._death_message()
-            self.timeline_log.record("injector", "died", {"message": message}, self.name)
+            self.log.record("injector", "died", {"message": message})
             raise InjectorDiedError(message)
 
     def _cancel_timer(self, kind: str) -> None:
@@ -285,7 +225,7 @@ def describe_params(kind: str, params: Mapping[str, Any]) -> str:
 
 
 def fault_windows(
-    events: Iterable[FaultEvent],
+    events: Iterable[Event],
     origin: float = 0.0,
     clock: str = "monotonic",
     until: float | None = None,
@@ -311,13 +251,13 @@ def fault_windows(
     for event in sorted(events, key=lambda e: e.monotonic):
         at = event.monotonic if clock == "monotonic" else event.wall
         if event.kind in KINDS:
-            key = (event.injector, event.kind)
+            key = (event.source, event.kind)
             if key in open_spans:
                 close(key, at)
             if event.action == "apply":
                 open_spans[key] = (at, describe_params(event.kind, event.params))
         elif event.action in ("stop", "died"):
-            for key in [k for k in open_spans if k[0] == event.injector]:
+            for key in [k for k in open_spans if k[0] == event.source]:
                 close(key, at)
     if until is not None:
         for key in list(open_spans):
@@ -328,8 +268,8 @@ def fault_windows(
 __all__ = [
     "KINDS",
     "ErrorParams",
+    "Event",
     "FaultError",
-    "FaultEvent",
     "FaultParams",
     "Injector",
     "InjectorDiedError",

@@ -29,17 +29,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from nvmechaos.faults.base import FaultError, Injector, InjectorStartError, Timeline
-from nvmechaos.faults.control import (
-    ControlState,
-    ErrorParams,
-    FaultParamError,
-    FaultParams,
-    LatencyParams,
-    write_control,
-)
+from nvmechaos.faults.base import FaultError, Injector, InjectorStartError
+from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams
+from nvmechaos.faults.controlfile import ControlState, write_control
 from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
 from nvmechaos.rundir import private_run_dir
+from nvmechaos.timeline import Timeline
 
 _HERE = Path(__file__).resolve().parent
 PLUGIN = _HERE / "nbdkit_plugin.py"
@@ -363,7 +358,7 @@ class NbdInjector(Injector):
             if self._started and not self._stopped and "latency" in self._active:
                 self._check_usable()
                 self._set(self._active)
-            self.timeline_log.record("latency", "compensation", {"seconds": seconds}, self.name)
+            self.log.record("latency", "compensation", {"seconds": seconds})
 
     def _stop(self) -> None:
         if self.process is not None:

@@ -7,7 +7,7 @@ says. ``time.sleep`` releases the GIL and the thread model is parallel, so concu
 are delayed concurrently, as on a real device.
 
 This file runs inside nbdkit's embedded interpreter, not in our package: it loads
-``control.py`` from its own folder by path and imports nothing else of ours.
+``controlfile.py`` from its own folder by path and imports nothing else of ours.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import nbdkit  # type: ignore[import-not-found]
 
 _spec = importlib.util.spec_from_file_location(
-    "nvmechaos_fault_control", os.path.join(os.path.dirname(os.path.abspath(__file__)), "control.py")
+    "nvmechaos_fault_control", os.path.join(os.path.dirname(os.path.abspath(__file__)), "controlfile.py")
 )
 assert _spec is not None and _spec.loader is not None
 _control = importlib.util.module_from_spec(_spec)

@@ -28,7 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from nvmechaos.faults.control import HOST_TO_NBD, ControlReader, Sleeper
+from nvmechaos.faults.control import HOST_TO_NBD
+from nvmechaos.faults.controlfile import ControlReader, Sleeper
 
 NBDMAGIC = 0x4E42444D41474943
 IHAVEOPT = 0x49484156454F5054

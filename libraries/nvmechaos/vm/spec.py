@@ -13,30 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from nvmechaos import units
 from nvmechaos.vm.errors import VmSpecError
 
-_SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 FORMATS = ("raw", "qcow2")
 MAX_NAMESPACES = 256  # QEMU's NVME_MAX_NAMESPACES
 
 
 def parse_size(value: str | int, what: str = "size") -> int:
-    """Bytes from ``value`` (see the module docstring).
-
-    Raises:
-        VmSpecError: not a size, or not positive.
-    """
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    else:
-        match = _SIZE.match(str(value))
-        if not match:
-            raise VmSpecError(f"{what} '{value}' is not a size (use bytes or e.g. 64M, 1G, 1GiB)")
-        number = int(float(match.group("number")) * _UNITS[match.group("unit").lower()])
-    if number <= 0:
-        raise VmSpecError(f"{what} '{value}' must be more than 0 bytes")
-    return number
+    """:func:`nvmechaos.units.parse_size`, failing with :class:`VmSpecError`."""
+    return units.parse_size(value, what, error=VmSpecError)
 
 
 def parse_memory(value: str | int, what: str = "VM memory") -> int:
@@ -56,8 +42,7 @@ def parse_memory(value: str | int, what: str = "VM memory") -> int:
         if re.fullmatch(r"[+-]?\d+", text):
             mib = int(text)
         else:
-            match = _SIZE.match(text)
-            if not match or not match.group("unit"):
+            if not re.fullmatch(r"\s*\d+(\.\d+)?\s*[kmgtKMGT](i?[bB])?\s*", text):
                 raise VmSpecError(f"{what} '{value}' is not an amount of memory ({hint})")
             size = parse_size(text, what)
             if size % (1 << 20):

@@ -11,10 +11,11 @@ from typing import Any
 
 from robot.api import logger
 
-from nvmechaos.faults import FaultEvent, NbdInjector, parse_duration
+from nvmechaos.faults import NbdInjector, parse_duration
+from nvmechaos.timeline import Event
 
 
-def _windows(events: list[FaultEvent], kind: str) -> list[tuple[float, float]]:
+def _windows(events: list[Event], kind: str) -> list[tuple[float, float]]:
     """(apply wall, clear wall) of every window of ``kind`` on the timeline."""
     windows: list[tuple[float, float]] = []
     start: float | None = None
@@ -62,7 +63,7 @@ class FaultChecks:
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
 
     def latency_log_should_show_spikes(
-        self, result: Any, events: list[FaultEvent], delay: str, tolerance: float = 0.05
+        self, result: Any, events: list[Event], delay: str, tolerance: float = 0.05
     ) -> None:
         """Every latency window of ``events`` appears in fio's per-second logs (written with
         ``log_unix_epoch=1``) where and as large as the timeline says.
@@ -119,7 +120,7 @@ class FaultChecks:
         if problems:
             raise AssertionError("; ".join(problems))
 
-    def shift_events(self, events: list[FaultEvent], seconds: float) -> list[FaultEvent]:
+    def shift_events(self, events: list[Event], seconds: float) -> list[Event]:
         """The same events stamped ``seconds`` later (a timeline that lies about when)."""
         return [
             dataclasses.replace(

@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from nvmechaos.faults.base import FaultError, FaultEvent, InjectorDiedError, InjectorStartError, Timeline
+from nvmechaos.faults.base import FaultError, InjectorDiedError, InjectorStartError
 from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
 from nvmechaos.rundir import private_run_dir
+from nvmechaos.timeline import Event, Timeline
 
 START_TIMEOUT = 10.0
 
@@ -74,6 +75,10 @@ class PowerLossDrive:
     _process: OwnedProcess | None = None
 
     @property
+    def pid_file(self) -> Path:
+        return self.run_dir / "nbdkit.pid"
+
+    @property
     def socket(self) -> Path:
         return self.run_dir / "nbd.sock"
 
@@ -93,7 +98,8 @@ class PowerLossDrive:
         return self._process is not None and self._process.is_running()
 
     def argv(self) -> list[str]:
-        argv = [self.nbdkit, "-f", "--exit-with-parent", "-U", str(self.socket)]
+        # nbdkit writes the pid file once it accepts connections (the socket exists a little earlier).
+        argv = [self.nbdkit, "-f", "--exit-with-parent", "-P", str(self.pid_file), "-U", str(self.socket)]
         if not self.plp:
             argv += ["--filter=cache"]
         argv += ["file", f"file={self.backing}"]
@@ -122,6 +128,8 @@ class PowerLossDrive:
             raise FaultError(f"drive {self.name} is already running (pid {self.pid})")
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self.pid_file.unlink()
         cache_dir = self.run_dir / "cache"
         cache_dir.mkdir(mode=0o700, exist_ok=True)
         env = dict(os.environ, TMPDIR=str(cache_dir))
@@ -145,7 +153,7 @@ class PowerLossDrive:
                     "(apt-get install nbdkit)"
                 ) from None
         deadline = time.monotonic() + START_TIMEOUT
-        while not self.socket.exists():
+        while not (self.pid_file.exists() and self.pid_file.stat().st_size > 0):
             if not self.is_alive() or time.monotonic() > deadline:
                 if self._process is not None:
                     self._process.kill()
@@ -173,14 +181,14 @@ class PowerLossDrive:
         if self._process is not None:
             self._process.kill()
 
-    def cut(self) -> FaultEvent:
+    def cut(self) -> Event:
         """Power cut of this drive alone: SIGKILL nbdkit (the volatile cache dies with it)."""
         self.signal_cut()
         event = self.timeline.record("power", "cut", {"profile": self.profile}, self.name)
         self.reap()
         return event
 
-    def restore(self) -> FaultEvent:
+    def restore(self) -> Event:
         """Power the drive back on: a new nbdkit on the same image, with an empty cache."""
         if self.is_alive():
             raise FaultError(f"drive {self.name} still has power (cut it first)")
@@ -366,6 +374,6 @@ def cut_power(
     return cut
 
 
-def restore_power(drives: Iterable[PowerLossDrive]) -> list[FaultEvent]:
+def restore_power(drives: Iterable[PowerLossDrive]) -> list[Event]:
     """Bring every drive back (empty caches) before the VM restarts on them."""
     return [drive.restore() for drive in drives]

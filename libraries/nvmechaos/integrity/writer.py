@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import paramiko  # type: ignore[import-untyped]
 
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.faults.integrity import IntegrityError, Journal, JournalSnapshot
+from nvmechaos.integrity.oracle import IntegrityError, Journal, JournalSnapshot
 from nvmechaos.vm.ssh import GuestSsh
 
 SOURCE = Path(__file__).with_name("integrity_writer.c")

@@ -195,3 +195,74 @@ def refuse_options(overrides: Mapping[str, object], refused: Mapping[str, str], 
     for key, advice in refused.items():
         if key in overrides:
             raise ArgumentError(f"{keyword} takes no {key} (got {key}={overrides[key]}): {advice}")
+
+
+# ---- sizes, durations and delays: the one parser of each, for every module ----------------------------
+_SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+#: The longest fault delay, and the longest time any fault parameter (duration, period, start) may take.
+MAX_DELAY = 3600.0
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+
+
+def parse_size(value: object, what: str = "size", *, error: type[NvmeChaosError] = ArgumentError) -> int:
+    """Bytes from ``4096``, ``"4096"``, ``"64M"``, ``"64MiB"``, ``"1G"``, ``"2gb"``, ``"1.5G"`` (binary
+    units; a fraction must come out as whole bytes).
+
+    Raises:
+        error: not a size, not whole bytes, or not positive (the message names ``what``).
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    else:
+        match = _SIZE.match(str(value)) if isinstance(value, str | int) else None
+        if not match:
+            raise error(f"{what} '{value}' is not a size (use bytes or e.g. 64M, 1G, 1GiB)")
+        exact = float(match.group("number")) * _SIZE_UNITS[match.group("unit").lower()]
+        if exact != int(exact):
+            raise error(f"{what} '{value}' is not a whole number of bytes")
+        size = int(exact)
+    if size <= 0:
+        raise error(f"{what} '{value}' must be more than 0 bytes")
+    return size
+
+
+def parse_duration(
+    value: object, what: str = "duration", *, error: type[NvmeChaosError] = ArgumentError
+) -> float:
+    """Seconds (at least 0, at most :data:`MAX_DELAY`) from a number or a Robot time (``"100ms"``,
+    ``"3s"``, ``"1.5"`` seconds, ``"2 min"``).
+
+    Raises:
+        error: not a time, negative, or longer than :data:`MAX_DELAY`.
+    """
+    seconds = time_to_seconds(value) if isinstance(value, str | int | float) else None
+    if seconds is None or math.isnan(seconds):
+        raise error(f"{what} '{value}' is not a time (use e.g. 100ms, 3s)")
+    if seconds < 0:
+        raise error(f"{what} '{value}' is negative")
+    if seconds > MAX_DELAY:
+        raise error(f"{what} '{value}' is longer than the {MAX_DELAY:.0f} s (1 h) maximum")
+    return seconds
+
+
+def parse_delay(value: object, what: str = "delay", *, error: type[NvmeChaosError] = ArgumentError) -> float:
+    """An added latency: like :func:`parse_duration`, but a number other than 0 needs its unit
+    (``100ms``, ``0.1s``, ``250us``): ``read=100`` meaning 100 seconds is a trap, not a fault.
+
+    Raises:
+        error: no unit (suggesting ``<n>ms``), negative, not a time, or over :data:`MAX_DELAY`.
+    """
+    if isinstance(value, bool):
+        raise error(f"{what} '{value}' is not a time (use e.g. 100ms, 0.5s)")
+    text = str(value).strip()
+    if isinstance(value, int | float) or _PLAIN_NUMBER.fullmatch(text):
+        number = float(value) if isinstance(value, int | float) else float(text)
+        if number == 0:
+            return 0.0
+        if not math.isnan(number) and number > 0:
+            raise error(
+                f"{what} '{value}' has no unit: write {text}ms for milliseconds ({text}s if you really "
+                f"mean seconds; at most {MAX_DELAY:.0f} s)"
+            )
+    return parse_duration(value, what, error=error)

@@ -1,8 +1,9 @@
 """Faults QEMU makes over QMP: hot-unplug and hot-plug of an NVMe controller, and I/O throttling.
 
-Every fault is recorded on a :class:`QmpFaultLog` as :class:`~nvmechaos.faults.base.FaultEvent`
-entries stamped with ``time.monotonic()`` and ``time.time()`` (the clock fio runs, QMP events and
-NBD injectors use), so impact verdicts and charts put them on one timeline with fio's logs:
+Every fault is recorded on the VM's channel of the run timeline (:func:`fault_channel`, source
+``qmp:<vm name>``) as :class:`~nvmechaos.timeline.Event` entries stamped with ``time.monotonic()``
+and ``time.time()`` (the clock fio runs, QMP events and NBD injectors use), so impact verdicts and
+charts put them on one timeline with fio's logs:
 
 - ``hotplug``: ``apply`` when ``device_del`` is sent, ``deleted`` when QEMU reports
   ``DEVICE_DELETED`` (stamped with the event's own arrival time), ``plug`` when ``device_add`` is
@@ -21,14 +22,13 @@ node (for a qcow2 namespace, metadata I/O counts too).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from nvmechaos.faults.base import FaultError, FaultEvent
+from nvmechaos.faults.base import FaultError
+from nvmechaos.timeline import Channel, Event, Timeline
 from nvmechaos.vm.errors import QmpError, VmError
 from nvmechaos.vm.machine import ControllerHandle, NamespaceHandle, Vm
 
@@ -59,44 +59,9 @@ class GuestShell(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass
-class QmpFaultLog:
-    """The QMP faults of one VM, oldest first (thread-safe)."""
-
-    vm_name: str
-    _events: list[FaultEvent] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def source(self) -> str:
-        return f"{SOURCE_PREFIX}:{self.vm_name}"
-
-    def record(
-        self,
-        kind: str,
-        action: str,
-        params: Mapping[str, Any] | None = None,
-        monotonic: float | None = None,
-        wall: float | None = None,
-    ) -> FaultEvent:
-        """Append an event stamped now (or at ``monotonic``/``wall``, e.g. a QMP event's arrival)."""
-        now_mono, now_wall = time.monotonic(), time.time()
-        event = FaultEvent(
-            kind=kind,
-            action=action,
-            params=MappingProxyType(dict(params or {})),
-            monotonic=now_mono if monotonic is None else monotonic,
-            wall=(now_wall if wall is None else wall),
-            injector=self.source,
-        )
-        with self._lock:
-            self._events.append(event)
-        return event
-
-    @property
-    def events(self) -> list[FaultEvent]:
-        with self._lock:
-            return sorted(self._events, key=lambda e: e.monotonic)
+def fault_channel(vm_name: str, timeline: Timeline | None = None) -> Channel:
+    """The channel a VM's QMP faults are recorded on (source ``qmp:<vm name>``)."""
+    return (timeline if timeline is not None else Timeline()).channel(f"{SOURCE_PREFIX}:{vm_name}")
 
 
 @dataclass(frozen=True)
@@ -105,8 +70,8 @@ class UnplugResult:
 
     device: str
     seconds: float
-    sent: FaultEvent
-    deleted: FaultEvent
+    sent: Event
+    deleted: Event
 
 
 @dataclass(frozen=True)
@@ -116,8 +81,8 @@ class PlugResult:
     device: str
     seconds: float
     guest_devices: tuple[str, ...]
-    plugged: FaultEvent
-    usable: FaultEvent
+    plugged: Event
+    usable: Event
 
 
 def controller(vm: Vm, device: str) -> ControllerHandle:
@@ -133,7 +98,7 @@ def controller(vm: Vm, device: str) -> ControllerHandle:
     raise HotplugError(f"VM '{vm.name}' has no NVMe controller '{device}' (controllers: {known})")
 
 
-def hot_unplug(vm: Vm, device: str, log: QmpFaultLog, timeout: float = 10.0) -> UnplugResult:
+def hot_unplug(vm: Vm, device: str, log: Channel, timeout: float = 10.0) -> UnplugResult:
     """``device_del`` the controller ``device`` and wait for QEMU's ``DEVICE_DELETED``.
 
     Raises:
@@ -170,7 +135,7 @@ def hot_unplug(vm: Vm, device: str, log: QmpFaultLog, timeout: float = 10.0) -> 
 def hot_plug(
     vm: Vm,
     device: str,
-    log: QmpFaultLog,
+    log: Channel,
     *,
     timeout: float = 10.0,
     poll: float = 0.05,
@@ -352,7 +317,7 @@ def ensure_throttle_node(vm: Vm, ns: NamespaceHandle) -> str:
     return group
 
 
-def set_throttle(vm: Vm, device: str, limits: ThrottleLimits, log: QmpFaultLog) -> list[str]:
+def set_throttle(vm: Vm, device: str, limits: ThrottleLimits, log: Channel) -> list[str]:
     """Apply ``limits`` to every namespace ``device`` names (see :func:`namespaces_of`), live; return
     the throttle groups changed. Unlimited limits clear the throttle (recorded as ``clear``).
 
@@ -394,12 +359,12 @@ __all__ = [
     "THROTTLE_FIELDS",
     "HotplugError",
     "PlugResult",
-    "QmpFaultLog",
     "ThrottleError",
     "ThrottleLimits",
     "UnplugResult",
     "controller",
     "ensure_throttle_node",
+    "fault_channel",
     "get_throttle",
     "hot_plug",
     "hot_unplug",

@@ -17,7 +17,7 @@ from nvmechaos.analysis.intervals import AnalysisError, IntervalSeries, consiste
 from nvmechaos.errors import NvmeChaosError, ThresholdError
 from nvmechaos.fio.jobfile import JobFile
 from nvmechaos.fio.model import DirectionResult, FioResult
-from nvmechaos.thresholds import CONSISTENCY, Profile, Verdict, evaluate, job_activity
+from nvmechaos.verdicts.thresholds import CONSISTENCY, Profile, Verdict, evaluate, job_activity
 
 
 def thread_job_names(job_file: JobFile) -> list[str]:
