@@ -13,7 +13,7 @@ from nvmechaos.errors import NvmeChaosError
 from nvmechaos.fio.model import FioResult
 from nvmechaos.report import verdict_table_html
 from nvmechaos.units import parse_seconds, require, require_text
-from nvmechaos.verdicts.consistency import check_consistency
+from nvmechaos.verdicts.consistency import check_consistency, compare_depths
 from nvmechaos.verdicts.thresholds import (
     CONSISTENCY,
     PERFORMANCE,
@@ -117,3 +117,37 @@ class VerdictKeywords:
         except NvmeChaosError as error:
             fail(error)
         self._report(verdict, "consistency")
+
+    @keyword("IOPS Should Not Fall With Queue Depth")
+    def iops_should_not_fall_with_queue_depth(
+        self, result: FioResult, shallow: str, deep: str, sigmas: float = 3.0, ramp: str = "0"
+    ) -> None:
+        """Fail if job ``deep`` of ``result`` did fewer IOPS than the shallower job ``shallow`` by more
+        than the run's own noise: a target that saturates stays level, one that falls with depth
+        (a firmware queueing defect, a throttle that bites harder at depth) fails.
+
+        The comparison uses fio's mean IOPS of each job (directions summed) and a noise band of
+        ``sigmas`` standard errors of the difference, from each job's per-interval IOPS after its
+        first (start-up) window and the ``ramp``: on a busy host the same target swings by tens of
+        percent between intervals, which a plain "deeper >= shallower" calls a failure. Each job
+        needs at least two intervals after that (run each for 3 s or more).
+
+        Example:
+        | ${result} =    Run Fio Job    qd_sweep    runtime=4
+        | IOPS Should Not Fall With Queue Depth    ${result}    qd1    qd16
+        """
+        try:
+            checked = require(result, FioResult, "result", RESULT_EXPECTED)
+            ramp_seconds = parse_seconds(ramp, "ramp", allow_zero=True)
+            comparison = compare_depths(
+                checked,
+                require_text(shallow, "shallow", "a job name"),
+                require_text(deep, "deep", "a job name"),
+                sigmas=float(sigmas),
+                ramp_seconds=ramp_seconds,
+            )
+        except (NvmeChaosError, ValueError) as error:
+            fail(error)
+        if comparison.falls:
+            fail(comparison.describe())
+        logger.info(comparison.describe())

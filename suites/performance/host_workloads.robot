@@ -48,12 +48,16 @@ Multi Tenant Stress
 
 Queue Depth Saturation Sweep
     [Documentation]    QD 1, 4, 16, 64 one after another: IOPS must not fall as depth rises.
-    ${result}    Run Fio Job On Host    qd_sweep    runtime=3
+    ${result}    Run Fio Job On Host    qd_sweep    runtime=4
     Fio Result Should Meet Thresholds    ${result}    profile=${HOST_PROFILE}
-    ${qd1}    Get Fio Metric    ${result}    iops    job=qd1
-    ${qd16}    Get Fio Metric    ${result}    iops    job=qd16
-    Should Be True    ${qd16} >= ${qd1}
-    ...    msg=IOPS fell from ${qd1} at QD1 to ${qd16} at QD16: the target does not scale with depth
+    IOPS Should Not Fall With Queue Depth    ${result}    qd1    qd16
+
+A Target Whose IOPS Fall With Depth Fails The Sweep
+    [Documentation]    Negative proof: QD16 held to 200 IOPS (a target that serves deep queues worse
+    ...    than shallow ones) fails the depth check, naming both jobs.
+    ${result}    Run Fio Job On Host    qd_sweep    runtime=4    qd16.rate_iops=200
+    Run Keyword And Expect Error    IOPS fell with queue depth: job 'qd16' averaged *of the shallower job 'qd1'*
+    ...    IOPS Should Not Fall With Queue Depth    ${result}    qd1    qd16
 
 Write Endurance
     [Documentation]    Sustained random writes; per-second IOPS must stay steady.

@@ -53,16 +53,14 @@ Multi Device In VM
     Fio Result Should Meet Thresholds    ${result}    profile=${VM_PROFILE}
 
 Queue Depth Sweep In VM
-    [Documentation]    QD 1, 4, 16, 64 one after another (2 s each): IOPS must not fall as depth rises.
+    [Documentation]    QD 1, 4, 16, 64 one after another (4 s each): IOPS must not fall as depth rises
+    ...    by more than the run's own noise (a TCG guest beside another VM swings tens of percent).
     ...    At QD64 latency is queueing (Little's law: 64 / IOPS), so its limits follow the
     ...    profile's IOPS floor: mean <= 64 / 200 IOPS = ${QD64_MEAN_MS} ms.
-    ${result}    Run Fio Job On VM    ${VM}    qd_sweep    filename=${DEV0}    runtime=2
+    ${result}    Run Fio Job On VM    ${VM}    qd_sweep    filename=${DEV0}    runtime=4
     Fio Result Should Meet Thresholds    ${result}    profile=${VM_PROFILE}
     ...    qd64.max_mean_latency_ms=${QD64_MEAN_MS}    qd64.max_p99_latency_ms=${QD64_P99_MS}
-    ${qd1}    Get Fio Metric    ${result}    iops    job=qd1
-    ${qd16}    Get Fio Metric    ${result}    iops    job=qd16
-    Should Be True    ${qd16} >= ${qd1}
-    ...    msg=IOPS fell from ${qd1} at QD1 to ${qd16} at QD16: the target does not scale with depth
+    IOPS Should Not Fall With Queue Depth    ${result}    qd1    qd16
 
 
 *** Keywords ***

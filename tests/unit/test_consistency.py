@@ -15,7 +15,13 @@ from nvmechaos.fio.jobfile import JobFile
 from nvmechaos.fio.model import FioArtifacts, FioResult
 from nvmechaos.fio.parser import parse_fio_file
 from nvmechaos.fio.runner import prepare_job, start_fio
-from nvmechaos.verdicts.consistency import check_consistency, logs_by_job, thread_job_names
+from nvmechaos.verdicts.consistency import (
+    DepthComparison,
+    check_consistency,
+    compare_depths,
+    logs_by_job,
+    thread_job_names,
+)
 from nvmechaos.verdicts.thresholds import get_profile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,3 +168,35 @@ def test_logs_with_odd_names_are_skipped(tmp_path: Path) -> None:
     assert two.artifacts is not None
     artifacts = replace(two.artifacts, logs={"iops": (*two.artifacts.logs["iops"], odd)})
     assert logs_by_job(replace(two, artifacts=artifacts), "iops") == {}
+
+
+def test_depth_comparison_falls_only_beyond_the_noise_band() -> None:
+    inside = DepthComparison("qd1", "qd16", 3373.0, 2182.0, 1236.0, (3, 3), 3.0)
+    assert not inside.falls
+    assert inside.describe().startswith("IOPS did not fall with queue depth: job 'qd16' averaged 2,182 IOPS")
+    beyond = replace(inside, band_iops=900.0)
+    assert beyond.falls
+    assert "1,191 IOPS less; the noise band is 900 IOPS (3 standard errors of 3 and 3 intervals)" in (
+        beyond.describe()
+    )
+
+
+@needs_fio
+def test_depth_comparison_on_a_real_sweep(tmp_path: Path) -> None:
+    """fio's null engine: an unlimited job, then one held to 100 IOPS, then an unlimited one again."""
+    source = tmp_path / "sweep.fio"
+    source.write_text(
+        "[global]\nioengine=null\nsize=64m\nbs=4k\nrw=randread\ntime_based\nruntime=4\nstonewall\n"
+        "[fast]\n[held]\nrate_iops=100\n[again]\n",
+        encoding="utf-8",
+    )
+    result = start_fio(prepare_job(source, {}, tmp_path / "run")).wait(60)
+    held = compare_depths(result, "fast", "held")
+    assert held.falls
+    assert held.deep_iops == pytest.approx(100, rel=0.1)
+    assert held.samples[1] >= 2
+    assert not compare_depths(result, "held", "again").falls
+    with pytest.raises(NvmeChaosError, match=r"^the result has no job 'qd1' \(jobs: fast, held, again\)$"):
+        compare_depths(result, "qd1", "held")
+    with pytest.raises(NvmeChaosError, match=r"after its first \(start-up\) window, at least 2 are needed"):
+        compare_depths(result, "fast", "held", ramp_seconds=3.5)

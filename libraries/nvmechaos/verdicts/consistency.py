@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nvmechaos.analysis.intervals import AnalysisError, IntervalSeries, consistency, read_series
+from nvmechaos.analysis.intervals import AnalysisError, IntervalSeries, consistency, read_series, total_series
 from nvmechaos.errors import NvmeChaosError, ThresholdError
 from nvmechaos.fio.jobfile import JobFile
 from nvmechaos.fio.model import DirectionResult, FioResult
@@ -153,3 +154,83 @@ def _series_by_direction(paths: Sequence[Path], kind: str) -> dict[str, Interval
 def series_by_job(result: FioResult, kind: str) -> dict[str, dict[str, IntervalSeries]]:
     """Interval series of ``kind`` for every job of ``result``: job name to direction to series."""
     return {job: _series_by_direction(paths, kind) for job, paths in logs_by_job(result, kind).items()}
+
+
+@dataclass(frozen=True)
+class DepthComparison:
+    """Mean IOPS of a shallower and a deeper job of one run, and the noise band between them.
+
+    The band is ``sigmas`` standard errors of the difference of the two means, from the spread of
+    each job's per-interval IOPS: a busy host moves both jobs' intervals, and a deeper job whose mean
+    sits below the shallower one's by less than that is noise, not a target that fails to scale.
+    """
+
+    shallow: str
+    deep: str
+    shallow_iops: float
+    deep_iops: float
+    band_iops: float
+    samples: tuple[int, int]
+    sigmas: float
+
+    @property
+    def falls(self) -> bool:
+        return self.deep_iops < self.shallow_iops - self.band_iops
+
+    def describe(self) -> str:
+        drop = self.shallow_iops - self.deep_iops
+        where = (
+            f"job '{self.deep}' averaged {self.deep_iops:,.0f} IOPS against {self.shallow_iops:,.0f} IOPS "
+            f"of the shallower job '{self.shallow}'"
+        )
+        noise = (
+            f"the noise band is {self.band_iops:,.0f} IOPS ({self.sigmas:g} standard errors of "
+            f"{self.samples[0]} and {self.samples[1]} intervals)"
+        )
+        if self.falls:
+            return f"IOPS fell with queue depth: {where}, {drop:,.0f} IOPS less; {noise}"
+        return f"IOPS did not fall with queue depth: {where}; {noise}"
+
+
+def compare_depths(
+    result: FioResult, shallow: str, deep: str, *, sigmas: float = 3.0, ramp_seconds: float = 0.0
+) -> DepthComparison:
+    """Compare the IOPS of job ``deep`` with job ``shallow`` of ``result`` (see :class:`DepthComparison`).
+
+    Means are fio's own (every direction summed); spreads come from the interval logs after the ramp.
+
+    Raises:
+        NvmeChaosError: a job is missing or did no I/O, or has fewer than 2 intervals to judge.
+    """
+    if not math.isfinite(sigmas) or sigmas <= 0:
+        raise ThresholdError(f"sigmas {sigmas!r} is not a positive number")
+    jobs = {job.name: job for job in result.jobs}
+    series = series_by_job(result, "iops")
+    means: list[float] = []
+    errors: list[float] = []
+    counts: list[int] = []
+    for name in (shallow, deep):
+        job = jobs.get(name)
+        if job is None:
+            raise NvmeChaosError(f"the result has no job '{name}' (jobs: {', '.join(jobs) or 'none'})")
+        if not job.did_io:
+            raise NvmeChaosError(f"job '{name}' did no I/O: nothing to compare")
+        by_direction = series.get(name, {})
+        if not by_direction:
+            raise NvmeChaosError(f"job '{name}' has no IOPS interval logs to judge its spread")
+        total = total_series(by_direction)
+        # The first window is fio's start-up; a ramp leaves out more.
+        skip = max(ramp_seconds, total.window_ms / 1000)
+        times = np.asarray(total.times_s, dtype=np.float64)
+        kept = np.asarray(total.values, dtype=np.float64)[times > skip + 1e-9]
+        kept = kept[~np.isnan(kept)]
+        if kept.size < 2:
+            raise NvmeChaosError(
+                f"job '{name}' has {kept.size} interval sample{'s' if kept.size != 1 else ''} after its "
+                "first (start-up) window, at least 2 are needed to tell noise from a drop: run it longer"
+            )
+        means.append(sum(direction.iops for direction in job.active_directions))
+        errors.append(float(kept.std(ddof=1)) / math.sqrt(kept.size))
+        counts.append(int(kept.size))
+    band = sigmas * math.sqrt(errors[0] ** 2 + errors[1] ** 2)
+    return DepthComparison(shallow, deep, means[0], means[1], band, (counts[0], counts[1]), sigmas)

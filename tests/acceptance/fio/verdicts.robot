@@ -91,6 +91,12 @@ The VM Suites Are Judged By VM_PROFILE Only
     Should Contain    ${run.stdout}    no profile 'impossible'
     Should Contain    ${run.stdout}    1 test, 0 passed, 1 failed
 
+The Depth Check Names A Job The Result Lacks
+    Run Keyword And Expect Error    the result has no job 'qd1' (jobs: *)
+    ...    IOPS Should Not Fall With Queue Depth    ${RESULT}    qd1    qd16
+    Run Keyword And Expect Error    result 'nothing' is not a fio result*
+    ...    IOPS Should Not Fall With Queue Depth    nothing    qd1    qd16
+
 A Result Without Jobs Never Passes
     ${empty}    Evaluate    dataclasses.replace($RESULT, jobs=())    modules=dataclasses
     VAR    ${expected}    EQUALS:1 threshold violation (profile default):\n- the result has no jobs
