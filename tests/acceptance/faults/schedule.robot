@@ -10,7 +10,7 @@ Test Tags        acceptance    fault    latency    schedule
 *** Test Cases ***
 Scheduled Spikes Appear In Fio Log
     ${injector}    Start Latency Injector    size=64M    engine=python
-    ${fio}    Start Read Workload    ${injector}    runtime=12
+    ${fio}    Start Read Workload    ${injector}    runtime=12    log_avg_msec=0
     Sleep    1.5s
     ${schedule}    Start Fault Schedule    ${injector}    delay=50ms    duration=2.5s    every=4.5s    count=2
     Wait For Fault Schedule    ${schedule}    timeout=30s
