@@ -53,7 +53,7 @@ BLOCK = 1_000_000
 CHILD = r"""
 import json, resource, statistics, sys, time, tracemalloc
 from pathlib import Path
-from nvmechaos.analysis.intervals import summarise_latency_log
+from nvmechaos.analysis.latency import summarise_latency_log
 
 def peak_rss_kib():
     # VmHWM is this process's own high-water mark (ru_maxrss carries the parent's over fork+exec).
@@ -161,7 +161,7 @@ def compare_parsers(path: Path, chunk_bytes: int, repeat: int) -> None:
     import io  # noqa: PLC0415
     import warnings  # noqa: PLC0415
 
-    from nvmechaos.analysis.intervals import iter_log_chunks  # noqa: PLC0415
+    from nvmechaos.fio.logs import iter_log_chunks  # noqa: PLC0415
 
     data = path.read_bytes()
     blocks, start = [], 0

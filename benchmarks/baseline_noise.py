@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nvmechaos.analysis.intervals import is_per_io_log, per_io_series, read_series
+from nvmechaos.analysis.series import is_per_io_log, per_io_series, read_series
 from nvmechaos.faults import make_injector
 from nvmechaos.process import ProcessRegistry
 from nvmechaos.vm.machine import Vm, launch_vm

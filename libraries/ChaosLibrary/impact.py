@@ -15,28 +15,19 @@ from robot.api.deco import keyword
 
 from ChaosLibrary.context import ChaosContext, fail
 from nvmechaos.analysis.charts import png_data_uri, render_timeline_png
-from nvmechaos.analysis.impact import (
-    FaultImpact,
-    ImpactError,
-    added_latency_violations,
-    analyse,
-    check_throttles,
-    fault_windows_from_events,
-    throttle_violations,
-    violations,
-)
-from nvmechaos.analysis.intervals import (
-    IntervalSeries,
-    is_per_io_log,
-    per_io_series,
-    read_series,
-    total_series,
-)
+from nvmechaos.analysis.impact import FaultImpact, ImpactError, analyse, fault_windows_from_events
 from nvmechaos.analysis.runclock import TIMELINE_NAME, RunClock, align_run
+from nvmechaos.analysis.series import IntervalSeries, is_per_io_log, per_io_series, read_series, total_series
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.faults import parse_duration
 from nvmechaos.faults.control import FaultParamError
 from nvmechaos.timeline import Event
+from nvmechaos.verdicts.impact import (
+    added_latency_violations,
+    check_throttles,
+    throttle_violations,
+    violations,
+)
 
 EPOCH_MS = 10**12
 # Windows cut from logs with one line per I/O (log_avg_msec=0): see benchmarks/baseline_noise.py.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nvmechaos.analysis.charts import png_data_uri, render_timeline_png
-from nvmechaos.analysis.intervals import IntervalSeries
+from nvmechaos.analysis.series import IntervalSeries
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.fio.model import FioResult
 from nvmechaos.verdicts.consistency import series_by_job

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from nvmechaos.analysis.charts import _steps, png_data_uri, render_timeline_png
-from nvmechaos.analysis.intervals import IntervalSeries, read_series, summarise_latency_log
+from nvmechaos.analysis.latency import summarise_latency_log
+from nvmechaos.analysis.series import IntervalSeries, read_series
 
 LOGS = Path(__file__).resolve().parent.parent / "fixtures" / "logs"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -97,7 +98,7 @@ def state():  # dict.items reads the raw values: resolving the backend would imp
     return dict(dict.items(matplotlib.rcParams))
 before = state()
 from nvmechaos.analysis.charts import render_timeline_png
-from nvmechaos.analysis.intervals import read_series
+from nvmechaos.analysis.series import read_series
 logs = sorted(Path(sys.argv[1]).glob("fio_iops.*.log"))
 render_timeline_png(read_series(logs, "iops"), fault_windows=[(1, 2, "x")])
 assert "matplotlib.pyplot" not in sys.modules, "pyplot imported"

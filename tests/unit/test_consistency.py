@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nvmechaos.analysis.intervals import AnalysisError
+from nvmechaos.analysis.series import AnalysisError
 from nvmechaos.errors import NvmeChaosError, ThresholdError
 from nvmechaos.fio.jobfile import JobFile
 from nvmechaos.fio.model import FioArtifacts, FioResult

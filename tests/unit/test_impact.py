@@ -8,19 +8,15 @@ from types import MappingProxyType
 import numpy as np
 import pytest
 
-from nvmechaos.analysis.impact import (
-    FaultImpact,
-    ImpactError,
+from nvmechaos.analysis.impact import FaultImpact, ImpactError, analyse, fault_windows_from_events, noise_band
+from nvmechaos.analysis.series import IntervalSeries
+from nvmechaos.timeline import Event
+from nvmechaos.verdicts.impact import (
     added_latency_violations,
-    analyse,
     check_throttles,
-    fault_windows_from_events,
-    noise_band,
     throttle_violations,
     violations,
 )
-from nvmechaos.analysis.intervals import IntervalSeries
-from nvmechaos.timeline import Event
 
 
 def series(

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nvmechaos.analysis.intervals import LogFormatError, is_per_io_log, per_io_series
 from nvmechaos.analysis.runclock import rebase_epoch_logs
+from nvmechaos.analysis.series import is_per_io_log, per_io_series
+from nvmechaos.fio.logs import LogFormatError
 
 EPOCH = 1_796_000_000_000
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from nvmechaos.analysis.intervals import read_series
 from nvmechaos.analysis.runclock import (
     ClockError,
     ClockSample,
@@ -17,6 +16,7 @@ from nvmechaos.analysis.runclock import (
     parse_guest_clock,
     rebase_epoch_logs,
 )
+from nvmechaos.analysis.series import read_series
 
 ADJTIMEX = "    time.tv_sec:  1795662795\n    time.tv_usec: 540127\n"
 

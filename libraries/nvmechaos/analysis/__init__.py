@@ -1,50 +1,11 @@
-"""Analysis of fio's interval logs: streaming parsing, latency summaries, series and consistency.
+"""Analysis of what fio measured, on the run's one clock.
 
-:mod:`nvmechaos.analysis.intervals` reads fio's ``fio_{iops,bw,lat,clat,slat}.N.log`` files in
-bounded memory; :mod:`nvmechaos.analysis.charts` draws them (it imports matplotlib, so it is not
-imported here).
+- :mod:`nvmechaos.analysis.series`: per-interval series (averaged logs, per-I/O logs cut into windows).
+- :mod:`nvmechaos.analysis.latency`: latency summaries (log-linear histograms) of long logs.
+- :mod:`nvmechaos.analysis.steady`: variation over time and SNIA-style steady state.
+- :mod:`nvmechaos.analysis.impact`: what each fault did (baseline, depth, recovery).
+- :mod:`nvmechaos.analysis.runclock`: guest and host clocks, fio's start on the host clock.
+- :mod:`nvmechaos.analysis.charts`: charts (imports matplotlib, so nothing here imports it).
+
+Reading fio's log files is :mod:`nvmechaos.fio.logs`.
 """
-
-from nvmechaos.analysis.intervals import (
-    DIRECTION_NAMES,
-    PERCENTILES,
-    AnalysisError,
-    Consistency,
-    DirectionLatency,
-    IntervalSeries,
-    LatencySummary,
-    LogChunk,
-    LogFormatError,
-    LogLinearHistogram,
-    SteadyState,
-    consistency,
-    iter_log_chunks,
-    read_log,
-    read_series,
-    steady_state,
-    summarise_latency_log,
-    summarise_latency_logs,
-    total_series,
-)
-
-__all__ = [
-    "DIRECTION_NAMES",
-    "PERCENTILES",
-    "AnalysisError",
-    "Consistency",
-    "DirectionLatency",
-    "IntervalSeries",
-    "LatencySummary",
-    "LogChunk",
-    "LogFormatError",
-    "LogLinearHistogram",
-    "SteadyState",
-    "consistency",
-    "iter_log_chunks",
-    "read_log",
-    "read_series",
-    "steady_state",
-    "summarise_latency_log",
-    "summarise_latency_logs",
-    "total_series",
-]

@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from nvmechaos.analysis.intervals import IntervalSeries
+from nvmechaos.analysis.series import IntervalSeries
 
 FaultWindow = tuple[float, float, str]
 """(start in s, end in s, label) of a span to shade, e.g. when a fault was active."""

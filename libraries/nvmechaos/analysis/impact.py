@@ -40,7 +40,8 @@ from dataclasses import MISSING, asdict, dataclass, fields
 
 import numpy as np
 
-from nvmechaos.analysis.intervals import IntervalSeries
+from nvmechaos.analysis.series import IntervalSeries
+from nvmechaos.errors import NvmeChaosError
 from nvmechaos.faults.base import KINDS, describe_params
 from nvmechaos.timeline import Event
 
@@ -49,7 +50,7 @@ _MS_PER_UNIT: Mapping[str, float] = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 100
 _EPS = 1e-9
 
 
-class ImpactError(ValueError):
+class ImpactError(NvmeChaosError):
     """The impact cannot be computed (no baseline, bad parameters, unknown metric)."""
 
 
@@ -142,19 +143,6 @@ class FaultImpact:
                     "Fault Impact Should Be Within return)"
                 )
         return cls(**values)  # type: ignore[arg-type]
-
-
-# Limits a fault's impact is checked against: metric name -> (attribute, unit, sense).
-METRICS: Mapping[str, tuple[str, str, str]] = {
-    "max_iops_drop_pct": ("iops_drop_pct", "%", "max"),
-    "min_iops_drop_pct": ("iops_drop_pct", "%", "min"),
-    "min_iops": ("min_iops", "IOPS", "min"),
-    "max_latency_ms": ("max_latency_ms", "ms", "max"),
-    "max_latency_increase_pct": ("latency_increase_pct", "%", "max"),
-    "max_added_latency_ms": ("added_latency_ms", "ms", "max"),
-    "min_added_latency_ms": ("added_latency_ms", "ms", "min"),
-    "max_recovery_s": ("recovery_s", "s", "max"),
-}
 
 
 def _latency_ms(series: IntervalSeries) -> np.ndarray:
@@ -327,158 +315,6 @@ def _recovery(  # noqa: PLR0917 - internal, called once with everything it compa
     return None
 
 
-def _where(impact: FaultImpact) -> str:
-    return f"fault '{impact.label}' at {impact.start_s:.1f}-{impact.end_s:.1f} s"
-
-
-def _never_recovered(impact: FaultImpact, name: str, limit: float) -> str:
-    where = _where(impact)
-    if impact.still_active:
-        return (
-            f"{where}: never recovered: the fault was still active when the run ended "
-            f"(limit {name} {limit:g} s)"
-        )
-    band = f"IOPS ≥ {impact.iops_floor:.0f}"
-    if not math.isnan(impact.latency_ceiling_ms):
-        band += f", latency ≤ {impact.latency_ceiling_ms:.2f} ms"
-    if impact.observed_after_s < limit:
-        return (
-            f"{where}: not seen to recover to within the baseline's noise band ({band}) in the "
-            f"{impact.observed_after_s:.1f} s observed after it, less than the limit {name} {limit:g} s "
-            "(run the workload longer)"
-        )
-    return (
-        f"{where}: never recovered to within the baseline's noise band ({band}) in the "
-        f"{impact.observed_after_s:.1f} s observed after it (limit {name} {limit:g} s)"
-    )
-
-
-def violations(impacts: Iterable[FaultImpact], limits: Mapping[str, float]) -> list[str]:
-    """One line per limit an impact breaks: ``'<fault>' at <t> s: <metric> <value> above/below ...``.
-
-    ``limits`` maps names of :data:`METRICS` to numbers. A fault that never recovered breaks
-    ``max_recovery_s`` whatever the limit (the line says why: still active at the end of the run,
-    not back within the noise band in the time observed, or observed for less than the limit); an
-    unmeasurable value (no window during a very short fault) breaks nothing.
-
-    Raises:
-        ImpactError: an unknown metric name (the message lists the known ones).
-    """
-    unknown = sorted(set(limits) - set(METRICS))
-    if unknown:
-        raise ImpactError(f"unknown impact metric(s) {', '.join(unknown)} (known: {', '.join(METRICS)})")
-    lines = []
-    for impact in impacts:
-        for name, limit in limits.items():
-            attribute, unit, sense = METRICS[name]
-            value = getattr(impact, attribute)
-            if name == "max_recovery_s" and value is None:
-                lines.append(_never_recovered(impact, name, limit))
-                continue
-            if value is None or math.isnan(float(value)):
-                continue
-            bad = float(value) > limit if sense == "max" else float(value) < limit
-            if bad:
-                word = "above" if sense == "max" else "below"
-                shown = f"{float(value):.1f} {unit}"
-                lines.append(f"{_where(impact)}: {name} is {shown}, {word} the limit {limit:g} {unit}")
-    return lines
-
-
-def added_latency_violations(
-    impacts: Iterable[FaultImpact], *, at_least_ms: float | None = None, at_most_ms: float | None = None
-) -> list[str]:
-    """One line per fault whose worst window did not add the expected latency over its baseline:
-    not out of the baseline's noise band at all (not detected), less than ``at_least_ms`` or more
-    than ``at_most_ms`` (metrics ``min_added_latency_ms`` / ``max_added_latency_ms``).
-
-    Raises:
-        ImpactError: no bound given, or a negative one, or at_least above at_most.
-    """
-    if at_least_ms is None and at_most_ms is None:
-        raise ImpactError("no added latency to expect: give at least or at most")
-    for bound in (at_least_ms, at_most_ms):
-        if bound is not None and bound < 0:
-            raise ImpactError(f"added latency {bound:g} ms is negative")
-    if at_least_ms is not None and at_most_ms is not None and at_least_ms > at_most_ms:
-        raise ImpactError(f"at least {at_least_ms:g} ms is more than at most {at_most_ms:g} ms")
-    limits = {}
-    if at_least_ms is not None:
-        limits["min_added_latency_ms"] = at_least_ms
-    if at_most_ms is not None:
-        limits["max_added_latency_ms"] = at_most_ms
-    lines = []
-    for impact in impacts:
-        if math.isnan(impact.added_latency_ms):
-            lines.append(f"{_where(impact)}: added_latency_ms not measurable: no latency window during it")
-            continue
-        if not impact.latency_spike_outside_band:
-            lines.append(
-                f"{_where(impact)}: added_latency_ms is {impact.added_latency_ms:.1f} ms, inside the "
-                f"baseline's noise band (latency ≤ {impact.latency_ceiling_ms:.2f} ms): not detected"
-            )
-        lines += violations([impact], limits)
-    return lines
-
-
-@dataclass(frozen=True)
-class ThrottleCheck:
-    """Mean IOPS inside one throttle window vs its limit (NaN mean when no whole window is inside)."""
-
-    label: str
-    start_s: float
-    end_s: float
-    limit: float
-    mean_iops: float
-    windows: int
-
-    @property
-    def error_pct(self) -> float:
-        return (self.mean_iops - self.limit) / self.limit * 100.0
-
-
-def check_throttles(
-    iops: IntervalSeries, windows: Sequence[FaultWindow], limits: Sequence[float], *, settle: int = 1
-) -> list[ThrottleCheck]:
-    """Per throttle window (with its IOPS ``limits``, in the same order), the mean IOPS of the
-    series' windows wholly inside it after the first ``settle`` ones (the throttle's bucket drains).
-
-    Raises:
-        ImpactError: as many limits as windows are needed, each positive; ``settle`` not negative.
-    """
-    if len(limits) != len(windows):
-        raise ImpactError(f"{len(limits)} throttle limits for {len(windows)} throttle windows")
-    if settle < 0:
-        raise ImpactError(f"settle {settle} is negative")
-    width = iops.window_ms / 1000.0
-    ends = np.asarray(iops.times_s, dtype=np.float64)
-    values = np.asarray(iops.values, dtype=np.float64)
-    checks = []
-    for (begin, end, label), limit in zip(windows, limits, strict=True):
-        if not limit > 0:
-            raise ImpactError(f"throttle '{label}' limit {limit:g} IOPS is not positive")
-        inside = values[(ends - width >= begin) & (ends <= end)][settle:]
-        mean = float(inside.mean()) if inside.size else math.nan
-        checks.append(ThrottleCheck(label, begin, end, float(limit), mean, int(inside.size)))
-    return checks
-
-
-def throttle_violations(checks: Iterable[ThrottleCheck], tolerance_pct: float) -> list[str]:
-    """One line per throttle window whose mean IOPS is more than ``tolerance_pct`` % off its limit
-    (or that has no whole window inside it)."""
-    lines = []
-    for check in checks:
-        where = f"throttle '{check.label}' at {check.start_s:.1f}-{check.end_s:.1f} s"
-        if check.windows == 0:
-            lines.append(f"{where}: no whole window inside it")
-        elif abs(check.error_pct) > tolerance_pct:
-            lines.append(
-                f"{where}: measured {check.mean_iops:.1f} IOPS is {check.error_pct:+.1f} % off the limit "
-                f"{check.limit:g} IOPS (tolerance ±{tolerance_pct:g} %)"
-            )
-    return lines
-
-
 def fault_windows_from_events(
     events: Iterable[Event], origin: float, until: float | None = None
 ) -> list[FaultWindow]:
@@ -529,17 +365,11 @@ def _label(event: Event) -> str:
 
 
 __all__ = [
-    "METRICS",
     "Band",
     "FaultImpact",
     "FaultWindow",
     "ImpactError",
-    "ThrottleCheck",
-    "added_latency_violations",
     "analyse",
-    "check_throttles",
     "fault_windows_from_events",
     "noise_band",
-    "throttle_violations",
-    "violations",
 ]

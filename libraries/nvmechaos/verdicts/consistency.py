@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nvmechaos.analysis.intervals import AnalysisError, IntervalSeries, consistency, read_series, total_series
+from nvmechaos.analysis.series import AnalysisError, IntervalSeries, read_series, total_series
+from nvmechaos.analysis.steady import consistency
 from nvmechaos.errors import NvmeChaosError, ThresholdError
 from nvmechaos.fio.jobfile import JobFile
 from nvmechaos.fio.model import DirectionResult, FioResult

@@ -15,23 +15,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nvmechaos.analysis import intervals as iv
-from nvmechaos.analysis.intervals import (
+from nvmechaos.analysis.latency import (
     PERCENTILES,
-    AnalysisError,
-    IntervalSeries,
-    LogFormatError,
     LogLinearHistogram,
-    consistency,
-    iter_log_chunks,
-    read_log,
-    read_series,
-    steady_state,
     summarise_latency_log,
     summarise_latency_logs,
-    total_series,
 )
+from nvmechaos.analysis.series import AnalysisError, IntervalSeries, read_series, total_series
+from nvmechaos.analysis.steady import consistency, steady_state
 from nvmechaos.errors import NvmeChaosError
+from nvmechaos.fio import logs as iv
+from nvmechaos.fio.logs import LogFormatError, iter_log_chunks, read_log
 
 LOGS = Path(__file__).resolve().parent.parent / "fixtures" / "logs"
 AVERAGED = LOGS / "averaged"

@@ -1,0 +1,334 @@
+"""Per-interval series of fio's logs (IOPS, bandwidth, latency over time): averaged logs as they
+are, per-I/O logs cut into exact windows, and series added up over directions.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from nvmechaos.errors import NvmeChaosError
+from nvmechaos.fio.logs import (
+    ADDITIVE_KINDS,
+    DIRECTION_NAMES,
+    LATENCY_KINDS,
+    UNITS,
+    FloatArray,
+    IntArray,
+    LogChunk,
+    LogFormatError,
+    iter_log_chunks,
+    read_log,
+)
+
+
+class AnalysisError(NvmeChaosError):
+    """There is not enough data for the figure asked for (e.g. no interval after the ramp)."""
+
+
+@dataclass(frozen=True, eq=False)
+class IntervalSeries:
+    """One direction's values over time.
+
+    ``times_s`` are the ends of the windows (fio stamps an averaged sample at the end of its
+    window), in seconds from the job's start; ``values`` are in ``unit``.
+    """
+
+    kind: str
+    direction: str
+    unit: str
+    window_ms: int
+    times_s: FloatArray
+    values: FloatArray
+    files: tuple[Path, ...] = ()
+
+    def __len__(self) -> int:
+        return int(self.values.size)
+
+    @property
+    def mean(self) -> float:
+        """Mean of the values (NaN when empty)."""
+        return float(self.values.mean()) if self.values.size else math.nan
+
+
+# --------------------------------------------------------------------------------------------------
+# Averaged series
+# --------------------------------------------------------------------------------------------------
+
+
+def _infer_window_ms(logs: Sequence[LogChunk]) -> int:
+    """fio's ``log_avg_msec`` from the spacing of the samples (median step), or 1000 if unknown."""
+    steps: list[IntArray] = []
+    firsts: list[int] = []
+    for log in logs:
+        for direction in range(3):
+            times = np.unique(log.time_ms[log.ddir == direction])
+            if times.size:
+                firsts.append(int(times[0]))
+            if times.size > 1:
+                steps.append(np.diff(times))
+    if steps:
+        return max(1, round(float(np.median(np.concatenate(steps)))))
+    if firsts and min(firsts) > 0:
+        return min(firsts)
+    return 1000
+
+
+def _sibling(path: Path, kind: str, other: str) -> Path:
+    return path.with_name(re.sub(rf"_{kind}(\.\d+)?\.log$", rf"_{other}\1.log", path.name))
+
+
+def read_series(
+    paths: Sequence[str | Path],
+    kind: str,
+    *,
+    window_ms: int | None = None,
+    iops_paths: Sequence[str | Path] | None = None,
+) -> dict[str, IntervalSeries]:
+    """Read averaged fio logs (written with ``log_avg_msec``) of ``kind`` into one series per direction.
+
+    ``paths`` are the logs of threads that ran at the same time (a job's ``numjobs`` clones; fio
+    stamps each thread's log from that thread's start). Samples are put in windows of
+    ``window_ms`` (default: inferred from the sample spacing) by their time stamp, rounded to the
+    nearest window end. Across files, iops and bw add up; latencies (lat, clat, slat) are averaged
+    weighted by each thread's IOPS in that window, read from ``iops_paths`` (default: the
+    ``fio_iops.N.log`` beside each latency log, when all exist; otherwise equal weights).
+
+    fio writes no line for a window in which a direction did no I/O, so iops and bw series are
+    filled with 0 over the whole run (a stall shows as zeros); latency series have only windows
+    with samples. Directions without any sample are left out.
+
+    Raises:
+        LogFormatError: a file cannot be read, is not fio's format, or logs every I/O (has a
+            block size) instead of window averages.
+        ValueError: ``kind`` is not one of iops, bw, lat, clat, slat, or ``window_ms`` < 1.
+    """
+    if kind not in UNITS:
+        raise ValueError(f"unknown log kind '{kind}' (expected one of {', '.join(UNITS)})")
+    if window_ms is not None and window_ms < 1:
+        raise ValueError(f"window_ms must be at least 1, not {window_ms}")
+    files = tuple(Path(p) for p in paths)
+    if not files:
+        return {}
+    logs = [read_log(path) for path in files]
+    for log in logs:
+        _require_averaged(log)
+    window = window_ms or _infer_window_ms(logs)
+
+    weights = _weight_logs(files, kind, iops_paths) if kind in LATENCY_KINDS and len(files) > 1 else None
+
+    slots_all = [_slots(log.time_ms, window) for log in logs]
+    nonempty = [s for s in slots_all if s.size]
+    if not nonempty:
+        return {}
+    low = min(int(s.min()) for s in nonempty)
+    high = max(int(s.max()) for s in nonempty)
+    span = high - low + 1
+    times = (np.arange(low, high + 1, dtype=np.float64) * window) / 1000.0
+
+    result: dict[str, IntervalSeries] = {}
+    for direction, name in enumerate(DIRECTION_NAMES):
+        grid = np.full((len(logs), span), np.nan)
+        for row, (log, slots) in enumerate(zip(logs, slots_all, strict=True)):
+            mask = log.ddir == direction
+            if mask.any():
+                grid[row] = _window_means(slots[mask] - low, log.value[mask], span)
+        present = ~np.isnan(grid)
+        if not present.any():
+            continue
+        if kind in ADDITIVE_KINDS:
+            values = np.where(present, grid, 0.0).sum(axis=0)
+            keep = np.ones(span, dtype=bool)
+        else:
+            weight = _weight_grid(weights, direction, window, low, present)
+            keep = present.any(axis=0)
+            total = weight.sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values = (np.where(present, grid, 0.0) * weight).sum(axis=0) / total
+        result[name] = IntervalSeries(
+            kind=kind,
+            direction=name,
+            unit=UNITS[kind],
+            window_ms=window,
+            times_s=times[keep],
+            values=np.asarray(values[keep], dtype=np.float64),
+            files=files,
+        )
+    return result
+
+
+def is_per_io_log(path: str | Path) -> bool:
+    """True when fio log ``path`` has one line per I/O (a block size, no ``log_avg_msec``); False
+    for window averages or an empty log.
+
+    Raises:
+        LogFormatError: as :func:`iter_log_chunks`.
+    """
+    for chunk in iter_log_chunks(Path(path)):
+        if len(chunk):
+            return bool(chunk.bs[0])
+    return False
+
+
+def per_io_series(paths: Sequence[str | Path], kind: str, window_ms: int) -> dict[str, IntervalSeries]:
+    """Windowed series from fio logs with one line per I/O (no ``log_avg_msec``), one per direction.
+
+    A line stamped ``t`` ms (the I/O's completion) belongs to the window ``((k-1)·w, k·w]`` with
+    ``k = floor(t / w) + 1``; its end ``k·w`` is the window's time, as fio stamps averages. Unlike
+    fio's own averages, whose time stamps slip whenever the guest stalls, every I/O lands in the
+    window it completed in. ``iops``: completions per second in each window (any per-I/O log
+    counts: iops, clat, lat...), 0 where none completed, from the first window to the last;
+    latency kinds: the mean of the window's I/Os in ns, only windows with completions. ``paths``
+    (``numjobs`` clones) add up. Reading is streamed: memory grows with the run's length, not its
+    number of I/Os.
+
+    Raises:
+        LogFormatError: a file cannot be read, is not fio's format, or is a log of averages.
+        ValueError: ``kind`` is not iops or a latency, or ``window_ms`` < 1.
+    """
+    if kind != "iops" and kind not in LATENCY_KINDS:
+        raise ValueError(f"per-I/O series of '{kind}' are not supported (use iops, lat, clat or slat)")
+    if window_ms < 1:
+        raise ValueError(f"window_ms must be at least 1, not {window_ms}")
+    files = tuple(Path(p) for p in paths)
+    counts: dict[int, FloatArray] = {}
+    sums: dict[int, FloatArray] = {}
+
+    def grow(store: dict[int, FloatArray], direction: int, size: int) -> FloatArray:
+        array = store.get(direction, np.zeros(0))
+        if array.size < size:
+            array = np.concatenate([array, np.zeros(size - array.size)])
+            store[direction] = array
+        return array
+
+    for path in files:
+        for chunk in iter_log_chunks(path):
+            if not len(chunk):
+                continue
+            averaged = np.flatnonzero(chunk.bs == 0)
+            if averaged.size:
+                row = int(averaged[0])
+                raise LogFormatError(
+                    f"fio log '{path}' line {chunk.first_line + row}: no block size, so a window average "
+                    "(log_avg_msec); per-I/O series need one line per I/O (log_avg_msec=0)"
+                )
+            slots = chunk.time_ms // window_ms + 1
+            for direction in np.unique(chunk.ddir):
+                mask = chunk.ddir == direction
+                size = int(slots[mask].max()) + 1
+                count = grow(counts, int(direction), size)
+                total = grow(sums, int(direction), size)
+                count += np.bincount(slots[mask], minlength=count.size)
+                total += np.bincount(
+                    slots[mask], weights=chunk.value[mask].astype(np.float64), minlength=total.size
+                )
+    result: dict[str, IntervalSeries] = {}
+    for direction, count in sorted(counts.items()):
+        if direction >= len(DIRECTION_NAMES) or not count.any():
+            continue
+        nonzero = np.flatnonzero(count)
+        first, last = max(1, int(nonzero[0])), int(nonzero[-1])
+        index = np.arange(first, last + 1)
+        if kind == "iops":
+            keep = index
+            values = count[index] * 1000.0 / window_ms
+        else:
+            keep = index[count[index] > 0]
+            values = sums[direction][keep] / count[keep]
+        result[DIRECTION_NAMES[direction]] = IntervalSeries(
+            kind=kind,
+            direction=DIRECTION_NAMES[direction],
+            unit=UNITS[kind],
+            window_ms=window_ms,
+            times_s=keep.astype(np.float64) * window_ms / 1000.0,
+            values=np.asarray(values, dtype=np.float64),
+            files=files,
+        )
+    return result
+
+
+def _weight_logs(
+    files: Sequence[Path], kind: str, iops_paths: Sequence[str | Path] | None
+) -> list[LogChunk] | None:
+    """The iops logs that weight the latency logs ``files``, or None for equal weights."""
+    if iops_paths is not None:
+        weight_files = [Path(p) for p in iops_paths]
+        if len(weight_files) != len(files):
+            raise ValueError(f"{len(weight_files)} iops logs for {len(files)} {kind} logs")
+        return [read_log(p) for p in weight_files]
+    siblings = [_sibling(path, kind, "iops") for path in files]
+    if all(s.is_file() and s != p for s, p in zip(siblings, files, strict=True)):
+        return [read_log(p) for p in siblings]
+    return None
+
+
+def _weight_grid(
+    weights: Sequence[LogChunk] | None, direction: int, window: int, low: int, present: npt.NDArray[np.bool_]
+) -> FloatArray:
+    """Per file and window, the weight of its latency: its IOPS (0 where it has no latency)."""
+    span = present.shape[1]
+    if weights is None:
+        return present.astype(np.float64)
+    weight = np.zeros(present.shape)
+    for row, log in enumerate(weights):
+        mask = log.ddir == direction
+        if mask.any():
+            slots = _slots(log.time_ms[mask], window) - low
+            inside = (slots >= 0) & (slots < span)
+            means = _window_means(slots[inside], log.value[mask][inside], span)
+            weight[row] = np.nan_to_num(means, nan=0.0)
+    weight = np.where(present, weight, 0.0)
+    # A window whose weights are all 0 (no iops sample) falls back to a plain mean.
+    unweighted = weight.sum(axis=0) == 0
+    weight[:, unweighted] = present[:, unweighted].astype(np.float64)
+    return weight
+
+
+def _require_averaged(log: LogChunk) -> None:
+    sized = np.flatnonzero(log.bs)
+    if sized.size:
+        row = int(sized[0])
+        raise LogFormatError(
+            f"fio log '{log.path}' line {log.first_line + row}: block size {int(log.bs[row])} means one "
+            "line per I/O; interval series need logs averaged over windows (fio's log_avg_msec)"
+        )
+
+
+def _slots(time_ms: IntArray, window: int) -> IntArray:
+    """The window number of each time stamp: the nearest multiple of ``window`` (ends of windows)."""
+    return np.asarray((time_ms + window // 2) // window, dtype=np.int64)
+
+
+def _window_means(slots: IntArray, values: IntArray, span: int) -> FloatArray:
+    """Mean value per slot 0..span-1 (NaN where none): two samples of one window are averaged."""
+    sums = np.bincount(slots, weights=values.astype(np.float64), minlength=span)[:span]
+    counts = np.bincount(slots, minlength=span)[:span]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def total_series(series: Mapping[str, IntervalSeries]) -> IntervalSeries:
+    """Sum of iops or bw series over directions (read + write + trim), on the union of their times.
+
+    Raises:
+        ValueError: ``series`` is empty, mixes kinds, or is latency (which does not add up).
+    """
+    if not series:
+        raise ValueError("no series to add up")
+    parts = list(series.values())
+    kinds = {s.kind for s in parts}
+    if len(kinds) != 1 or next(iter(kinds)) not in ADDITIVE_KINDS:
+        raise ValueError(f"only iops or bw series of one kind add up, not {', '.join(sorted(kinds))}")
+    times = np.unique(np.concatenate([s.times_s for s in parts]))
+    values = np.zeros(times.size)
+    for part in parts:
+        values[np.searchsorted(times, part.times_s)] += part.values
+    first = parts[0]
+    files = tuple(dict.fromkeys(f for s in parts for f in s.files))
+    return IntervalSeries(first.kind, "total", first.unit, first.window_ms, times, values, files)
