@@ -1,0 +1,70 @@
+"""The base every keyword library builds on: components (robotlibcore), its own listener, the one
+owner, and the one error path."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from robot.api import logger
+from robotlibcore import DynamicCore
+
+from nvmechaos.errors import NvmeChaosError
+from nvmechaos.report import timeline_table_html
+from nvmechaos_robot.context import RUN_TIMELINE, fail
+from nvmechaos_robot.listener import ScopedListener
+from nvmechaos_robot.owner import OWNER
+
+# Test id -> monotonic time it started; the first library to see a test start or end it wins, so
+# the test's timeline is logged once however many libraries the suite imports.
+_TEST_STARTS: dict[str, float] = {}
+_TIMELINE_LOGGED: set[str] = set()
+
+
+class KeywordLibrary(DynamicCore, ScopedListener):  # type: ignore[misc]
+    """A keyword library made of component classes.
+
+    **One error path.** Keywords call the engine and let its errors rise: every
+    :class:`~nvmechaos.errors.NvmeChaosError` becomes a one-line failure here, in
+    :meth:`run_keyword`, so no keyword catches engine errors itself. Argument conversion (``timedelta``,
+    enums, ``int``) happens in Robot before the call, so a bad argument fails before anything starts.
+
+    **One owner.** What a keyword starts is recorded on :data:`~nvmechaos_robot.owner.OWNER` under
+    the library's ``OWNER_NAME`` and the running test or suite; the library is its own listener and
+    stops it when that test or suite ends.
+
+    **One timeline.** At the end of every test that recorded anything on the run's timeline (faults,
+    QMP faults, power events, from any library), the test's log ends with that timeline as one table.
+    """
+
+    ROBOT_LIBRARY_SCOPE = "GLOBAL"
+    OWNER_NAME = ""
+
+    def __init__(self, components: list[object]) -> None:
+        ScopedListener.__init__(self)
+        DynamicCore.__init__(self, components)
+
+    def run_keyword(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
+        try:
+            return DynamicCore.run_keyword(self, name, args, kwargs)
+        except NvmeChaosError as error:
+            fail(error)
+
+    def release(self, scope: str | None, what: str) -> list[str]:
+        """Stop what this library started in ``scope`` (see :class:`~nvmechaos_robot.owner.Owner`)."""
+        return OWNER.release(self.OWNER_NAME or type(self).__name__, scope, what)
+
+    def start_test(self, data: Any, result: Any) -> None:
+        _TEST_STARTS.setdefault(str(data.id), time.monotonic())
+        ScopedListener.start_test(self, data, result)
+
+    def end_test(self, data: Any, result: Any) -> None:
+        try:
+            ScopedListener.end_test(self, data, result)
+        finally:
+            test = str(data.id)
+            if test not in _TIMELINE_LOGGED:
+                _TIMELINE_LOGGED.add(test)
+                events = RUN_TIMELINE.since(_TEST_STARTS.pop(test, time.monotonic()))
+                if events:
+                    logger.info(f"Timeline of this test:{timeline_table_html(events)}", html=True)

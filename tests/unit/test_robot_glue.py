@@ -1,0 +1,80 @@
+"""The Robot glue every library shares: the one owner and the one error path."""
+
+from __future__ import annotations
+
+import pytest
+from robot.api.deco import keyword
+
+from nvmechaos.errors import NvmeChaosError
+from nvmechaos_robot import KeywordError, KeywordLibrary, Owner
+
+
+class Thing:
+    def __init__(self, name: str, log: list[str], running: bool = True, fails: bool = False) -> None:
+        self.name, self.log, self.alive, self.fails = name, log, running, fails
+
+    def stop(self) -> None:
+        if self.fails:
+            raise RuntimeError("socket busy")
+        self.log.append(self.name)
+        self.alive = False
+
+
+def own(owner: Owner, thing: Thing, library: str = "Lib", scope: str = "test:1") -> None:
+    owner.own(
+        thing, name=thing.name, library=library, scope=scope, stop=thing.stop, running=lambda: thing.alive
+    )
+
+
+def test_release_stops_newest_first_and_names_what_still_ran() -> None:
+    owner, log = Owner(), []
+    drive, writer, done = Thing("drive", log), Thing("writer", log), Thing("old", log, running=False)
+    for thing in (drive, done, writer):
+        own(owner, thing)
+    lines = owner.release("Lib", "test:1", "test")
+    assert log == ["writer", "old", "drive"]
+    assert lines == [
+        "writer was still running at the end of the test; stopped it.",
+        "drive was still running at the end of the test; stopped it.",
+    ]
+    assert owner.things("Lib") == []
+
+
+def test_release_keeps_to_its_library_and_scope_and_goes_on_after_a_failure() -> None:
+    owner, log = Owner(), []
+    mine, other_scope, other_library = Thing("mine", log), Thing("suite-vm", log), Thing("fio", log)
+    broken = Thing("broken", log, fails=True)
+    own(owner, mine)
+    own(owner, broken)
+    own(owner, other_scope, scope="suite:1")
+    own(owner, other_library, library="Other")
+    lines = owner.release("Lib", "test:1", "test")
+    assert log == ["mine"]
+    assert lines == [
+        "broken: stopping it at the end of the test failed: socket busy",
+        "mine was still running at the end of the test; stopped it.",
+    ]
+    assert owner.things("Lib") == [other_scope]
+    owner.forget(other_scope)
+    assert owner.release("Lib", None, "run") == []
+    assert owner.things("Other", Thing) == [other_library]
+
+
+class Component:
+    @keyword
+    def engine_refuses(self) -> None:
+        raise NvmeChaosError("drive d0: image '/proc/x' does not exist")
+
+    @keyword
+    def plain_bug(self) -> None:
+        raise KeyError("x")
+
+
+def test_engine_errors_become_one_line_failures_in_one_place() -> None:
+    library = KeywordLibrary([Component()])
+    with pytest.raises(KeywordError) as failure:
+        library.run_keyword("engine_refuses", ())
+    assert str(failure.value) == "drive d0: image '/proc/x' does not exist"
+    assert failure.value.__cause__ is None and failure.value.__suppress_context__
+    with pytest.raises(KeyError):  # anything else is a bug, shown as one
+        library.run_keyword("plain_bug", ())
