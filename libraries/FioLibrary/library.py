@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from robot.errors import DataError
-from robotlibcore import DynamicCore
+from collections.abc import Callable
+from datetime import timedelta
+from typing import ClassVar
 
-from FioLibrary.context import LibraryContext
+from robot.errors import DataError
+
+from FioLibrary.context import LIBRARY, LibraryContext, robot_time
 from FioLibrary.results import ResultKeywords, ResultLogger
 from FioLibrary.run import RunKeywords
 from FioLibrary.verdicts import VerdictKeywords
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.process import REGISTRY
 from nvmechaos.units import parse_positive_int, require_path, require_text
-from nvmechaos_robot import ScopedListener
+from nvmechaos_robot import KeywordLibrary
 
 __version__ = "0.1.0"
 
 
-class FioLibrary(DynamicCore, ScopedListener):
+class FioLibrary(KeywordLibrary):
     """Run fio workloads and turn their results into verdicts a QA engineer can trust.
 
     = Running fio =
@@ -48,8 +50,9 @@ class FioLibrary(DynamicCore, ScopedListener):
 
     = Bad input =
     Every keyword checks its arguments before it starts anything, and a mistake ends it with one
-    line naming the argument and the value (``timeout 'banana' is not a time ...``), never with a
-    Python traceback or a fio left running.
+    line naming the argument and the value (``timeout '-5 s' is negative``; a time Robot cannot
+    read fails in Robot's own words: ``Argument 'timeout' got value 'banana' that cannot be
+    converted to timedelta or None.``), never with a Python traceback or a fio left running.
 
     = Clean-up =
     The library is its own listener: a background fio still running when its test (or suite)
@@ -58,8 +61,11 @@ class FioLibrary(DynamicCore, ScopedListener):
     runtime).
     """
 
-    ROBOT_LIBRARY_SCOPE = "GLOBAL"
     ROBOT_LIBRARY_VERSION = __version__
+    # Times keep how the test wrote them, so the engine quotes a refused one as written.
+    ROBOT_LIBRARY_CONVERTERS: ClassVar[dict[type, Callable[..., object]]] = {timedelta: robot_time}
+    OWNER_NAME = LIBRARY
+    # The process registry's scopes (its safety net) stay apart from those of the other libraries.
     SCOPE_PREFIX = "fio-"
 
     def __init__(
@@ -91,30 +97,20 @@ class FioLibrary(DynamicCore, ScopedListener):
         | Library    FioLibrary    job_dir=${CURDIR}/jobs    thresholds=${CURDIR}/limits.yaml
         | Library    FioLibrary    fio=/opt/fio/bin/fio    log_avg_msec=500
         """
-        ScopedListener.__init__(self)
         try:
             interval = parse_positive_int(log_avg_msec, "log_avg_msec")
             job_folder = None if job_dir is None else require_path(job_dir, "job_dir", folder=True)
             limits = None if thresholds is None else require_path(thresholds, "thresholds", folder=False)
             program = require_text(fio, "fio", "the fio program (a name on PATH or a path)")
         except NvmeChaosError as error:
-            # A Robot error carries no traceback into the import failure: the message stays one line.
+            # An import is not a keyword: run_keyword's error path does not reach it. A Robot error
+            # carries no traceback into the import failure, so the message stays one line.
             raise DataError(str(error)) from None
         self._ctx = LibraryContext(job_folder, limits, program, interval)
         results = ResultLogger(self._ctx)
-        DynamicCore.__init__(
-            self,
-            [
-                RunKeywords(self._ctx, results),
-                ResultKeywords(self._ctx, results),
-                VerdictKeywords(self._ctx),
-            ],
+        super().__init__(
+            [RunKeywords(self._ctx, results), ResultKeywords(results), VerdictKeywords(self._ctx)]
         )
 
     def scope_changed(self, scope: str) -> None:
         self._ctx.scope = scope
-
-    def release(self, scope: str | None, what: str) -> list[str]:
-        """Stop the fio runs still going in ``scope``."""
-        stopped = REGISTRY.stop_scope(scope, prefix=self.SCOPE_PREFIX)
-        return [f"{p.name} was still running at the end of the {what}; stopped it." for p in stopped]

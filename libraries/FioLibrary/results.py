@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from html import escape
 from pathlib import Path
 
 from robot.api import logger
 from robot.api.deco import keyword
 
-from FioLibrary.context import LibraryContext, fail
-from nvmechaos.errors import NvmeChaosError
+from FioLibrary.context import LibraryContext
+from nvmechaos.fio.html import result_chart_html, run_folder_html
 from nvmechaos.fio.model import FioResult
 from nvmechaos.fio.parser import parse_fio_file
 from nvmechaos.report import result_table_html
-from nvmechaos.units import require, require_text
+from nvmechaos.units import require
 from nvmechaos.verdicts.thresholds import measure_metric
 
 # What a keyword that reads a result says when it gets something else.
@@ -27,40 +26,26 @@ class ResultLogger:
         self.ctx = context
 
     def link_run_dir(self, run_dir: Path) -> None:
-        if run_dir.is_dir():
-            links = " ".join(
-                f'<a href="{escape(self.ctx.link(path))}">{escape(path.name)}</a>'
-                for path in sorted(run_dir.iterdir())
-                if path.is_file() and path.suffix != ".log"
-            )
-            self.ctx.html(
-                f'Run folder <a href="{escape(self.ctx.link(run_dir))}">{escape(run_dir.name)}</a>: {links}'
-            )
+        links = run_folder_html(run_dir, self.ctx.link)
+        if links:
+            self.ctx.html(links)
 
     def log_result(self, result: FioResult) -> None:
         self.ctx.html(result_table_html(result))
-        artifacts = result.artifacts
-        if artifacts is None:
+        if result.artifacts is None:
             return
-        self.link_run_dir(artifacts.directory)
-        chart = self.chart(result)
+        self.link_run_dir(result.artifacts.directory)
+        chart = result_chart_html(result)
         if chart:
             self.ctx.html(chart)
         for message in result.messages:
             logger.info(f"fio said: {message}")
 
-    def chart(self, result: FioResult) -> str:
-        """An <img> of IOPS and latency over time, or "" when the run left no interval logs."""
-        from FioLibrary.charts import timeline_img  # noqa: PLC0415 - matplotlib loads only when charts are drawn
-
-        return timeline_img(result)
-
 
 class ResultKeywords:
     """Read fio output into the result model and look at single figures."""
 
-    def __init__(self, context: LibraryContext, results: ResultLogger) -> None:
-        self.ctx = context
+    def __init__(self, results: ResultLogger) -> None:
         self.results = results
 
     @keyword
@@ -76,11 +61,7 @@ class ResultKeywords:
         | ${result} =    Parse Fio Output    ${OUTPUT DIR}/saved/fio.json
         | Fio Result Should Meet Thresholds    ${result}    profile=default
         """
-        try:
-            source = require_text(path, "path", "the path of a file holding fio's JSON output")
-            result = parse_fio_file(source)
-        except NvmeChaosError as error:
-            fail(error)
+        result = parse_fio_file(path)
         self.results.log_result(result)
         return result
 
@@ -105,11 +86,7 @@ class ResultKeywords:
         | Should Be True    ${iops} > 1000
         | ${qd1} =    Get Fio Metric    ${result}    p99_latency_ms    job=qd1
         """
-        try:
-            result = require(result, FioResult, "result", RESULT_EXPECTED)
-            return measure_metric(result, metric, job, direction)
-        except NvmeChaosError as error:
-            fail(error)
+        return measure_metric(require(result, FioResult, "result", RESULT_EXPECTED), metric, job, direction)
 
     @keyword
     def log_fio_result(self, result: FioResult) -> None:
@@ -118,8 +95,4 @@ class ResultKeywords:
         Example:
         | Log Fio Result    ${result}
         """
-        try:
-            result = require(result, FioResult, "result", RESULT_EXPECTED)
-        except NvmeChaosError as error:
-            fail(error)
-        self.results.log_result(result)
+        self.results.log_result(require(result, FioResult, "result", RESULT_EXPECTED))

@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 
 from robot.api import logger
 from robot.api.deco import keyword
 
-from FioLibrary.context import LibraryContext, fail
+from FioLibrary.context import LibraryContext, seconds
 from FioLibrary.results import ResultLogger
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.fio.model import FioResult
-from nvmechaos.fio.runner import FioProcess, PreparedJob, collect_result, prepare_job, start_fio
-from nvmechaos.units import parse_flag, parse_seconds, refuse_options, require, require_text
+from nvmechaos.fio.runner import (
+    REFUSED_BY_PREPARE,
+    REFUSED_BY_START,
+    FioProcess,
+    PreparedJob,
+    check_job,
+    collect_result,
+    prepare_job,
+    start_fio,
+)
+from nvmechaos.units import parse_flag, require
 
-# Time fio gets beyond its planned runtime (set-up, file layout, writing results) before we call it hung.
-_GRACE_SECONDS = 120.0
-_FIO_TIME_LIMIT = "fio's own time limit is runtime=, e.g. runtime=30"
-# Arguments of other keywords that would otherwise land in the job file as fio options.
-_NOT_FOR_START = {
-    "timeout": f"give it to Wait For Fio Job ({_FIO_TIME_LIMIT})",
-    "allow_errors": "give it to Wait For Fio Job",
-}
-_NOT_FOR_PREPARE = {
-    "timeout": f"the keyword that runs the prepared job limits its time ({_FIO_TIME_LIMIT})",
-    "allow_errors": "give it to Collect Fio Result",
-}
 _HANDLE = "a background fio job (use the handle Start Fio Job returned)"
 _PREPARED = "a prepared fio job (use what Prepare Fio Job returned)"
 
@@ -38,21 +36,13 @@ class RunKeywords:
         self.results = results
 
     def _prepare(
-        self, job: str, overrides: dict[str, str | None], keyword: str, refused: Mapping[str, str]
+        self, job: str, overrides: Mapping[str, str | None], keyword: str, refused: Mapping[str, str]
     ) -> PreparedJob:
-        try:
-            require_text(job, "job", "a fio job file name or path")
-            refuse_options(overrides, refused, keyword)
-            prepared = prepare_job(
-                job,
-                overrides,
-                self.ctx.new_run_dir(job),
-                self.ctx.job_dirs,
-                log_avg_msec=self.ctx.log_avg_msec,
-            )
-        except NvmeChaosError as error:
-            fail(error)
-        logger.info(f"Job '{job}' from {prepared.source}, run folder {prepared.run_dir}")
+        name = check_job(job, overrides, keyword, refused)
+        prepared = prepare_job(
+            name, overrides, self.ctx.new_run_dir(name), self.ctx.job_dirs, log_avg_msec=self.ctx.log_avg_msec
+        )
+        logger.info(f"Job '{name}' from {prepared.source}, run folder {prepared.run_dir}")
         return prepared
 
     @keyword
@@ -70,7 +60,7 @@ class RunKeywords:
         | ${prepared} =    Prepare Fio Job    mixed_randrw    filename=/dev/nvme0n1    runtime=5
         | ${argv} =    Evaluate    " ".join($prepared.argv())
         """
-        return self._prepare(job, dict(overrides), "Prepare Fio Job", _NOT_FOR_PREPARE)
+        return self._prepare(job, overrides, "Prepare Fio Job", REFUSED_BY_PREPARE)
 
     @keyword
     def collect_fio_result(
@@ -84,18 +74,19 @@ class RunKeywords:
         Example:
         | ${result} =    Collect Fio Result    ${prepared}    ${rc}
         """
-        try:
-            prepared = require(prepared, PreparedJob, "prepared", _PREPARED)
-            errors_allowed = parse_flag(allow_errors, "allow_errors")
-            result = collect_result(prepared, exit_code, allow_errors=errors_allowed)
-        except NvmeChaosError as error:
-            fail(error)
+        prepared = require(prepared, PreparedJob, "prepared", _PREPARED)
+        errors_allowed = parse_flag(allow_errors, "allow_errors")
+        result = collect_result(prepared, exit_code, allow_errors=errors_allowed)
         self.results.log_result(result)
         return result
 
     @keyword
     def run_fio_job(
-        self, job: str, timeout: str | None = None, allow_errors: bool = False, **overrides: str | None
+        self,
+        job: str,
+        timeout: timedelta | None = None,
+        allow_errors: bool = False,
+        **overrides: str | None,
     ) -> FioResult:
         """Run the fio ``job`` on this host, wait for it, and return its result.
 
@@ -122,13 +113,10 @@ class RunKeywords:
         | ${result} =    Run Fio Job    latency_probe    filename=/dev/nvme0n1    timeout=1 min
         | ${result} =    Run Fio Job    ${CURDIR}/my.fio    allow_errors=True
         """
-        try:
-            seconds = None if timeout is None else parse_seconds(timeout, "timeout")
-            errors_allowed = parse_flag(allow_errors, "allow_errors")
-        except NvmeChaosError as error:
-            fail(error)
+        limit = None if timeout is None else seconds(timeout, "timeout")
+        errors_allowed = parse_flag(allow_errors, "allow_errors")
         handle = self._start(job, overrides, "Run Fio Job")
-        return self._wait(handle, seconds, errors_allowed)
+        return self._wait(handle, limit, errors_allowed)
 
     @keyword
     def start_fio_job(self, job: str, **overrides: str | None) -> FioProcess:
@@ -147,15 +135,12 @@ class RunKeywords:
         return self._start(job, overrides, "Start Fio Job")
 
     def _start(self, job: str, overrides: Mapping[str, str | None], keyword: str) -> FioProcess:
-        prepared = self._prepare(job, dict(overrides), keyword, _NOT_FOR_START)
-        try:
-            return start_fio(prepared, fio_binary=self.ctx.fio_binary, scope=self.ctx.scope)
-        except NvmeChaosError as error:
-            fail(error)
+        prepared = self._prepare(job, overrides, keyword, REFUSED_BY_START)
+        return self.ctx.own(start_fio(prepared, fio_binary=self.ctx.fio_binary, scope=self.ctx.scope))
 
     @keyword
     def wait_for_fio_job(
-        self, handle: FioProcess, timeout: str | None = None, allow_errors: bool = False
+        self, handle: FioProcess, timeout: timedelta | None = None, allow_errors: bool = False
     ) -> FioResult:
         """Wait for a job started with `Start Fio Job` to end and return its result.
 
@@ -164,22 +149,18 @@ class RunKeywords:
         Example:
         | ${result} =    Wait For Fio Job    ${fio}    timeout=3 min
         """
-        try:
-            handle = require(handle, FioProcess, "handle", _HANDLE)
-            seconds = None if timeout is None else parse_seconds(timeout, "timeout")
-            errors_allowed = parse_flag(allow_errors, "allow_errors")
-        except NvmeChaosError as error:
-            fail(error)
-        return self._wait(handle, seconds, errors_allowed)
+        handle = require(handle, FioProcess, "handle", _HANDLE)
+        limit = None if timeout is None else seconds(timeout, "timeout")
+        errors_allowed = parse_flag(allow_errors, "allow_errors")
+        return self._wait(handle, limit, errors_allowed)
 
-    def _wait(self, handle: FioProcess, seconds: float | None, allow_errors: bool) -> FioResult:
-        if seconds is None:
-            seconds = _default_timeout(handle.prepared)
+    def _wait(self, handle: FioProcess, timeout: float | None, allow_errors: bool) -> FioResult:
         try:
-            result = handle.wait(timeout=seconds, allow_errors=allow_errors)
-        except NvmeChaosError as error:
+            result = handle.wait(timeout=timeout, allow_errors=allow_errors)
+        except NvmeChaosError:
+            # fio's stderr and the job file as run say why it failed: link them, then let the error rise.
             self.results.link_run_dir(handle.prepared.run_dir)
-            fail(error)
+            raise
         self.results.log_result(result)
         return result
 
@@ -190,14 +171,6 @@ class RunKeywords:
         Example:
         | Stop Fio Job    ${fio}
         """
-        try:
-            handle = require(handle, FioProcess, "handle", _HANDLE)
-        except NvmeChaosError as error:
-            fail(error)
+        handle = require(handle, FioProcess, "handle", _HANDLE)
         handle.stop()
         logger.info(f"Stopped fio job '{handle.name}' (output in {handle.prepared.run_dir})")
-
-
-def _default_timeout(prepared: PreparedJob) -> float | None:
-    planned = prepared.expected_seconds
-    return None if planned is None else planned + _GRACE_SECONDS

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from robot.api import logger
 from robot.api.deco import keyword
 
-from FioLibrary.context import LibraryContext, fail
+from FioLibrary.context import LibraryContext, seconds
 from FioLibrary.results import RESULT_EXPECTED
-from nvmechaos.errors import NvmeChaosError
 from nvmechaos.fio.model import FioResult
 from nvmechaos.report import verdict_table_html
-from nvmechaos.units import parse_seconds, require, require_text
+from nvmechaos.units import require
 from nvmechaos.verdicts.consistency import check_consistency, compare_depths
-from nvmechaos.verdicts.thresholds import (
-    CONSISTENCY,
-    PERFORMANCE,
-    Profile,
-    Verdict,
-    check_category,
-    check_thresholds,
-    get_profile,
-)
+from nvmechaos.verdicts.thresholds import CONSISTENCY, PERFORMANCE, Verdict, check_thresholds, load_profile
 
 
 class VerdictKeywords:
@@ -31,23 +23,13 @@ class VerdictKeywords:
     def __init__(self, context: LibraryContext) -> None:
         self.ctx = context
 
-    def _profile(
-        self, name: str, thresholds: str | None, overrides: dict[str, str], category: str
-    ) -> Profile:
-        """The profile with the overrides on top, from ``thresholds`` or the library's file."""
-        if thresholds is None:
-            path = self.ctx.thresholds_file
-        else:
-            path = Path(require_text(thresholds, "thresholds", "the path of a YAML threshold file"))
-        return check_category(get_profile(path, name), overrides, category)
+    def _file(self, thresholds: str | None) -> str | Path:
+        """The threshold file of one check: its own ``thresholds=``, else the library's."""
+        return self.ctx.thresholds_file if thresholds is None else thresholds
 
     def _report(self, verdict: Verdict, what: str) -> None:
         self.ctx.html(verdict_table_html(verdict))
-        if not verdict.passed:
-            lines = verdict.failure_lines()
-            count = f"{len(lines)} {what} violation{'s' if len(lines) != 1 else ''}"
-            fail(f"{count} (profile {verdict.profile}):\n" + "\n".join(f"- {line}" for line in lines))
-        logger.info(f"All {len(verdict.checks)} {what} checks passed (profile {verdict.profile}).")
+        logger.info(verdict.confirm(what))
 
     @keyword
     def fio_result_should_meet_thresholds(
@@ -77,11 +59,8 @@ class VerdictKeywords:
         | Fio Result Should Meet Thresholds    ${result}    max_p99_latency_ms=2    write.min_iops=800
         | Fio Result Should Meet Thresholds    ${result}    profile=qos    thresholds=${CURDIR}/drive_x.yaml
         """
-        try:
-            chosen = self._profile(profile, thresholds, overrides, PERFORMANCE)
-            verdict = check_thresholds(require(result, FioResult, "result", RESULT_EXPECTED), chosen)
-        except NvmeChaosError as error:
-            fail(error)
+        chosen = load_profile(self._file(thresholds), profile, overrides, PERFORMANCE)
+        verdict = check_thresholds(require(result, FioResult, "result", RESULT_EXPECTED), chosen)
         self._report(verdict, "threshold")
 
     @keyword
@@ -89,7 +68,7 @@ class VerdictKeywords:
         self,
         result: FioResult,
         profile: str = "default",
-        ramp: str = "0",
+        ramp: timedelta = timedelta(0),
         thresholds: str | None = None,
         **overrides: str,
     ) -> None:
@@ -109,18 +88,14 @@ class VerdictKeywords:
         | Fio Result Should Be Consistent    ${result}    profile=emulated    ramp=2    max_iops_cov_pct=15
         | Fio Result Should Be Consistent    ${result}    thresholds=${CURDIR}/steady.yaml    ramp=5 s
         """
-        try:
-            ramp_seconds = parse_seconds(ramp, "ramp", allow_zero=True)
-            chosen = self._profile(profile, thresholds, overrides, CONSISTENCY)
-            checked = require(result, FioResult, "result", RESULT_EXPECTED)
-            verdict = check_consistency(checked, chosen, ramp_seconds=ramp_seconds)
-        except NvmeChaosError as error:
-            fail(error)
-        self._report(verdict, "consistency")
+        ramp_seconds = seconds(ramp, "ramp", allow_zero=True)
+        chosen = load_profile(self._file(thresholds), profile, overrides, CONSISTENCY)
+        checked = require(result, FioResult, "result", RESULT_EXPECTED)
+        self._report(check_consistency(checked, chosen, ramp_seconds=ramp_seconds), "consistency")
 
     @keyword("IOPS Should Not Fall With Queue Depth")
     def iops_should_not_fall_with_queue_depth(
-        self, result: FioResult, shallow: str, deep: str, sigmas: float = 3.0, ramp: str = "0"
+        self, result: FioResult, shallow: str, deep: str, sigmas: float = 3.0, ramp: timedelta = timedelta(0)
     ) -> None:
         """Fail if job ``deep`` of ``result`` did fewer IOPS than the shallower job ``shallow`` by more
         than the run's own noise: a target that saturates stays level, one that falls with depth
@@ -136,18 +111,7 @@ class VerdictKeywords:
         | ${result} =    Run Fio Job    qd_sweep    runtime=4
         | IOPS Should Not Fall With Queue Depth    ${result}    qd1    qd16
         """
-        try:
-            checked = require(result, FioResult, "result", RESULT_EXPECTED)
-            ramp_seconds = parse_seconds(ramp, "ramp", allow_zero=True)
-            comparison = compare_depths(
-                checked,
-                require_text(shallow, "shallow", "a job name"),
-                require_text(deep, "deep", "a job name"),
-                sigmas=float(sigmas),
-                ramp_seconds=ramp_seconds,
-            )
-        except (NvmeChaosError, ValueError) as error:
-            fail(error)
-        if comparison.falls:
-            fail(comparison.describe())
-        logger.info(comparison.describe())
+        checked = require(result, FioResult, "result", RESULT_EXPECTED)
+        ramp_seconds = seconds(ramp, "ramp", allow_zero=True)
+        comparison = compare_depths(checked, shallow, deep, sigmas=sigmas, ramp_seconds=ramp_seconds)
+        logger.info(comparison.confirm())

@@ -17,6 +17,7 @@ from typing import Any
 
 from nvmechaos.errors import FioOutputError
 from nvmechaos.fio.model import DIRECTIONS, DirectionResult, FioResult, JobResult, LatencyStats
+from nvmechaos.units import require_text
 
 _OBJECT_START = re.compile(r"^\{", re.MULTILINE)
 
@@ -25,9 +26,10 @@ def parse_fio_file(path: Path | str) -> FioResult:
     """Parse the fio output stored in ``path``.
 
     Raises:
+        ArgumentError: ``path`` is not text or a path, or is empty.
         FioOutputError: the file is missing, unreadable, or holds no complete fio report.
     """
-    source = Path(path)
+    source = Path(require_text(path, "path", "the path of a file holding fio's JSON output"))
     try:
         text = source.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:

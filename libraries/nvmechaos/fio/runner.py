@@ -22,6 +22,7 @@ from nvmechaos.fio.jobfile import JobFile, find_job_file, split_fio_paths
 from nvmechaos.fio.model import FioArtifacts, FioResult
 from nvmechaos.fio.parser import parse_fio_file
 from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
+from nvmechaos.units import refuse_options, require_text
 
 JSON_NAME = "fio.json"
 STDOUT_NAME = "fio.stdout"
@@ -32,6 +33,19 @@ LOG_PREFIX = "fio"
 LOG_KINDS = ("iops", "bw", "lat", "clat", "slat")
 _TIME = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>us|ms|s|m|h|d)?\s*$", re.IGNORECASE)
 _TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+#: Time fio gets beyond its planned runtime (set-up, file layout, writing results) before it counts as hung.
+GRACE_SECONDS = 120.0
+_FIO_TIME_LIMIT = "fio's own time limit is runtime=, e.g. runtime=30"
+#: Arguments of the keywords that wait for or collect a run, refused as fio options by those that start
+#: one: they would otherwise land in the job file, where fio rejects them or, worse, reads them.
+REFUSED_BY_START: Mapping[str, str] = {
+    "timeout": f"give it to Wait For Fio Job ({_FIO_TIME_LIMIT})",
+    "allow_errors": "give it to Wait For Fio Job",
+}
+REFUSED_BY_PREPARE: Mapping[str, str] = {
+    "timeout": f"the keyword that runs the prepared job limits its time ({_FIO_TIME_LIMIT})",
+    "allow_errors": "give it to Collect Fio Result",
+}
 
 
 def fio_seconds(value: str) -> float | None:
@@ -70,6 +84,27 @@ class PreparedJob:
             ramp = self.job_file.effective("ramp_time", name)
             total += seconds + ((fio_seconds(ramp) or 0.0) if ramp is not None else 0.0)
         return total
+
+    @property
+    def default_timeout(self) -> float | None:
+        """How long a wait for this job lasts unless told otherwise: its planned duration plus
+        :data:`GRACE_SECONDS`; None (no limit) when the job has no planned duration."""
+        planned = self.expected_seconds
+        return None if planned is None else planned + GRACE_SECONDS
+
+
+def check_job(job: object, overrides: Mapping[str, object], keyword: str, refused: Mapping[str, str]) -> str:
+    """``job`` as the job file name or path it must be, before anything is prepared or started.
+
+    ``refused`` names the overrides that belong to another keyword (:data:`REFUSED_BY_START`,
+    :data:`REFUSED_BY_PREPARE`); ``keyword`` is the one that was called.
+
+    Raises:
+        ArgumentError: ``job`` is not text or empty, or an override is refused (naming where it belongs).
+    """
+    name = require_text(job, "job", "a fio job file name or path")
+    refuse_options(overrides, refused, keyword)
+    return name
 
 
 def prepare_job(
@@ -181,13 +216,16 @@ class FioProcess:
         return self.process.is_running()
 
     def wait(self, timeout: float | None = None, allow_errors: bool = False) -> FioResult:
-        """Wait for fio to end and return its result.
+        """Wait for fio to end and return its result; ``timeout`` is in seconds, by default the job's
+        :attr:`~PreparedJob.default_timeout`.
 
         Raises:
             FioRunError: fio still runs after ``timeout`` seconds (it is then stopped), was rejected,
                 killed, or (unless ``allow_errors``) a job reported an error.
             FioOutputError: fio's JSON is truncated or malformed.
         """
+        if timeout is None:
+            timeout = self.prepared.default_timeout
         try:
             self.process.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

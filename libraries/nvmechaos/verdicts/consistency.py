@@ -19,7 +19,8 @@ from nvmechaos.analysis.steady import consistency
 from nvmechaos.errors import NvmeChaosError, ThresholdError
 from nvmechaos.fio.jobfile import JobFile
 from nvmechaos.fio.model import DirectionResult, FioResult
-from nvmechaos.verdicts.thresholds import CONSISTENCY, Profile, Verdict, evaluate, job_activity
+from nvmechaos.units import require_text
+from nvmechaos.verdicts.thresholds import CONSISTENCY, Profile, Verdict, VerdictError, evaluate, job_activity
 
 
 def thread_job_names(job_file: JobFile) -> list[str]:
@@ -192,6 +193,16 @@ class DepthComparison:
             return f"IOPS fell with queue depth: {where}, {drop:,.0f} IOPS less; {noise}"
         return f"IOPS did not fall with queue depth: {where}; {noise}"
 
+    def confirm(self) -> str:
+        """The line saying that IOPS did not fall with depth.
+
+        Raises:
+            VerdictError: IOPS fell by more than the noise band (the message says by how much).
+        """
+        if self.falls:
+            raise VerdictError(self.describe())
+        return self.describe()
+
 
 def compare_depths(
     result: FioResult, shallow: str, deep: str, *, sigmas: float = 3.0, ramp_seconds: float = 0.0
@@ -201,8 +212,12 @@ def compare_depths(
     Means are fio's own (every direction summed); spreads come from the interval logs after the ramp.
 
     Raises:
+        ArgumentError: ``shallow`` or ``deep`` is not text or empty.
+        ThresholdError: ``sigmas`` is not a positive number.
         NvmeChaosError: a job is missing or did no I/O, or has fewer than 2 intervals to judge.
     """
+    require_text(shallow, "shallow", "a job name")
+    require_text(deep, "deep", "a job name")
     if not math.isfinite(sigmas) or sigmas <= 0:
         raise ThresholdError(f"sigmas {sigmas!r} is not a positive number")
     jobs = {job.name: job for job in result.jobs}

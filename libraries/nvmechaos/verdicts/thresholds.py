@@ -36,6 +36,7 @@ import yaml
 
 from nvmechaos.errors import NvmeChaosError, ThresholdError
 from nvmechaos.fio.model import DIRECTIONS, DirectionResult, FioResult
+from nvmechaos.units import require_text
 
 PERFORMANCE = "performance"
 CONSISTENCY = "consistency"
@@ -50,10 +51,6 @@ class Metric:
     label: str
     unit: str
     description: str
-
-    @property
-    def is_minimum(self) -> bool:
-        return self.key.startswith("min_")
 
 
 def _latency_metrics() -> list[Metric]:
@@ -404,6 +401,25 @@ class Verdict:
     def failure_lines(self) -> list[str]:
         return [*self.problems, *(check.describe() for check in self.violations)]
 
+    def confirm(self, what: str) -> str:
+        """The line saying that every ``what`` check ("threshold", "consistency") passed.
+
+        Raises:
+            VerdictError: the verdict failed; the message counts the violations and lists each on a
+                line of its own.
+        """
+        if not self.passed:
+            lines = self.failure_lines()
+            count = f"{len(lines)} {what} violation{'s' if len(lines) != 1 else ''}"
+            raise VerdictError(
+                f"{count} (profile {self.profile}):\n" + "\n".join(f"- {line}" for line in lines)
+            )
+        return f"All {len(self.checks)} {what} checks passed (profile {self.profile})."
+
+
+class VerdictError(NvmeChaosError):
+    """A result failed a verdict; the message holds every finding, one per line."""
+
 
 def measure_performance(metric: str, direction: DirectionResult) -> float | None:
     """The value of a performance metric for one direction of one job, None if fio did not report it."""
@@ -601,6 +617,20 @@ def check_category(profile: Profile, overrides: Mapping[str, object], category: 
                 f"override {raw_key}: '{key}' is a {metric.category} metric; check it with '{keyword}'"
             )
     return profile.with_overrides(overrides)
+
+
+def load_profile(
+    thresholds: str | Path, name: str, overrides: Mapping[str, object], category: str
+) -> Profile:
+    """Profile ``name`` of the threshold file ``thresholds``, with the overrides of one check on top.
+
+    Raises:
+        ArgumentError: ``thresholds`` is not text or a path, or is empty.
+        ThresholdError: the file or the profile is invalid, or an override is unknown, not a number or
+            a metric of another ``category`` (see :func:`check_category`).
+    """
+    path = Path(require_text(thresholds, "thresholds", "the path of a YAML threshold file"))
+    return check_category(get_profile(path, name), overrides, category)
 
 
 def job_activity(result: FioResult) -> dict[str, tuple[int, list[str]]]:
