@@ -2,6 +2,7 @@
 Documentation    Running fio through FioLibrary: results, artifacts, overrides, background runs.
 
 Resource         common.resource
+Library          LogCapture.py
 
 Suite Setup      Create Target Directory
 
@@ -66,6 +67,24 @@ Parse Fio Output Tolerates Text Around The JSON
     ${result}    Parse Fio Output    ${CURDIR}/../../fixtures/fio/nbd_connected.txt
     Should Not Be Empty    ${result.messages}
     Should Be True    ${result.total_iops} > 0
+
+Log Fio Result Logs The Table, The Run Folder And The Chart Again
+    [Documentation]    What a teardown shows of a result: its table of figures, links to its run
+    ...    folder's files (not the interval logs) and its chart, as the run logged them.
+    ${result}    Run Tiny Job    runtime=3
+    ${messages}    Messages Logged By    Log Fio Result    ${result}
+    Length Should Be    ${messages}    3
+    Should Match    ${messages}[0]    <table*<th>IOPS</th>*<td>tiny</td><td>read</td>*<td>tiny</td><td>write</td>*
+    Should Match    ${messages}[1]    Run folder <a href="*">01-tiny</a>: *<a href="*">fio.json</a>*
+    Should Not Contain    ${messages}[1]    .log<
+    Should Match    ${messages}[2]    <img src="data:image/png;base64,*" alt="IOPS and latency over time"*
+
+Log Fio Result Of Saved Output Logs Its Table
+    [Documentation]    A result read from saved JSON has no run folder and no interval logs.
+    ${result}    Parse Fio Output    ${CURDIR}/../../fixtures/fio/multi_jobs.json
+    ${messages}    Messages Logged By    Log Fio Result    ${result}
+    Length Should Be    ${messages}    1
+    Should Match    ${messages}[0]    <table*<td>seqread</td><td>read</td>*<td>seqwrite</td><td>write</td>*
 
 A Background Job Left Running Is Stopped When Its Test Ends
     [Documentation]    The first half: start a long job and leave it running.
