@@ -15,6 +15,7 @@ from nvmechaos.fio.jobfile import JobFile
 from nvmechaos.fio.model import FioArtifacts, FioResult
 from nvmechaos.fio.parser import parse_fio_file
 from nvmechaos.fio.runner import prepare_job, start_fio
+from nvmechaos.units import ArgumentError
 from nvmechaos.verdicts.consistency import (
     DepthComparison,
     check_consistency,
@@ -22,7 +23,7 @@ from nvmechaos.verdicts.consistency import (
     logs_by_job,
     thread_job_names,
 )
-from nvmechaos.verdicts.thresholds import get_profile
+from nvmechaos.verdicts.thresholds import VerdictError, get_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "variables" / "thresholds.yaml"
@@ -179,6 +180,20 @@ def test_depth_comparison_falls_only_beyond_the_noise_band() -> None:
     assert "1,191 IOPS less; the noise band is 900 IOPS (3 standard errors of 3 and 3 intervals)" in (
         beyond.describe()
     )
+    assert inside.confirm() == inside.describe()
+    with pytest.raises(VerdictError) as failure:
+        beyond.confirm()
+    assert str(failure.value) == beyond.describe()
+
+
+def test_depth_comparison_names_jobs_it_cannot_compare() -> None:
+    result = parse_fio_file(FIXTURES / "multi_jobs.json")
+    with pytest.raises(ArgumentError, match=r"^shallow is empty: give a job name$"):
+        compare_depths(result, "", "seqread")
+    with pytest.raises(ArgumentError, match=r"^deep None is not a job name$"):
+        compare_depths(result, "seqread", None)  # type: ignore[arg-type]
+    with pytest.raises(ThresholdError, match=r"^sigmas 0.0 is not a positive number$"):
+        compare_depths(result, "seqread", "seqwrite", sigmas=0.0)
 
 
 @needs_fio

@@ -21,6 +21,7 @@ from nvmechaos.fio import runner
 from nvmechaos.fio.jobfile import JobFile, find_job_file, join_fio_paths, split_fio_paths
 from nvmechaos.fio.model import DIRECTIONS, FioResult
 from nvmechaos.fio.parser import parse_fio_file, parse_fio_text
+from nvmechaos.units import ArgumentError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "fio"
 NOT_FIXTURES = {"make_fixtures.sh", "versions.txt", "exit-codes.txt"}
@@ -1037,6 +1038,13 @@ def test_a_figure_of_the_wrong_type_never_escapes_as_another_error(
     except FioOutputError as error:
         assert str(error).startswith("odd.json: ")
         assert "\n" not in str(error)
+
+
+def test_a_file_name_that_is_empty_is_refused_naming_the_argument() -> None:
+    with pytest.raises(
+        ArgumentError, match=r"^path is empty: give the path of a file holding fio's JSON output$"
+    ):
+        parse_fio_file("")
 
 
 def test_legacy_bw_that_is_not_a_number() -> None:

@@ -10,15 +10,18 @@ import pytest
 from nvmechaos.errors import ThresholdError
 from nvmechaos.fio.model import FioResult
 from nvmechaos.fio.parser import parse_fio_file
+from nvmechaos.units import ArgumentError
 from nvmechaos.verdicts.thresholds import (
     CONSISTENCY,
     PERFORMANCE,
     MetricError,
     Profile,
+    VerdictError,
     check_category,
     check_thresholds,
     evaluate,
     get_profile,
+    load_profile,
     load_profiles,
     measure_metric,
 )
@@ -200,6 +203,34 @@ def test_unreported_percentile_fails_rather_than_passes() -> None:
     failing = [c for c in verdict.violations if c.metric == "max_p99_99_latency_ms"]
     assert failing and failing[0].measured is None
     assert "not measured" in failing[0].describe()
+
+
+def test_a_verdict_confirms_its_pass_or_fails_listing_every_finding() -> None:
+    result = parse_fio_file(FIXTURES / "randrw_json.json")
+    passed = check_thresholds(result, loose())
+    assert passed.confirm("threshold") == "All 8 threshold checks passed (profile default)."
+    failed = check_thresholds(result, loose(**{"min_iops": 1e9}))
+    with pytest.raises(VerdictError) as failure:
+        failed.confirm("threshold")
+    lines = str(failure.value).split("\n")
+    assert lines[0] == "2 threshold violations (profile default):"
+    assert lines[1].startswith("- job 'randrw' read: IOPS (min_iops) must be at least 1e+09 IOPS, measured ")
+    assert lines[2].startswith("- job 'randrw' write: IOPS (min_iops)")
+    one = check_thresholds(result, loose(**{"write.min_iops": 1e9}))
+    with pytest.raises(
+        VerdictError, match=r"^1 threshold violation \(profile default\):\n- job 'randrw' write"
+    ):
+        one.confirm("threshold")
+
+
+def test_load_profile_reads_the_file_of_one_check_with_its_overrides() -> None:
+    profile = load_profile(SHIPPED, "default", {"write.min_iops": "5"}, PERFORMANCE)
+    assert profile.limits_for("j", "write")["min_iops"] == 5
+    assert profile.limits_for("j", "read")["min_iops"] == 1000
+    with pytest.raises(ArgumentError, match=r"^thresholds is empty: give the path of a YAML threshold file$"):
+        load_profile("", "default", {}, PERFORMANCE)
+    with pytest.raises(ThresholdError, match=r"'max_iops_cov_pct' is a consistency metric"):
+        load_profile(SHIPPED, "default", {"max_iops_cov_pct": "5"}, PERFORMANCE)
 
 
 def test_numeric_profile_names_are_names(tmp_path: Path) -> None:
