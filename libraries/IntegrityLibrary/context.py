@@ -1,95 +1,84 @@
-"""State the IntegrityLibrary components share: the drives and writers each test or suite started."""
+"""What the IntegrityLibrary components share: the running test or suite, the drives and writers the
+library owns (on the one :data:`~nvmechaos_robot.OWNER`), and the checks of their handles."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from robot.utils import timestr_to_secs
+from collections.abc import Callable
+from typing import TypeVar
 
 from nvmechaos.integrity.drive import PowerLossDrive
 from nvmechaos.integrity.writer import GuestWriter
-from nvmechaos_robot import KeywordContext, fail
+from nvmechaos.units import ArgumentError, show
+from nvmechaos.vm import Vm
+from nvmechaos_robot import OWNER, KeywordContext
+
+#: The name the library owns its drives and writers under.
+LIBRARY = "IntegrityLibrary"
+DRIVE = "a drive (use the handle `Start Power Loss Drive` returned)"
+WRITER = "an integrity writer (use the handle `Start Integrity Writer` returned)"
+VM = "a VM (use the handle `Launch NVMe VM` returned)"
+
+T = TypeVar("T")
 
 
-def as_bool(value: object, what: str = "value") -> bool:
-    """Robot's true/false spellings (``True``, ``yes``, ``on``, ``1`` / ``False``, ``no``, ``off``,
-    ``0``, ``none``, empty) or a boolean; anything else fails the keyword in one line naming ``what``."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if value is None or text in ("", "false", "no", "off", "0", "none"):
-        return False
-    fail(f"{what} '{value}' is not true or false")
+def handle(value: object, kind: type[T], what: str) -> T:
+    """``value`` when it is a ``kind``; else one line saying what it is not and where one comes from.
 
-
-def as_seconds(value: Any, what: str = "timeout") -> float:
-    """A Robot time (``60s``, ``2 min``, ``1 hour``; a bare number is seconds), positive; else the
-    keyword fails in one line."""
-    try:
-        seconds = float(timestr_to_secs(value))
-    except (ValueError, TypeError):
-        fail(f"{what} '{value}' is not a time (use e.g. 60s, 2 min; a bare number is seconds)")
-    if seconds <= 0:
-        fail(f"{what} '{value}' is not positive")
-    return seconds
-
-
-def as_count(value: Any, what: str, minimum: int = 0) -> int:
-    """A whole number of at least ``minimum``; else the keyword fails in one line."""
-    try:
-        number = int(str(value).strip()) if not isinstance(value, int) or isinstance(value, bool) else value
-    except ValueError:
-        fail(f"{what} '{value}' is not a whole number")
-    if isinstance(value, bool) or number < minimum:
-        fail(f"{what} '{value}' is not a whole number of at least {minimum}")
-    return number
-
-
-def as_vm(value: Any, needs: tuple[str, ...] = ("name", "ssh")) -> Any:
-    """``value`` if it looks like a VM handle (has ``needs``); else the keyword fails in one line."""
-    if isinstance(value, str) or not all(hasattr(value, attribute) for attribute in needs):
-        fail(f"'{value}' is not a VM (use the handle `Launch NVMe VM` returned)")
+    Like :func:`nvmechaos.units.require`, without an argument name: the suites know these messages
+    as ``'x' is not a drive (...)``.
+    """
+    if not isinstance(value, kind):
+        raise ArgumentError(f"{show(value)} is not {what}")
     return value
 
 
 class IntegrityContext(KeywordContext):
-    """Owns the drives and writers the keywords started, by the test or suite that started them."""
+    """The running test or suite (``scope``), and what the library started in it."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.drives: list[tuple[str, PowerLossDrive]] = []
-        self.writers: list[tuple[str, GuestWriter]] = []
         self.counter = 0
 
-    def release(self, scope: str | None) -> list[str]:
-        """Stop the writers, then the drives, of ``scope`` (all when None); return what went wrong."""
-        problems: list[str] = []
-        writers = [w for s, w in self.writers if scope is None or s == scope]
-        self.writers = [(s, w) for s, w in self.writers if not (scope is None or s == scope)]
-        for writer in writers:
-            try:
-                writer.stop(timeout=2.0)
-            except Exception as error:
-                problems.append(f"writer in {writer.vm_name}: {error}")
-        drives = [d for s, d in self.drives if scope is None or s == scope]
-        self.drives = [(s, d) for s, d in self.drives if not (scope is None or s == scope)]
-        for drive in drives:
-            try:
-                drive.close()
-            except Exception as error:
-                problems.append(f"drive {drive.name}: {error}")
-        return problems
+    def own(self, thing: object, name: str, stop: Callable[[], object], running: Callable[[], bool]) -> None:
+        """Stop ``thing`` when the running test or suite ends (newest first: a writer before its drive);
+        warn if ``running`` says it still ran then."""
+        OWNER.own(thing, name=name, library=LIBRARY, scope=self.scope, stop=stop, running=running)
+
+    def own_drive(self, drive: PowerLossDrive) -> None:
+        """Stop ``drive`` (and remove its private folder) when the running test or suite ends."""
+        # A drive powers its VM's disks until its test ends by design (no keyword stops it): finding
+        # it still powered then is no news, so it is never reported as left running.
+        self.own(drive, f"drive {drive.name}", drive.close, lambda: False)
+
+    def own_writer(self, writer: GuestWriter) -> None:
+        """Stop ``writer`` when the running test or suite ends; a writer still writing then is news."""
+        self.own(
+            writer,
+            f"integrity writer in {writer.vm_name}",
+            lambda: writer.stop(timeout=2.0),
+            lambda: writer.running,
+        )
 
     @staticmethod
-    def drive(value: object) -> PowerLossDrive:
-        if not isinstance(value, PowerLossDrive):
-            fail(f"'{value}' is not a drive (use the handle `Start Power Loss Drive` returned)")
-        return value
+    def drives() -> list[PowerLossDrive]:
+        """The drives the library started and still owns, oldest first."""
+        return [d for d in OWNER.things(LIBRARY, PowerLossDrive) if isinstance(d, PowerLossDrive)]
 
-    @staticmethod
-    def writer(value: object) -> GuestWriter:
-        if not isinstance(value, GuestWriter):
-            fail(f"'{value}' is not an integrity writer (use the handle `Start Integrity Writer` returned)")
-        return value
+
+class IntegrityKeywords:
+    """A component of the library: keywords sharing its :class:`IntegrityContext`."""
+
+    def __init__(self, context: IntegrityContext) -> None:
+        self.ctx = context
+
+
+def as_drive(value: object) -> PowerLossDrive:
+    return handle(value, PowerLossDrive, DRIVE)
+
+
+def as_writer(value: object) -> GuestWriter:
+    return handle(value, GuestWriter, WRITER)
+
+
+def as_vm(value: object) -> Vm:
+    return handle(value, Vm, VM)

@@ -1,20 +1,18 @@
-"""The IntegrityLibrary keyword library: thin keywords over ``nvmechaos.integrity.drive``,
-``nvmechaos.integrity.writer`` and ``nvmechaos.integrity.oracle``."""
+"""The IntegrityLibrary keyword library: thin keywords over ``nvmechaos.integrity`` (``drive``,
+``writer``, ``oracle``, ``verdict``)."""
 
 from __future__ import annotations
 
-from robotlibcore import DynamicCore
-
-from IntegrityLibrary.context import IntegrityContext
+from IntegrityLibrary.context import LIBRARY, IntegrityContext
 from IntegrityLibrary.power import PowerKeywords
 from IntegrityLibrary.verdict import VerdictKeywords
 from IntegrityLibrary.writer import WriterKeywords
-from nvmechaos_robot import ScopedListener
+from nvmechaos_robot import KeywordLibrary
 
 __version__ = "0.1.0"
 
 
-class IntegrityLibrary(DynamicCore, ScopedListener):
+class IntegrityLibrary(KeywordLibrary):
     """Power cuts on drives with and without power-loss protection, and a data-integrity oracle.
 
     = Drives =
@@ -43,14 +41,18 @@ class IntegrityLibrary(DynamicCore, ScopedListener):
     | Restart VM    ${vm}
     | ${report} =    Verify Data Integrity    ${writer}    ${drive}
 
-    = Times =
+    = Arguments =
     Timeouts (`Wait For Integrity Writer`) are Robot times: ``60s``, ``2 min``, ``1 hour``; a bare
-    number is seconds.
+    number is seconds. Flags (``plp``, ``finished``) are true or false, counts whole numbers, and a
+    timeline's ``action`` one of `PowerAction`: Robot converts them before the keyword runs, so a
+    bad value fails before anything starts. Handles are the ones `Start Power Loss Drive`,
+    `Start Integrity Writer` and ``Launch NVMe VM`` return.
 
     = Clean-up =
     The library is its own listener: writers and drives started in a test are stopped at its
-    end, those started in a suite setup at the end of the suite; nbdkit also dies with Robot.
-    Import it after VmLibrary so VMs are stopped before their drives.
+    end, those started in a suite setup at the end of the suite, each writer before the drives
+    started before it; nbdkit also dies with Robot. A writer still running then is named in a
+    warning. Import it after VmLibrary so VMs are stopped before their drives.
 
     = Importing =
     The library takes no arguments and starts nothing on import; import it after VmLibrary:
@@ -58,8 +60,8 @@ class IntegrityLibrary(DynamicCore, ScopedListener):
     | Library    IntegrityLibrary
     """
 
-    ROBOT_LIBRARY_SCOPE = "GLOBAL"
     ROBOT_LIBRARY_VERSION = __version__
+    OWNER_NAME = LIBRARY
     SCOPE_PREFIX = "integrity-"
 
     def __init__(self) -> None:
@@ -74,15 +76,9 @@ class IntegrityLibrary(DynamicCore, ScopedListener):
         | Library    VmLibrary
         | Library    IntegrityLibrary
         """
-        ScopedListener.__init__(self)
         self._ctx = IntegrityContext()
-        DynamicCore.__init__(
-            self, [PowerKeywords(self._ctx), WriterKeywords(self._ctx), VerdictKeywords(self._ctx)]
-        )
+        super().__init__([PowerKeywords(self._ctx), WriterKeywords(self._ctx), VerdictKeywords(self._ctx)])
 
     def scope_changed(self, scope: str) -> None:
+        # Drives and writers are owned, and drives' nbdkit registered, under the running test or suite.
         self._ctx.scope = scope
-
-    def release(self, scope: str | None, what: str) -> list[str]:
-        """Stop the writers, then the drives, that ``scope`` started."""
-        return [f"Clean-up of the integrity library failed: {p}" for p in self._ctx.release(scope)]

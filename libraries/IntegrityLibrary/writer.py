@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import html
 import json
+from datetime import timedelta
 from typing import Any
 
 from robot.api import logger
 from robot.api.deco import keyword
 
-from IntegrityLibrary.context import IntegrityContext, as_bool, as_count, as_seconds, as_vm
-from nvmechaos.errors import NvmeChaosError
+from IntegrityLibrary.context import IntegrityKeywords, as_vm, as_writer
 from nvmechaos.integrity.writer import GuestWriter, WriterSettings, start_writer
-from nvmechaos_robot import fail
+from nvmechaos.vm import Vm
+from nvmechaos_robot import OWNER
 
 
-class WriterKeywords:
+class WriterKeywords(IntegrityKeywords):
     """Start, wait for and stop the guest writer whose acknowledgements the host journals."""
-
-    def __init__(self, context: IntegrityContext) -> None:
-        self.ctx = context
 
     @keyword
     def start_integrity_writer(  # noqa: PLR0917 - Robot keywords take their options positionally too
         self,
-        vm: Any,
+        vm: Vm,
         device: str = "/dev/nvme0n1",
         blocks: int = 256,
         count: int = 0,
@@ -54,23 +52,12 @@ class WriterKeywords:
         | ${writer} =    Start Integrity Writer    ${vm}    blocks=256    flush_every=64
         """
         target = as_vm(vm)
-        try:
-            settings = WriterSettings(
-                device=str(device),
-                blocks=as_count(blocks, "blocks", 1),
-                block_size=as_count(block_size, "block_size", 512),
-                first_block=as_count(first_block, "first_block"),
-                count=as_count(count, "count"),
-                flush_every=as_count(flush_every, "flush_every"),
-                fua_every=as_count(fua_every, "fua_every"),
-                seed=as_count(seed, "seed"),
-            )
-            folder = self.ctx.test_dir("integrity", f"writer-{target.name}")
-            journal = folder / "journal.txt"
-            writer = start_writer(target, settings, journal)
-        except NvmeChaosError as error:
-            fail(error)
-        self.ctx.writers.append((self.ctx.scope, writer))
+        settings = WriterSettings.from_arguments(
+            device, blocks, count, flush_every, fua_every, block_size, first_block, seed
+        )
+        journal = self.ctx.test_dir("integrity", f"writer-{target.name}") / "journal.txt"
+        writer = start_writer(target, settings, journal)
+        self.ctx.own_writer(writer)
         logger.info(
             f"Integrity writer in {writer.vm_name}: {json.dumps(writer.describe())}; journal "
             f'<a href="{html.escape(self.ctx.link(journal))}">{html.escape(journal.name)}</a>',
@@ -80,7 +67,11 @@ class WriterKeywords:
 
     @keyword
     def wait_for_integrity_writer(
-        self, writer: GuestWriter, writes: int = 0, finished: bool = False, timeout: str = "60s"
+        self,
+        writer: GuestWriter,
+        writes: int = 0,
+        finished: bool = False,
+        timeout: timedelta = timedelta(seconds=60),
     ) -> int:
         """Wait until ``writes`` writes were acknowledged, or (``finished``) all ``count`` were;
         return the number acknowledged so far. ``timeout`` is a Robot time (``60s``, ``2 min``,
@@ -92,15 +83,7 @@ class WriterKeywords:
         | Wait For Integrity Writer    ${writer}    writes=500
         | Wait For Integrity Writer    ${writer}    finished=${True}    timeout=2 min
         """
-        target = self.ctx.writer(writer)
-        wanted = as_count(writes, "writes")
-        done = as_bool(finished, "finished")
-        seconds = as_seconds(timeout)
-        try:
-            target.wait_for(wanted, done, seconds)
-        except NvmeChaosError as error:
-            fail(error)
-        return target.journal.writes
+        return as_writer(writer).wait_for(writes, finished, timeout.total_seconds())
 
     @keyword
     def stop_integrity_writer(self, writer: GuestWriter) -> dict[str, Any]:
@@ -109,9 +92,9 @@ class WriterKeywords:
         Example:
         | ${figures} =    Stop Integrity Writer    ${writer}
         """
-        target = self.ctx.writer(writer)
+        target = as_writer(writer)
         target.stop()
-        self.ctx.writers = [(s, w) for s, w in self.ctx.writers if w is not target]
+        OWNER.forget(target)
         figures = target.describe()
         logger.info(f"Integrity writer in {target.vm_name}: {json.dumps(figures)}")
         return figures

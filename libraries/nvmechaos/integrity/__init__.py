@@ -1,8 +1,11 @@
 """Data integrity after power loss: drives with and without power-loss protection, the guest writer
 that journals every acknowledged write and flush, and the oracle that judges the image afterwards.
 
-- :mod:`nvmechaos.integrity.drive`: :class:`PowerLossDrive` (nbdkit, volatile write cache or not) and
-  :func:`cut_power`.
+- :mod:`nvmechaos.integrity.drive`: :class:`PowerLossDrive` (nbdkit, volatile write cache or not),
+  :func:`cut_power`, the power events (:class:`PowerAction`) on the timeline.
 - :mod:`nvmechaos.integrity.writer`: :class:`GuestWriter` and its C source ``integrity_writer.c``.
-- :mod:`nvmechaos.integrity.oracle`: the journal and :func:`verify`.
+- :mod:`nvmechaos.integrity.oracle`: the journal, :func:`verify` and its report.
+- :mod:`nvmechaos.integrity.verdict`: what the keywords judge: a writer's blocks read from an image or
+  through the guest (:func:`verify_writer`), damage on purpose (:func:`damage_flushed_block`).
+- :mod:`nvmechaos.integrity.arguments`: the keywords' flags and counts, checked before anything starts.
 """

@@ -29,15 +29,28 @@ import stat
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
-from nvmechaos.faults.base import FaultError, InjectorDiedError, InjectorStartError
+from nvmechaos.faults.base import FaultError, InjectorStartError
+from nvmechaos.integrity.arguments import flag
 from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
 from nvmechaos.rundir import private_run_dir
 from nvmechaos.timeline import Event, Timeline
 
 START_TIMEOUT = 10.0
+#: The ``kind`` of every event a drive or a power cut records on the timeline.
+POWER = "power"
+
+
+class PowerAction(Enum):
+    """What happened to the power of a drive or a VM: the ``action`` of its timeline events."""
+
+    START = "start"
+    CUT = "cut"
+    RESTORE = "restore"
+    STOP = "stop"
 
 
 class PowerCuttable(Protocol):
@@ -161,15 +174,11 @@ class PowerLossDrive:
                     f"nbdkit of drive {self.name} did not start: {self._last_log_line() or 'no output'}"
                 )
             time.sleep(0.01)
-        self.timeline.record("power", "start", {"profile": self.profile, "uri": self.uri}, self.name)
+        self.record(PowerAction.START, {"profile": self.profile, "uri": self.uri})
 
-    def check_alive(self) -> None:
-        """Raises InjectorDiedError if nbdkit ended while the drive was in use."""
-        if self._process is not None and not self.is_alive():
-            raise InjectorDiedError(
-                f"nbdkit of drive {self.name} ended (exit code {self._process.popen.returncode}): "
-                f"{self._last_log_line() or 'no output'}"
-            )
+    def record(self, action: PowerAction, params: dict[str, Any]) -> Event:
+        """Put ``action`` on the timeline as this drive's."""
+        return self.timeline.record(POWER, action.value, params, self.name)
 
     def signal_cut(self) -> None:
         """Send SIGKILL to nbdkit without waiting (the first half of a cut; see :func:`cut_power`)."""
@@ -184,7 +193,7 @@ class PowerLossDrive:
     def cut(self) -> Event:
         """Power cut of this drive alone: SIGKILL nbdkit (the volatile cache dies with it)."""
         self.signal_cut()
-        event = self.timeline.record("power", "cut", {"profile": self.profile}, self.name)
+        event = self.record(PowerAction.CUT, {"profile": self.profile})
         self.reap()
         return event
 
@@ -193,14 +202,14 @@ class PowerLossDrive:
         if self.is_alive():
             raise FaultError(f"drive {self.name} still has power (cut it first)")
         self.start()
-        return self.timeline.record("power", "restore", {"profile": self.profile}, self.name)
+        return self.record(PowerAction.RESTORE, {"profile": self.profile})
 
     def stop(self) -> None:
         """End nbdkit (after the VM has gone; a no-PLP cache holds only what was never flushed)."""
         if self._process is not None:
             self._process.stop(grace=1.0)
             self._process = None
-            self.timeline.record("power", "stop", {}, self.name)
+            self.record(PowerAction.STOP, {})
 
     def close(self) -> None:
         """Stop and remove the private folder (and the image when the drive created it)."""
@@ -282,9 +291,11 @@ def start_drive(
     drive that then fails to start is removed again.
 
     Raises:
+        ArgumentError: ``plp`` is not true or false.
         FaultError: see :func:`check_drive`.
         InjectorStartError: nbdkit is missing or refused to start.
     """
+    plp = flag(plp, "plp")
     check_drive(size, backing, name=name, nbdkit=nbdkit)
     run_dir = private_run_dir(f"pl-{name[:13]}")
     owns = False
@@ -344,6 +355,13 @@ class PowerCut:
             "qemu_exit": self.qemu_exit,
         }
 
+    def summary(self) -> str:
+        """One line for the log: what was cut, when, and how QEMU ended."""
+        return (
+            f"Power cut of VM {self.vm} and drives {', '.join(self.drives) or '-'} at monotonic "
+            f"{self.monotonic:.6f} (wall {self.wall:.6f}); QEMU exit code {self.qemu_exit}"
+        )
+
 
 def cut_power(
     vm: PowerCuttable, drives: Sequence[PowerLossDrive], timeline: Timeline | None = None
@@ -362,18 +380,43 @@ def cut_power(
     # Stamped the moment both signals are sent (the timeline's event and the returned cut agree).
     names = tuple(d.name for d in drives)
     if timeline is not None:
-        event = timeline.record("power", "cut", {"vm": vm.name, "drives": list(names)}, vm.name)
+        event = timeline.record(POWER, PowerAction.CUT.value, {"vm": vm.name, "drives": list(names)}, vm.name)
         monotonic, wall = event.monotonic, event.wall
     else:
         monotonic, wall = time.monotonic(), time.time()
     code = vm.power_cut()
     for drive in drives:
         drive.reap()
-        drive.timeline.record("power", "cut", {"profile": drive.profile, "vm": vm.name}, drive.name)
+        drive.record(PowerAction.CUT, {"profile": drive.profile, "vm": vm.name})
     cut = PowerCut(monotonic, wall, vm.name, names, code)
     return cut
+
+
+def backing_drives(vm: object, drives: Iterable[PowerLossDrive]) -> list[PowerLossDrive]:
+    """The live ``drives`` that serve one of ``vm``'s namespaces (``nbd=${drive.uri}``): what a
+    power cut of ``vm`` takes down with it."""
+    uris = {
+        namespace.nbd
+        for controller in getattr(vm, "controllers", ())
+        for namespace in getattr(controller, "namespaces", ())
+    }
+    return [drive for drive in drives if drive.is_alive() and drive.uri in uris]
 
 
 def restore_power(drives: Iterable[PowerLossDrive]) -> list[Event]:
     """Bring every drive back (empty caches) before the VM restarts on them."""
     return [drive.restore() for drive in drives]
+
+
+def power_events(
+    events: Iterable[Event], source: str | None = None, action: PowerAction | None = None
+) -> list[Event]:
+    """The drive starts, power cuts, restores and stops among ``events``; only those of ``source``
+    (a VM or drive name) and of ``action`` when given."""
+    return [
+        event
+        for event in events
+        if event.kind == POWER
+        and (source is None or event.source == source)
+        and (action is None or event.action == action.value)
+    ]

@@ -29,10 +29,11 @@ them all. The region must start as zeros (fresh backing files are) or as an earl
 
 from __future__ import annotations
 
+import html
 import struct
 import threading
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,9 +269,26 @@ class BadBlock:
         )
 
 
+def _listed(lines: Sequence[str], limit: int) -> str:
+    """The first ``limit`` of ``lines``, then how many more there are."""
+    more = f"; and {len(lines) - limit} more" if len(lines) > limit else ""
+    return "; ".join(lines[:limit]) + more
+
+
+def failure_line(figures: Mapping[str, Any]) -> str:
+    """One line naming the profile, the counts by kind and the first bad blocks of a report's
+    figures (:meth:`IntegrityReport.as_dict`, what the keywords return)."""
+    return (
+        f"Data integrity failed ({figures['profile']}): {figures['corrupt']} of {figures['checked']} "
+        f"acknowledged blocks corrupt (torn {figures['torn']}, stale {figures['stale']}, misplaced "
+        f"{figures['misplaced']}, garbage {figures['garbage']}): {_listed(figures.get('bad', []), 5)}"
+    )
+
+
 @dataclass
 class IntegrityReport:
-    """Counts of one verification; ``corrupt`` = torn + stale + misplaced + garbage."""
+    """Counts of one verification; ``corrupt`` = torn + stale + misplaced + garbage. ``source`` says
+    where the blocks were read (an image's path, a VM's guest)."""
 
     plp: bool
     checked: int = 0
@@ -284,6 +302,7 @@ class IntegrityReport:
     flushes: int = 0
     fua_writes: int = 0
     unflushed_blocks: int = 0
+    source: str = ""
 
     @property
     def torn(self) -> int:
@@ -310,9 +329,20 @@ class IntegrityReport:
         )
 
     def first_bad(self, limit: int = 5) -> str:
-        shown = "; ".join(b.describe() for b in self.bad[:limit])
-        more = f"; and {len(self.bad) - limit} more" if len(self.bad) > limit else ""
-        return shown + more
+        return _listed([b.describe() for b in self.bad], limit)
+
+    def failure(self) -> str:
+        """The one line a failed verification ends with (see :func:`failure_line`)."""
+        return failure_line(self.as_dict())
+
+    def html(self) -> str:
+        """The figures as a table for the log, and the first ten bad blocks."""
+        figures = self.as_dict()
+        rows = "".join(f"<tr><td>{key}</td><td>{figures[key]}</td></tr>" for key in figures if key != "bad")
+        bad = "".join(f"<li>{html.escape(b.describe())}</li>" for b in self.bad[:10])
+        return f"Integrity of {html.escape(self.source)}: <table>{rows}</table>" + (
+            f"<ul>{bad}</ul>" if bad else ""
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -358,14 +388,18 @@ def classify(content: BlockContent, block: int, seed: int, acked: int, required:
     return "corrupt", "stale", f"generation {generation} is older than required"
 
 
-def verify(read_block: Callable[[int], bytes], journal: JournalSnapshot, plp: bool) -> IntegrityReport:
-    """Check every journaled block; ``read_block(b)`` returns the bytes of writer block ``b``."""
+def verify(
+    read_block: Callable[[int], bytes], journal: JournalSnapshot, plp: bool, source: str = ""
+) -> IntegrityReport:
+    """Check every journaled block; ``read_block(b)`` returns the bytes of writer block ``b``
+    (read from ``source``)."""
     report = IntegrityReport(
         plp=plp,
         writes=journal.writes,
         flushes=journal.flushes,
         fua_writes=journal.fua_writes,
         unflushed_blocks=journal.unflushed_blocks,
+        source=source,
     )
     for block in sorted(journal.acked):
         acked = journal.acked[block]
@@ -409,7 +443,7 @@ def verify_image(path: Path, journal: JournalSnapshot, plp: bool) -> IntegrityRe
         IntegrityError: the image cannot be read.
     """
     try:
-        return verify(image_reader(path, journal), journal, plp)
+        return verify(image_reader(path, journal), journal, plp, str(path))
     except OSError as error:
         raise IntegrityError(f"cannot read image '{path}': {error.strerror or error}") from None
 

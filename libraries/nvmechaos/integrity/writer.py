@@ -26,7 +26,9 @@ from typing import Any, Protocol
 import paramiko  # type: ignore[import-untyped]
 
 from nvmechaos.errors import NvmeChaosError
+from nvmechaos.integrity.arguments import at_least, flag
 from nvmechaos.integrity.oracle import IntegrityError, Journal, JournalSnapshot
+from nvmechaos.units import parse_seconds
 from nvmechaos.vm.ssh import GuestSsh
 
 SOURCE = Path(__file__).with_name("integrity_writer.c")
@@ -234,6 +236,36 @@ class WriterSettings:
         if self.seed == 0:
             self.seed = int.from_bytes(os.urandom(6), "little") | 1
 
+    @classmethod
+    def from_arguments(  # noqa: PLR0917 - the keyword's arguments, in its order
+        cls,
+        device: str,
+        blocks: int,
+        count: int,
+        flush_every: int,
+        fua_every: int,
+        block_size: int,
+        first_block: int,
+        seed: int,
+    ) -> WriterSettings:
+        """The settings from `Start Integrity Writer`'s arguments, each count checked under its own
+        name first (``blocks '0' is not a whole number of at least 1``).
+
+        Raises:
+            ArgumentError: a count that is not a whole number, or below its minimum.
+            IntegrityError: see the class (a device outside /dev, a block size not a multiple of 512).
+        """
+        return cls(
+            device=str(device),
+            blocks=at_least(blocks, "blocks", 1),
+            block_size=at_least(block_size, "block_size", 512),
+            first_block=at_least(first_block, "first_block"),
+            count=at_least(count, "count"),
+            flush_every=at_least(flush_every, "flush_every"),
+            fua_every=at_least(fua_every, "fua_every"),
+            seed=at_least(seed, "seed"),
+        )
+
     def argv(self, program: str) -> list[str]:
         return [
             program,
@@ -327,13 +359,19 @@ class GuestWriter:
                 )
             time.sleep(0.02)
 
-    def wait_for(self, writes: int = 0, ended: bool = False, timeout: float = 60.0) -> None:
-        """Wait until ``writes`` writes were acknowledged, or (``ended``) the writer finished its count.
+    def wait_for(self, writes: int = 0, ended: bool = False, timeout: float = 60.0) -> int:
+        """Wait until ``writes`` writes were acknowledged, or (``ended``) the writer finished its count;
+        return the number acknowledged so far.
 
         Raises:
+            ArgumentError: ``writes`` negative, ``ended`` not true or false, ``timeout`` not positive.
             IntegrityError: the writer failed, or the timeout passed; at once when the wait can never
                 end (``writes`` beyond the writer's count, or ``ended`` for a writer without one).
         """
+        writes = at_least(writes, "writes")
+        # The keyword calls it ``finished``; the messages below name it so too.
+        ended = flag(ended, "finished")
+        timeout = parse_seconds(timeout, "timeout")
         count = self.settings.count
         if count and writes > count:
             raise IntegrityError(
@@ -353,6 +391,7 @@ class GuestWriter:
                     f"in {timeout:g} s (waited for {'its end' if ended else writes})"
                 )
             time.sleep(0.02)
+        return self.journal.writes
 
     def problem(self) -> str:
         return (
@@ -433,39 +472,3 @@ def start_writer(
         client.close()
         raise
     return writer
-
-
-def read_through_guest(
-    target: SshTarget, device: str, first_block: int, blocks: int, block_size: int
-) -> bytes:
-    """Read ``blocks`` blocks from ``device`` in the guest (after a restart: what the drive kept).
-
-    Raises:
-        IntegrityError: SSH or dd failed, or fewer bytes came back.
-    """
-    client = connect(target)
-    try:
-        command = " ".join(
-            shlex.quote(a)
-            for a in ("dd", f"if={device}", f"bs={block_size}", f"skip={first_block}", f"count={blocks}")
-        )
-        channel = client.get_transport().open_session()
-        channel.settimeout(120)
-        channel.exec_command(command + " 2>/dev/null")
-        data = bytearray()
-        while True:
-            chunk = channel.recv(1 << 20)
-            if not chunk:
-                break
-            data += chunk
-        code = channel.recv_exit_status()
-    except (OSError, paramiko.SSHException) as error:
-        raise IntegrityError(f"reading {device} in VM '{target.name}' failed: {error}") from None
-    finally:
-        client.close()
-    if code != 0 or len(data) != blocks * block_size:
-        raise IntegrityError(
-            f"reading {device} in VM '{target.name}' returned {len(data)} of {blocks * block_size} bytes "
-            f"(dd exit status {code})"
-        )
-    return bytes(data)

@@ -15,6 +15,11 @@ ${WRITES}             1000
 ${FLUSH_EVERY}        64
 ${TOO_MANY_BLOCKS}    writer blocks=1000000 of block_size=4096 need 4096000000 bytes, more than /dev/nvme0n1
 ...                   in VM 'pl-err' holds: 16777216 bytes (4096 blocks)
+${BAD_TIMEOUT}        ValueError: Argument 'timeout' got value 'soon' that cannot be converted to timedelta:
+...                   Invalid time string 'soon'.
+# EQUALS: the type's brackets are not a pattern.
+${NOT_A_REPORT}       EQUALS:ValueError: Argument 'report' got value 'x' that cannot be converted to
+...                   dict[str, Any]: Invalid expression.
 
 
 *** Test Cases ***
@@ -90,7 +95,7 @@ Wrong Handles Are One Clear Line
     ...    Cut Power    x    x
     Run Keyword And Expect Error    'x' is not an integrity writer (use the handle `Start Integrity Writer` returned)
     ...    Verify Data Integrity    x    plp=${True}
-    Run Keyword And Expect Error    'x' is not a report of `Verify Data Integrity`
+    Run Keyword And Expect Error    ${NOT_A_REPORT}
     ...    Integrity Report Should Be Clean    x
 
 Drive Errors Are One Clear Line Before Anything Starts
@@ -103,7 +108,8 @@ Drive Errors Are One Clear Line Before Anything Starts
     ...    Start Power Loss Drive    plp=maybe
     Run Keyword And Expect Error    drive size 'none at all' is not a size (use bytes or e.g. 64M, 1G, 1GiB)
     ...    Start Power Loss Drive    size=none at all    name=bad
-    Run Keyword And Expect Error    action 'cutt' is not one of start, cut, restore, stop
+    Run Keyword And Expect Error
+    ...    ValueError: Argument 'action' got value 'cutt' that cannot be converted to PowerAction or None.
     ...    Get Power Timeline    action=cutt
     Run Keyword And Expect Error    'x' is not a VM (use the handle `Launch NVMe VM` returned)
     ...    Cut Power    x
@@ -131,7 +137,7 @@ Writer Device Is Checked Before The Writer Starts
 Waits That Can Never End Are Refused
     [Documentation]    A bad timeout, or writes the writer will never make, fail at once.
     [Arguments]    ${writer}
-    Run Keyword And Expect Error    timeout 'soon' is not a time (use e.g. 60s, 2 min; a bare number is seconds)
+    Run Keyword And Expect Error    ${BAD_TIMEOUT}
     ...    Wait For Integrity Writer    ${writer}    timeout=soon
     Run Keyword And Expect Error    writes=11 can never be reached: the writer stops after count=10 writes
     ...    Wait For Integrity Writer    ${writer}    writes=11
