@@ -173,13 +173,15 @@ def require_path(value: object, name: str, *, folder: bool) -> str:
 
 
 def require(value: object, kind: type[T], name: str, what: str) -> T:
-    """``value`` when it is a ``kind``; ``what`` says what was expected and where it comes from.
+    """``value`` when it is a ``kind``; ``what`` says what was expected and where it comes from;
+    ``name`` (the argument's) starts the message, or nothing when empty.
 
     Raises:
         ArgumentError: ``value`` is something else (a string, None, a handle of another library).
     """
     if not isinstance(value, kind):
-        raise ArgumentError(f"{name} {show(value)} is not {what}")
+        # Without a name the message starts with the value: "'vm-1' is not a VM (...)".
+        raise ArgumentError(f"{name} {show(value)} is not {what}".lstrip())
     return value
 
 
