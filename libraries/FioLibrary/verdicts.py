@@ -14,7 +14,8 @@ from nvmechaos.fio.model import FioResult
 from nvmechaos.report import verdict_table_html
 from nvmechaos.units import require
 from nvmechaos.verdicts.consistency import check_consistency, compare_depths
-from nvmechaos.verdicts.thresholds import CONSISTENCY, PERFORMANCE, Verdict, check_thresholds, load_profile
+from nvmechaos.verdicts.profiles import CONSISTENCY, PERFORMANCE, load_profile
+from nvmechaos.verdicts.thresholds import Verdict, check_thresholds
 
 
 class VerdictKeywords:

@@ -23,7 +23,8 @@ from nvmechaos.verdicts.consistency import (
     logs_by_job,
     thread_job_names,
 )
-from nvmechaos.verdicts.thresholds import VerdictError, get_profile
+from nvmechaos.verdicts.profiles import get_profile
+from nvmechaos.verdicts.thresholds import VerdictError
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "variables" / "thresholds.yaml"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nvmechaos.fio.jobfile import JobFile
-from nvmechaos.verdicts.thresholds import load_profiles
+from nvmechaos.verdicts.profiles import load_profiles
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = load_profiles(ROOT / "variables" / "thresholds.yaml")

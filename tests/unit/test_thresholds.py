@@ -11,18 +11,20 @@ from nvmechaos.errors import ThresholdError
 from nvmechaos.fio.model import FioResult
 from nvmechaos.fio.parser import parse_fio_file
 from nvmechaos.units import ArgumentError
-from nvmechaos.verdicts.thresholds import (
+from nvmechaos.verdicts.profiles import (
     CONSISTENCY,
     PERFORMANCE,
-    MetricError,
     Profile,
-    VerdictError,
     check_category,
-    check_thresholds,
-    evaluate,
     get_profile,
     load_profile,
     load_profiles,
+)
+from nvmechaos.verdicts.thresholds import (
+    MetricError,
+    VerdictError,
+    check_thresholds,
+    evaluate,
     measure_metric,
 )
 

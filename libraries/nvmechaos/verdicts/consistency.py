@@ -20,7 +20,8 @@ from nvmechaos.errors import NvmeChaosError, ThresholdError
 from nvmechaos.fio.jobfile import JobFile
 from nvmechaos.fio.model import DirectionResult, FioResult
 from nvmechaos.units import require_text
-from nvmechaos.verdicts.thresholds import CONSISTENCY, Profile, Verdict, VerdictError, evaluate, job_activity
+from nvmechaos.verdicts.profiles import CONSISTENCY, Profile
+from nvmechaos.verdicts.thresholds import Verdict, VerdictError, evaluate, job_activity
 
 
 def thread_job_names(job_file: JobFile) -> list[str]:
