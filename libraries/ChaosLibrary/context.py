@@ -1,4 +1,4 @@
-"""State the keyword components share: what was started in which test or suite, and Robot glue."""
+"""State the keyword components share: the names of what they started, and Robot glue."""
 
 from __future__ import annotations
 
@@ -6,18 +6,48 @@ from pathlib import Path
 
 from nvmechaos.faults import Injector, Schedule
 from nvmechaos.timeline import Event
-from nvmechaos_robot import KeywordContext, KeywordError, fail, safe_name
+from nvmechaos.units import ArgumentError
+from nvmechaos_robot import OWNER, KeywordContext, safe_name
 
-__all__ = ["ChaosContext", "KeywordError", "fail", "safe_name"]
+#: The name ChaosLibrary's injectors and schedules are owned under (see nvmechaos_robot.OWNER).
+OWNER_NAME = "ChaosLibrary"
+
+
+def _not(value: object, what: str) -> ArgumentError:
+    # The value first, as the keywords always said it (and the schedule tests pin):
+    # nvmechaos.units.require would put the argument's name before it.
+    return ArgumentError(f"'{value}' is not {what}")
+
+
+def injector_handle(value: object) -> Injector:
+    """``value`` when it is an injector a keyword returned.
+
+    Raises:
+        ArgumentError: anything else.
+    """
+    if not isinstance(value, Injector):
+        raise _not(value, "an injector (use the handle `Start Latency Injector` returned)")
+    return value
+
+
+def schedule_handle(value: object) -> Schedule:
+    """``value`` when it is a schedule a keyword returned.
+
+    Raises:
+        ArgumentError: anything else.
+    """
+    if not isinstance(value, Schedule):
+        raise _not(value, "a fault schedule (use the handle `Start Fault Schedule` returned)")
+    return value
 
 
 class ChaosContext(KeywordContext):
-    """Owns every injector and schedule the keywords started, by the test or suite that started them."""
+    """What the keywords share: names for new injectors and schedules, where logs go, and which
+    timeline sources are this library's (its injectors and schedules, running or stopped)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.sources: set[str] = set()
-        self._owned: list[tuple[str, Injector | Schedule]] = []
         self._counter = 0
 
     @property
@@ -30,35 +60,25 @@ class ChaosContext(KeywordContext):
         return f"{prefix}-{self._counter}"
 
     def own(self, thing: Injector | Schedule) -> None:
-        self._owned.append((self.scope, thing))
+        """Record ``thing`` on the one owner: it is stopped when the running test (or suite) ends,
+        newest first, so a schedule stops before its injector."""
+        OWNER.own(
+            thing,
+            name=thing.name,
+            library=OWNER_NAME,
+            scope=self.scope,
+            stop=thing.stop,
+            # Injectors and schedules end with their test or suite by design (the keywords' docs say
+            # so), so one still running then is no news: the owner stops it without a warning.
+            running=lambda: False,
+        )
         self.sources.add(thing.name)
+
+    @staticmethod
+    def forget(thing: Injector | Schedule) -> None:
+        """``thing`` was stopped by a keyword: nothing left to stop at the end of the test."""
+        OWNER.forget(thing)
 
     def events(self) -> list[Event]:
         """This library's part of the run timeline: what its injectors and schedules recorded."""
         return [event for event in self.timeline.events if event.source in self.sources]
-
-    def forget(self, thing: Injector | Schedule) -> None:
-        self._owned = [(scope, item) for scope, item in self._owned if item is not thing]
-
-    @property
-    def injectors(self) -> list[Injector]:
-        return [item for _, item in self._owned if isinstance(item, Injector)]
-
-    def release(self, scope: str | None) -> list[str]:
-        """Stop schedules, then injectors, of ``scope`` (all when None); return what went wrong."""
-        chosen = [item for s, item in self._owned if scope is None or s == scope]
-        self._owned = [(s, item) for s, item in self._owned if not (scope is None or s == scope)]
-        problems: list[str] = []
-        for item in chosen:
-            if isinstance(item, Schedule):
-                try:
-                    item.stop()
-                except Exception as error:
-                    problems.append(f"{item.name}: {error}")
-        for item in chosen:
-            if isinstance(item, Injector):
-                try:
-                    item.stop()
-                except Exception as error:
-                    problems.append(f"{item.name}: {error}")
-        return problems

@@ -2,43 +2,36 @@
 
 from __future__ import annotations
 
-import shutil
-import time
+from datetime import timedelta
 
 from robot.api import logger
 from robot.api.deco import keyword
 
-from ChaosLibrary.context import ChaosContext, fail
-from nvmechaos.errors import NvmeChaosError
+from ChaosLibrary.context import ChaosContext, injector_handle
 from nvmechaos.faults import (
+    Clock,
     ErrorParams,
-    FaultParamError,
     Injector,
+    InjectorEngine,
     LatencyParams,
     NbdInjector,
+    Operation,
+    Transport,
     fault_windows,
     make_injector,
-    parse_duration,
+    parse_delay,
+    resolve_engine,
 )
-from nvmechaos.faults.control import parse_delay, parse_size
 from nvmechaos.timeline import Event
 
-_ERRORS = (NvmeChaosError, FaultParamError)
+
+def seconds(value: timedelta | None) -> float | None:
+    """A keyword's time in seconds for the engine, which checks its sign and range."""
+    return None if value is None else value.total_seconds()
 
 
-def _duration(value: str | None, what: str = "duration", allow_zero: bool = False) -> float | None:
-    if value is None or str(value).strip().upper() in ("", "NONE"):
-        return None
-    seconds = parse_duration(value, what)
-    if seconds <= 0 and not allow_zero:
-        raise FaultParamError(f"{what} '{value}' is not positive")
-    return seconds
-
-
-def _injector(value: object) -> Injector:
-    if not isinstance(value, Injector):
-        fail(f"'{value}' is not an injector (use the handle `Start Latency Injector` returned)")
-    return value
+def _for(value: timedelta | None) -> str:
+    return f" for {value.total_seconds():g} s" if value is not None else ""
 
 
 class InjectorKeywords:
@@ -51,10 +44,10 @@ class InjectorKeywords:
     def start_latency_injector(
         self,
         backing: str | None = None,
-        size: str | None = None,
+        size: str | int | None = None,
         *,
-        engine: str = "auto",
-        transport: str | None = None,
+        engine: InjectorEngine = InjectorEngine.auto,
+        transport: Transport | None = None,
         port: int = 0,
         name: str | None = None,
         nbdkit: str = "nbdkit",
@@ -86,26 +79,20 @@ class InjectorKeywords:
         | ${fio} =    Start Fio Job    nbd_randread    ioengine=nbd    uri=${injector.uri}
         | ${drive} =    Evaluate    $injector.qemu_blockdev("disk0")
         """
-        chosen = engine.strip().lower()
-        if not str(port).strip().isdigit():
-            fail(f"port '{port}' is not a port number (0 to 65535; 0 picks a free one)")
-        if chosen == "auto":
-            chosen = "nbdkit" if shutil.which(nbdkit) else "python"
-        options: dict[str, object] = {
-            "transport": transport,
-            "port": int(port),
-            "name": name or self.ctx.next_name(chosen),
-            "log_dir": self.ctx.log_dir,
-            "scope": f"chaos:{self.ctx.scope}",
-            "timeline": self.ctx.timeline,
-        }
-        if chosen == "nbdkit":
-            options["nbdkit"] = nbdkit
-        try:
-            injector = make_injector(chosen, backing, parse_size(size) if size else None, **options)
-            injector.start()
-        except _ERRORS as error:
-            fail(error)
+        chosen = resolve_engine(engine, nbdkit)
+        injector = make_injector(
+            chosen,
+            backing,
+            size,
+            nbdkit=nbdkit,
+            transport=transport,
+            port=port,
+            name=name or self.ctx.next_name(chosen),
+            log_dir=self.ctx.log_dir,
+            scope=f"chaos:{self.ctx.scope}",
+            timeline=self.ctx.timeline,
+        )
+        injector.start()
         self.ctx.own(injector)
         pid = injector.process.pid if injector.process else "?"
         logger.info(
@@ -117,170 +104,151 @@ class InjectorKeywords:
     @keyword
     def inject_latency_spike(
         self,
-        injector: object,
+        injector: Injector,
         *,
         read: str | None = None,
         write: str | None = None,
         flush: str | None = None,
         trim: str | None = None,
         zero: str | None = None,
-        duration: str | None = None,
+        duration: timedelta | None = None,
     ) -> Event:
         """Delay every following request of the given operations by the given time, now.
 
         A delay needs its unit: ``100ms``, ``0.1s``, ``250us`` (also ``100 milliseconds``). A bare
         number such as ``read=100`` is refused (it would mean 100 seconds, never what is meant);
         ``0`` is no delay. A delay is at most 3600 s. Operations not given get no delay (a new spike
-        replaces the previous one). With ``duration`` (``3s``, ``500ms``; a bare number is seconds;
-        at most 3600 s) the spike is cleared by itself after that long; without, it lasts until
-        `Clear Latency`. Returns the timeline event of the apply (its ``monotonic`` and ``wall``
-        times say when the spike began).
+        replaces the previous one). With ``duration`` (a Robot time: ``3s``, ``500ms``; a bare
+        number is seconds; at most 3600 s) the spike is cleared by itself after that long; without,
+        it lasts until `Clear Latency`. Returns the timeline event of the apply (its ``monotonic``
+        and ``wall`` times say when the spike began).
 
         Example:
         | Inject Latency Spike    ${injector}    read=100ms    write=50ms    duration=3s
         | Inject Latency Spike    ${injector}    flush=200ms
         """
-        target = _injector(injector)
-        try:
-            params = LatencyParams.parse(read=read, write=write, flush=flush, trim=trim, zero=zero)
-            if params.is_zero:
-                raise FaultParamError("no delay given (use read=, write=, flush=, trim= or zero=)")
-            event = target.apply(params, _duration(duration))
-        except _ERRORS as error:
-            fail(error)
-        logger.info(f"{target.name}: latency {params.as_dict()} s" + (f" for {duration}" if duration else ""))
+        target = injector_handle(injector)
+        params = LatencyParams.spike(read=read, write=write, flush=flush, trim=trim, zero=zero)
+        event = target.apply(params, seconds(duration))
+        logger.info(f"{target.name}: latency {params.as_dict()} s{_for(duration)}")
         return event
 
     @keyword
-    def set_latency_compensation(self, injector: object, compensation: str) -> None:
+    def set_latency_compensation(self, injector: Injector, compensation: str) -> None:
         """Take ``compensation`` off every injected delay, so that what the workload measures grows
         by the delay asked for, not by the delay plus its own wake-up cost.
 
         A client adds some latency on its own when a request is slow (a sleeping thread to wake; in
         a VM, the interrupt path: about 0.6 ms under TCG). Measure it once per setup: inject 20 ms,
         compensation = measured added latency - 20 ms. Less than 10 ms, with its unit (``0.6ms``,
-        ``600us``; a bare number is refused); ``0`` turns it off.
+        ``600us``; a bare number is refused); ``0`` turns it off. It applies to the active spike
+        at once and to every later one, and is recorded on the fault timeline.
 
         Example:
         | Set Latency Compensation    ${injector}    0.6ms
         """
-        target = _injector(injector)
-        if not isinstance(target, NbdInjector):
-            fail(f"{target.name} has no latency compensation")
-        try:
-            seconds = parse_delay(compensation, "compensation")
-            target.set_latency_compensation(seconds)
-        except _ERRORS as error:
-            fail(error)
+        target = injector_handle(injector)
+        target.set_latency_compensation(parse_delay(compensation, "compensation"))
 
     @keyword
-    def clear_latency(self, injector: object) -> None:
+    def clear_latency(self, injector: Injector) -> None:
         """Remove the added latency at once (I/O errors being injected stay).
 
         Example:
         | Clear Latency    ${injector}
         """
-        target = _injector(injector)
-        try:
-            target.clear("latency")
-        except _ERRORS as error:
-            fail(error)
+        injector_handle(injector).clear("latency")
 
     @keyword("Inject IO Errors")
     def inject_io_errors(
         self,
-        injector: object,
+        injector: Injector,
         rate: str = "1.0",
-        operation: str = "read",
+        operation: Operation | str = "read",
         errno: str = "EIO",
-        duration: str | None = None,
+        duration: timedelta | None = None,
     ) -> Event:
         """Fail a fraction of the following requests of ``operation`` with ``errno``, now.
 
-        ``rate`` is a fraction (``0.1``) or a percentage (``10%``); ``operation`` is one or more of
-        ``read``, ``write``, ``flush``, ``trim``, ``zero`` separated by commas, or ``all``;
-        ``errno`` one NBD can carry: ``EIO``, ``EPERM``, ``ENOMEM``, ``EINVAL``, ``ENOSPC``,
-        ``EOVERFLOW``, ``ENOTSUP``, ``ESHUTDOWN``. ``duration`` as in `Inject Latency Spike`
-        (a time, at most 3600 s).
+        ``rate`` is a fraction (``0.1``) or a percentage (``10%``); ``operation`` is one of
+        ``read``, ``write``, ``flush``, ``trim``, ``zero``, several separated by commas
+        (``read,write``), or ``all``; ``errno`` one NBD can carry: ``EIO``, ``EPERM``, ``ENOMEM``,
+        ``EINVAL``, ``ENOSPC``, ``EOVERFLOW``, ``ENOTSUP``, ``ESHUTDOWN``. ``duration`` as in
+        `Inject Latency Spike` (a Robot time, at most 3600 s).
 
         Example:
         | Inject IO Errors    ${injector}    rate=0.1    operation=read,write    errno=EIO    duration=2s
         | Inject IO Errors    ${injector}    operation=write    errno=ENOSPC
         """
-        target = _injector(injector)
-        try:
-            params = ErrorParams.parse(rate=rate, operation=operation, errno=errno)
-            event = target.apply(params, _duration(duration))
-        except _ERRORS as error:
-            fail(error)
-        logger.info(f"{target.name}: errors {params.as_dict()}" + (f" for {duration}" if duration else ""))
+        target = injector_handle(injector)
+        params = ErrorParams.parse(rate=rate, operation=operation, errno=errno)
+        event = target.apply(params, seconds(duration))
+        logger.info(f"{target.name}: errors {params.as_dict()}{_for(duration)}")
         return event
 
     @keyword("Clear IO Errors")
-    def clear_io_errors(self, injector: object) -> None:
+    def clear_io_errors(self, injector: Injector) -> None:
         """Stop injecting I/O errors at once (added latency stays).
 
         Example:
         | Clear IO Errors    ${injector}
         """
-        target = _injector(injector)
-        try:
-            target.clear("errors")
-        except _ERRORS as error:
-            fail(error)
+        injector_handle(injector).clear("errors")
 
     @keyword
-    def injector_should_be_alive(self, injector: object) -> None:
-        """Fail when the injector's server is no longer running.
+    def injector_should_be_alive(self, injector: Injector) -> None:
+        """Fail when the injector's server is no longer running, saying how it ended and its last
+        log line.
 
         Example:
         | Injector Should Be Alive    ${injector}
         """
-        target = _injector(injector)
-        if not target.is_alive():
-            fail(target._death_message())
+        injector_handle(injector).ensure_alive()
 
     @keyword
-    def stop_injector(self, injector: object) -> None:
+    def stop_injector(self, injector: Injector) -> None:
         """Stop the injector's server and delete its private folder (the backing file stays).
 
-        Safe after the server died or was already stopped. Fails when a ``duration`` timer could
-        not clear its fault because the server had died.
+        Safe after the server died or was already stopped (a warning says it had ended). Fails when
+        a ``duration`` timer could not clear its fault because the server had died.
 
         Example:
         | Stop Injector    ${injector}
         """
-        target = _injector(injector)
+        target = injector_handle(injector)
         alive = target.is_alive()
         target.stop()
         self.ctx.forget(target)
-        problems = target.timer_errors
         if not alive:
             logger.warn(f"{target.name} had already ended before Stop Injector")
-        if problems:
-            fail(f"{target.name}: {'; '.join(problems)}")
+        target.check_timers()
+
+    def _events(self, injector: Injector | None) -> list[Event]:
+        if not injector:  # None, or an empty value given on purpose
+            return self.ctx.events()
+        return injector_handle(injector).timeline
 
     @keyword
-    def get_fault_timeline(self, injector: object = None) -> list[Event]:
+    def get_fault_timeline(self, injector: Injector | None = None) -> list[Event]:
         """Return the fault events (start, apply, clear, stop) of ``injector``, or of every injector
-        this library started when not given, oldest first, and log them as a table.
+        and schedule this library started when not given, oldest first, and log them as a table.
 
         Each event has ``kind`` (``latency``, ``errors``, ``injector``), ``action``, ``params``,
         ``monotonic`` (``time.monotonic()``, the clock fio runs and QMP events are stamped with),
-        ``wall`` (``time.time()``) and ``injector`` (its name).
+        ``wall`` (``time.time()``) and ``source`` (the injector's name).
 
         Example:
         | ${events} =    Get Fault Timeline    ${injector}
         | Should Be Equal    ${events[1].action}    apply
         """
-        events = self.ctx.events() if injector in (None, "") else _injector(injector).timeline
+        events = self._events(injector)
         if events:
             self.ctx.log_timeline(events)
         return events
 
     @keyword
     def get_fault_windows(
-        self, injector: object = None, origin: float = 0.0, clock: str = "monotonic"
+        self, injector: Injector | None = None, origin: float = 0.0, clock: Clock = Clock.monotonic
     ) -> list[tuple[float, float, str]]:
         """Return the spans during which faults were active as ``(start, end, label)``, in seconds
         from ``origin`` on ``clock`` (``monotonic``: e.g. ``${fio.started_monotonic}``; or ``wall``:
@@ -291,9 +259,4 @@ class InjectorKeywords:
         | ${windows} =    Get Fault Windows    ${injector}    origin=${fio.started_monotonic}
         | Should Be Equal    ${windows[0][2]}    read 100 ms
         """
-        events = self.ctx.events() if injector in (None, "") else _injector(injector).timeline
-        try:
-            now = time.monotonic() if clock == "monotonic" else time.time()
-            return fault_windows(events, float(origin), clock, until=now)
-        except ValueError as error:
-            fail(error)
+        return fault_windows(self._events(injector), origin, clock, until=clock.now())

@@ -1,19 +1,18 @@
-"""The ChaosLibrary keyword library: thin keywords over ``nvmechaos.faults``."""
+"""The ChaosLibrary keyword library: thin keywords over ``nvmechaos.faults``, ``nvmechaos.analysis``
+and ``nvmechaos.verdicts``."""
 
 from __future__ import annotations
 
-from robotlibcore import DynamicCore
-
-from ChaosLibrary.context import ChaosContext
+from ChaosLibrary.context import OWNER_NAME, ChaosContext
 from ChaosLibrary.impact import ImpactKeywords
 from ChaosLibrary.injectors import InjectorKeywords
 from ChaosLibrary.schedules import ScheduleKeywords
-from nvmechaos_robot import ScopedListener
+from nvmechaos_robot import KeywordLibrary
 
 __version__ = "0.1.0"
 
 
-class ChaosLibrary(DynamicCore, ScopedListener):
+class ChaosLibrary(KeywordLibrary):
     """Inject latency spikes and I/O errors into a disk while a workload runs.
 
     = Injectors =
@@ -31,14 +30,22 @@ class ChaosLibrary(DynamicCore, ScopedListener):
     - `Start Fault Schedule` / `Stop Fault Schedule`: e.g. 100 ms for 3 s every 10 s, 3 times.
 
     = Fault timeline =
-    Every start, apply, clear and stop is recorded with ``time.monotonic()`` and ``time.time()``;
-    `Get Fault Timeline` returns the events (and logs them), to line up with fio's interval logs.
+    Every start, apply, clear and stop is recorded with ``time.monotonic()`` and ``time.time()`` on
+    the run's one timeline (with VmLibrary's QMP faults and IntegrityLibrary's power events);
+    `Get Fault Timeline` returns the events (and logs them), to line up with fio's interval logs,
+    and every test's log ends with the part of the timeline it recorded.
+
+    = Impact verdicts =
+    `Get Fault Impact`, `Fault Impact Should Be Within`, `Fault Should Add Latency` and
+    `IO Throttle Should Be Honoured` judge what the faults on the timeline did to a fio run:
+    baseline before, depth during, recovery after, against the run's own noise band.
 
     = Times =
     Delays (``read=``, ``delay=``, compensation) need a unit: ``100ms``, ``0.1s``, ``250us``.
     Durations, periods and start times (``duration=``, ``every=``, ``start_after=``, plan ``at``)
-    take the same units and a bare number means seconds; every one of them is at most 3600 s.
-    Timeouts (`Wait For Fault Schedule`) are Robot times (``30s``, ``5 min``, ``2 hours``).
+    are Robot times (``3s``, ``500ms``, ``2 min``; a bare number means seconds); every one of them
+    is at most 3600 s. Timeouts (`Wait For Fault Schedule`) are Robot times too (``30s``,
+    ``5 min``, ``2 hours``). A value that is not a time fails before the keyword starts anything.
 
     = Importing =
     The library takes no arguments and starts nothing on import:
@@ -46,14 +53,15 @@ class ChaosLibrary(DynamicCore, ScopedListener):
 
     = Clean-up =
     The library is its own listener: schedules and injectors still running when the test (or
-    suite, for those started in its setup) ends are stopped; their servers also die with the
-    Robot process if that is killed. A server that died mid-run makes the next keyword using it
-    fail with its exit status and last log line.
+    suite, for those started in its setup) ends are stopped, newest first (a schedule before its
+    injector); their servers also die with the Robot process if that is killed. A server that
+    died mid-run makes the next keyword using it fail with its exit status and last log line.
     """
 
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
     ROBOT_LIBRARY_VERSION = __version__
     SCOPE_PREFIX = "chaos-"
+    OWNER_NAME = OWNER_NAME
 
     def __init__(self) -> None:
         """Import the library; it takes no arguments and starts nothing on import.
@@ -64,15 +72,10 @@ class ChaosLibrary(DynamicCore, ScopedListener):
         Example:
         | Library    ChaosLibrary
         """
-        ScopedListener.__init__(self)
         self._ctx = ChaosContext()
-        DynamicCore.__init__(
-            self, [InjectorKeywords(self._ctx), ScheduleKeywords(self._ctx), ImpactKeywords(self._ctx)]
+        super().__init__(
+            [InjectorKeywords(self._ctx), ScheduleKeywords(self._ctx), ImpactKeywords(self._ctx)]
         )
 
     def scope_changed(self, scope: str) -> None:
         self._ctx.scope = scope
-
-    def release(self, scope: str | None, what: str) -> list[str]:
-        """Stop the schedules, then the injectors, that ``scope`` started."""
-        return [f"Clean-up of a fault injector failed: {problem}" for problem in self._ctx.release(scope)]

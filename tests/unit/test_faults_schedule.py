@@ -48,7 +48,7 @@ class FakeInjector(Injector):
     def is_alive(self) -> bool:
         return self.alive
 
-    def _death_message(self) -> str:
+    def death_message(self) -> str:
         return "fake died"
 
 

@@ -8,8 +8,9 @@ from types import MappingProxyType
 import numpy as np
 import pytest
 
-from nvmechaos.analysis.impact import FaultImpact, ImpactError, analyse, fault_windows_from_events, noise_band
+from nvmechaos.analysis.impact import FaultImpact, ImpactError, analyse, noise_band
 from nvmechaos.analysis.series import IntervalSeries
+from nvmechaos.faults.base import fault_windows
 from nvmechaos.timeline import Event
 from nvmechaos.verdicts.impact import (
     added_latency_violations,
@@ -125,14 +126,14 @@ def test_windows_from_mixed_events() -> None:
         event("errors", "apply", 109.0, rate=1.0, operations=["read"], errno="EIO"),
         event("injector", "stop", 110.0),
     ]
-    windows = fault_windows_from_events(events, origin=100.0, until=111.0)
+    windows = fault_windows(events, origin=100.0, until=111.0)
     assert windows == [
         (2.0, 5.0, "read 100 ms"),
         (6.0, pytest.approx(7.2), "unplug nvme0"),
         (8.0, 11.0, "throttle iops-total 200"),
         (9.0, 10.0, "EIO 100 % read"),
     ]
-    assert fault_windows_from_events(events, origin=100.0)[-1] == (9.0, 10.0, "EIO 100 % read")
+    assert fault_windows(events, origin=100.0)[-1] == (9.0, 10.0, "EIO 100 % read")
 
 
 def test_better_than_baseline_counts_as_recovered() -> None:

@@ -3,8 +3,10 @@ the run's own noise.
 
 Inputs are interval series (fio's per-window IOPS and latency, :class:`IntervalSeries` whose
 ``times_s`` are window ends in seconds from fio's start) and fault windows ``(start, end, label)``
-in seconds on the same axis (see :func:`fault_windows_from_events`, which puts fault timeline events
-stamped on ``time.monotonic()`` on it given fio's start on that clock).
+in seconds on the same axis (:func:`nvmechaos.faults.base.fault_windows` puts fault timeline events
+stamped on ``time.monotonic()`` on it given fio's start on that clock). :func:`measure_impacts` does
+it all for a fio result: finds fio's start on the host clock (:func:`fio_origin`), reads its logs
+(:func:`run_series`), and analyses every fault active during the run.
 
 A window ``(t - w, t]`` of the series belongs to:
 
@@ -34,20 +36,37 @@ active when the run ended).
 
 from __future__ import annotations
 
+import html
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
-from nvmechaos.analysis.series import IntervalSeries
+from nvmechaos import units
+from nvmechaos.analysis.runclock import TIMELINE_NAME, RunClock, align_run
+from nvmechaos.analysis.series import (
+    IntervalSeries,
+    is_per_io_log,
+    per_io_series,
+    read_series,
+    total_series,
+    worst_series,
+)
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.faults.base import KINDS, describe_params
+from nvmechaos.faults.base import fault_windows
+from nvmechaos.fio.model import FioResult
 from nvmechaos.timeline import Event
 
 FaultWindow = tuple[float, float, str]
 _MS_PER_UNIT: Mapping[str, float] = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1000.0}
 _EPS = 1e-9
+# Windows cut from logs with one line per I/O (log_avg_msec=0): see benchmarks/baseline_noise.py.
+PER_IO_WINDOW_S = 0.5
+# Log time stamps from this many ms up are epoch times (log_unix_epoch=1), not ms from fio's start.
+_EPOCH_MS = 10**12
 
 
 class ImpactError(NvmeChaosError):
@@ -315,61 +334,247 @@ def _recovery(  # noqa: PLR0917 - internal, called once with everything it compa
     return None
 
 
-def fault_windows_from_events(
-    events: Iterable[Event], origin: float, until: float | None = None
-) -> list[FaultWindow]:
-    """Fault windows ``(start, end, label)`` in seconds from ``origin`` (``time.monotonic()`` of fio's
-    start) from timeline events of any source: NBD injectors (``latency``, ``errors``) and QMP faults
-    (``hotplug``: device_del until the namespace is usable again; ``throttle``: set until cleared).
+# ---- from a fio result and a timeline to impacts -----------------------------------------------------
 
-    A window opens at ``apply`` and ends at ``clear``, the next ``apply`` of the same kind and
-    source, or the source's ``stop``/``died``; one still open ends at ``until`` (absolute
-    monotonic) or is left out without it.
+
+@dataclass(frozen=True)
+class RunSeries:
+    """A fio run's IOPS and latency series per direction (latency: clat, else lat), in seconds from
+    fio's start, and the run's folder."""
+
+    iops: Mapping[str, IntervalSeries]
+    latency: Mapping[str, IntervalSeries]
+    directory: Path
+
+    @property
+    def total(self) -> IntervalSeries:
+        """IOPS summed over directions."""
+        return total_series(self.iops)
+
+    @property
+    def worst_latency(self) -> IntervalSeries | None:
+        """Per window, the worst direction's latency (None without a latency log)."""
+        return worst_series(self.latency)
+
+
+def run_series(result: FioResult, window_s: float | None = None) -> RunSeries:
+    """The series of ``result``'s interval logs: fio's own window averages, or, for logs with one
+    line per I/O (``log_avg_msec=0``), exact windows of ``window_s`` (default
+    :data:`PER_IO_WINDOW_S`).
+
+    Raises:
+        ImpactError: no IOPS log, an empty one, or a bad window.
+        LogFormatError: a log is not fio's format.
     """
-    open_spans: dict[tuple[str, str], tuple[float, str]] = {}
-    spans: list[FaultWindow] = []
-
-    def close(key: tuple[str, str], at: float) -> None:
-        start, label = open_spans.pop(key)
-        spans.append((start - origin, at - origin, label))
-
-    for event in sorted(events, key=lambda e: e.monotonic):
-        key = (event.source, event.kind)
-        if event.kind == "injector" or event.action in ("stop", "died"):
-            if event.action in ("stop", "died"):
-                for other in [k for k in open_spans if k[0] == event.source]:
-                    close(other, event.monotonic)
-            continue
-        if event.action == "apply":
-            if key in open_spans:
-                close(key, event.monotonic)
-            open_spans[key] = (event.monotonic, _label(event))
-        elif event.action == "clear" and key in open_spans:
-            close(key, event.monotonic)
-    if until is not None:
-        for key in list(open_spans):
-            close(key, until)
-    return sorted(spans)
+    artifacts = result.artifacts
+    logs = artifacts.logs if artifacts is not None else {}
+    if artifacts is None or "iops" not in logs:
+        raise ImpactError("the fio result has no IOPS interval log (run it with Run/Start Fio Job [On VM])")
+    latency_kind = "clat" if "clat" in logs else "lat"
+    try:
+        if is_per_io_log(logs["iops"][0]):
+            seconds = PER_IO_WINDOW_S if window_s is None else window_s
+            width = round(units.parse_duration(seconds, "window", error=ImpactError) * 1000)
+            iops = per_io_series(logs["iops"], "iops", width)
+            latency = per_io_series(logs[latency_kind], latency_kind, width) if latency_kind in logs else {}
+        else:
+            iops = read_series(logs["iops"], "iops")
+            latency = read_series(logs[latency_kind], latency_kind) if latency_kind in logs else {}
+    except ValueError as error:  # a window under 1 ms
+        raise ImpactError(str(error)) from None
+    if not iops:
+        raise ImpactError("the fio result's IOPS log is empty: the job did no I/O")
+    return RunSeries(iops, latency, artifacts.directory)
 
 
-def _label(event: Event) -> str:
-    params = dict(event.params)
-    if event.kind in KINDS:
-        return describe_params(event.kind, params)
-    if event.kind == "hotplug":
-        return f"unplug {params.get('device', '')}".strip()
-    if event.kind == "throttle":
-        limits = ", ".join(f"{k} {v}" for k, v in params.items() if k != "device")
-        return f"throttle {limits}".strip()
-    return event.kind
+def _host_epoch_clock(artifacts_dir: Path, logs: Mapping[str, Sequence[Path]]) -> RunClock | None:
+    """For fio run on this host with ``log_unix_epoch=1``: its logs put on the host clock (rewritten
+    relative to fio's start, originals kept in ``epoch/``) and the clock saved; None for other logs.
+    """
+    files = [Path(path) for paths in logs.values() for path in paths]
+    if not files:
+        return None
+    try:
+        first = files[0].read_text(encoding="ascii", errors="replace").split(",", 1)[0].strip()
+        if not first.isdigit() or int(first) < _EPOCH_MS:
+            return None
+        clock = align_run(files)
+        clock.save(artifacts_dir)
+    except OSError as error:
+        raise ImpactError(str(error)) from None
+    return clock
+
+
+def fio_origin(result: FioResult, origin: float | None = None) -> tuple[float, str]:
+    """fio's start on this host's ``time.monotonic()``, and how it is known: ``origin`` when given;
+    for fio run on this host with ``log_unix_epoch=1``, from its logs (put on the host clock here);
+    else the ``timeline.json`` a timed guest run left in the run folder (unless an older run left it).
+
+    Raises:
+        ImpactError: none of these is there.
+        ClockError: the logs or the saved clock cannot be read.
+    """
+    artifacts = result.artifacts
+    directory = artifacts.directory if artifacts is not None else Path(".")
+    if origin is not None:
+        return float(origin), "given"
+    clock = _host_epoch_clock(directory, artifacts.logs) if artifacts is not None else None
+    if clock is None:
+        clock = RunClock.load(directory)
+        output = directory / "fio.json"
+        if clock is not None and output.is_file():
+            saved = (directory / TIMELINE_NAME).stat().st_mtime
+            if saved < output.stat().st_mtime:
+                clock = None  # left by an earlier run in the same folder
+    if clock is None:
+        raise ImpactError(
+            f"fio's start on the host clock is unknown: no timeline.json in '{directory}' (run the job "
+            "with Start Timed Fio Job On VM; on this host with log_unix_epoch=1, or pass "
+            "origin=${fio.started_monotonic})"
+        )
+    if clock.uncertainty_s == 0:
+        return clock.fio_start_monotonic, "fio on this host, logs on its wall clock"
+    return clock.fio_start_monotonic, f"guest clock ± {clock.uncertainty_s * 1000:.0f} ms"
+
+
+def flatten_events(events: object) -> list[Event]:
+    """Fault events from an event, a list of them, a list of lists (e.g. two timelines), or None.
+
+    Raises:
+        ImpactError: something else (text, a number, a list holding one).
+    """
+    if events is None or events == "":
+        return []
+    if isinstance(events, Event):
+        return [events]
+    if not isinstance(events, Iterable) or isinstance(events, str | bytes):
+        raise ImpactError(
+            f"'{events!s}' is not a list of fault events (use Get Fault Timeline / Get VM Fault Timeline)"
+        )
+    return [event for item in events for event in flatten_events(item)]
+
+
+def windows_during_run(
+    events: Iterable[Event], start: float, run: IntervalSeries, until: float | None = None
+) -> list[FaultWindow]:
+    """The fault windows of ``events`` (in seconds from ``start``) that overlap the run's series
+    ``run``; one still open ends at ``until`` (default: now on ``time.monotonic()``)."""
+    end = float(run.times_s.max()) + run.window_ms / 1000.0
+    spans = fault_windows(events, start, until=time.monotonic() if until is None else until)
+    return [window for window in spans if window[0] < end and window[1] > 0]
+
+
+def default_recovery_windows(window_ms: int) -> int:
+    """Enough consecutive windows to cover 1 s, and at least 2."""
+    return max(2, math.ceil(1000 / max(window_ms, 1)))
+
+
+@dataclass(frozen=True)
+class ImpactReport:
+    """What :func:`measure_impacts` found: per fault its impact, the fault windows, the series they
+    were judged on, and how fio's start was placed on the host clock."""
+
+    impacts: list[FaultImpact]
+    windows: list[FaultWindow]
+    series: RunSeries
+    origin: str
+
+
+def measure_impacts(
+    result: FioResult,
+    events: Sequence[Event],
+    *,
+    origin: float | None = None,
+    baseline_s: float = 5.0,
+    tolerance_pct: float = 10.0,
+    band_sigmas: float = 3.0,
+    recovery_windows: int | None = None,
+    latency_slack_ms: float = 1.0,
+    window_s: float | None = None,
+) -> ImpactReport:
+    """The impact of every fault of ``events`` that was active during the fio run ``result`` (see
+    :func:`analyse`): IOPS summed over directions, latency the worst direction per window.
+    ``recovery_windows`` defaults to :func:`default_recovery_windows`.
+
+    Raises:
+        ImpactError: fio's start unknown, no usable log, no fault during the run, a bad parameter,
+            or a fault without a baseline.
+    """
+    start, how = fio_origin(result, origin)
+    series = run_series(result, window_s)
+    total = series.total
+    windows = windows_during_run(events, start, total)
+    if not windows:
+        raise ImpactError(
+            f"no fault was active during the fio run (0 to {float(total.times_s.max()):.0f} s after its "
+            f"start; {len(events)} timeline events): nothing to judge"
+        )
+    impacts = analyse(
+        total,
+        windows,
+        series.worst_latency,
+        baseline_s=units.parse_duration(baseline_s, "baseline", error=ImpactError),
+        tolerance_pct=tolerance_pct,
+        band_sigmas=band_sigmas,
+        recovery_windows=(
+            default_recovery_windows(total.window_ms) if recovery_windows is None else recovery_windows
+        ),
+        latency_slack_ms=latency_slack_ms,
+    )
+    return ImpactReport(impacts, windows, series, how)
+
+
+def impact_table_html(impacts: Sequence[FaultImpact], origin: str) -> str:
+    """One row per fault (window, baseline band, depth, recovery) for Robot's log; ``origin`` says
+    how fio's start was placed on the host clock. Empty without impacts."""
+    if not impacts:
+        return ""
+
+    def number(value: float | None, digits: int = 1) -> str:
+        return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+    def out(flag: bool) -> str:
+        return " (out of band)" if flag else " (in band)"
+
+    rows = "".join(
+        f"<tr><td>{html.escape(i.label)}</td><td>{i.start_s:.2f}-{i.end_s:.2f}</td>"
+        f"<td>{number(i.baseline_iops, 0)} ± {number(i.baseline_iops_sd, 0)} ({i.baseline_windows})</td>"
+        f"<td>≥ {number(i.iops_floor, 0)}</td>"
+        f"<td>{number(i.min_iops, 0)}{out(i.iops_dip_outside_band)}</td>"
+        f"<td>{number(i.iops_drop_pct)}</td>"
+        f"<td>{number(i.baseline_latency_ms, 2)} ± {number(i.baseline_latency_sd_ms, 2)}</td>"
+        f"<td>≤ {number(i.latency_ceiling_ms, 2)}</td>"
+        f"<td>{number(i.max_latency_ms, 2)}{out(i.latency_spike_outside_band)}</td>"
+        f"<td>{number(i.recovery_s) if i.recovered else 'never'}</td>"
+        f"<td>{number(i.observed_after_s)}</td></tr>"
+        for i in impacts
+    )
+    return (
+        f"<b>Fault impact</b> (times in s from fio's start; fault times from the host clock, {origin}; "
+        "baseline mean ± SD (windows); recovered = back within the baseline's noise band)"
+        "<table border='1'><tr><th>fault</th><th>window (s)</th><th>baseline IOPS</th>"
+        "<th>IOPS band</th><th>min IOPS</th><th>IOPS drop %</th><th>baseline latency ms</th>"
+        "<th>latency band ms</th><th>max latency ms</th><th>recovery s</th>"
+        "<th>observed after s</th></tr>"
+        f"{rows}</table>"
+    )
 
 
 __all__ = [
+    "PER_IO_WINDOW_S",
     "Band",
     "FaultImpact",
     "FaultWindow",
     "ImpactError",
+    "ImpactReport",
+    "RunSeries",
     "analyse",
-    "fault_windows_from_events",
+    "default_recovery_windows",
+    "fio_origin",
+    "flatten_events",
+    "impact_table_html",
+    "measure_impacts",
     "noise_band",
+    "run_series",
+    "windows_during_run",
 ]

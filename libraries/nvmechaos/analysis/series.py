@@ -332,3 +332,24 @@ def total_series(series: Mapping[str, IntervalSeries]) -> IntervalSeries:
     first = parts[0]
     files = tuple(dict.fromkeys(f for s in parts for f in s.files))
     return IntervalSeries(first.kind, "total", first.unit, first.window_ms, times, values, files)
+
+
+_NS_PER_UNIT: Mapping[str, float] = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+
+def worst_series(series: Mapping[str, IntervalSeries]) -> IntervalSeries | None:
+    """Per window, the highest latency over the directions (the conservative one to judge), in ns,
+    on the union of their times; the one series as it is when there is one; None when there is none.
+    """
+    if not series:
+        return None
+    parts = list(series.values())
+    if len(parts) == 1:
+        return parts[0]
+    times = np.unique(np.concatenate([s.times_s for s in parts]))
+    values = np.full(times.size, np.nan)
+    for part in parts:
+        index = np.searchsorted(times, part.times_s)
+        values[index] = np.fmax(values[index], part.values * _NS_PER_UNIT.get(part.unit, 1.0))
+    first = parts[0]
+    return IntervalSeries(first.kind, "worst", "ns", first.window_ms, times, values, first.files)

@@ -12,13 +12,27 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
+from enum import Enum
 from typing import Any
 
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams
+from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams, check_seconds
 from nvmechaos.timeline import Event, Timeline
 
 KINDS = ("latency", "errors")
+
+
+class Clock(str, Enum):
+    """The clock fault times are given on: ``monotonic`` (``time.monotonic()``, the clock fio runs,
+    QMP events and the fault timeline share) or ``wall`` (``time.time()``: epoch seconds, as in fio
+    logs written with ``log_unix_epoch=1``)."""
+
+    monotonic = "monotonic"
+    wall = "wall"
+
+    def now(self) -> float:
+        """The time now on this clock."""
+        return time.monotonic() if self is Clock.monotonic else time.time()
 
 
 class FaultError(NvmeChaosError):
@@ -66,7 +80,8 @@ class Injector(ABC):
     def is_alive(self) -> bool: ...
 
     @abstractmethod
-    def _death_message(self) -> str: ...
+    def death_message(self) -> str:
+        """One line saying that the server no longer runs, how it ended and its last words."""
 
     def describe(self) -> dict[str, Any]:
         """What this injector is and does right now (for logs and reports)."""
@@ -106,16 +121,37 @@ class Injector(ABC):
     def describe_start(self) -> dict[str, Any]:
         return {}
 
+    def ensure_alive(self) -> None:
+        """Raises :class:`InjectorDiedError` (how the server ended, its last log line) when the server
+        no longer runs; records nothing (applying a fault to a dead server records its death)."""
+        if not self.is_alive():
+            raise InjectorDiedError(self.death_message())
+
+    def check_timers(self) -> None:
+        """Raises :class:`FaultError` naming every ``duration`` timer that could not clear its fault
+        (the server had died), e.g. after :meth:`stop`."""
+        problems = self.timer_errors
+        if problems:
+            raise FaultError(f"{self.name}: {'; '.join(problems)}")
+
+    def set_latency_compensation(self, seconds: float) -> None:
+        """Take ``seconds`` off every injected delay (see :class:`~nvmechaos.faults.nbd.NbdInjector`).
+
+        Raises:
+            FaultError: this injector has none.
+        """
+        raise FaultError(f"{self.name} has no latency compensation")
+
     def apply(self, params: FaultParams, duration: float | None = None) -> Event:
         """Apply ``params`` now (replacing the active fault of the same kind); with ``duration``
         (seconds), clear it again after that long unless something else replaced it meanwhile.
 
         Raises:
             FaultError: not started, stopped, or the server died.
-            FaultParamError: ``duration`` is negative.
+            FaultParamError: ``duration`` is not above 0 or longer than the 3600 s maximum.
         """
-        if duration is not None and duration < 0:
-            raise FaultParamError(f"duration '{duration}' is negative")
+        if duration is not None:
+            duration = check_seconds(duration, "duration")
         kind = params.kind
         with self._lock:
             self._check_usable()
@@ -183,7 +219,7 @@ class Injector(ABC):
         if self._stopped:
             raise FaultError(f"{self.name} is stopped")
         if not self.is_alive():
-            message = self._death_message()
+            message = self.death_message()
             self.log.record("injector", "died", {"message": message})
             raise InjectorDiedError(message)
 
@@ -214,33 +250,46 @@ class Injector(ABC):
 
 
 def describe_params(kind: str, params: Mapping[str, Any]) -> str:
-    """A short label: ``read 100 ms, write 50 ms`` or ``EIO 10 % read,write``."""
+    """A short label of a fault of any source: ``read 100 ms, write 50 ms``, ``EIO 10 % read,write``,
+    ``unplug nvme0`` (QMP hot-unplug), ``throttle iops-total 300`` (QMP throttle)."""
     if kind == "latency":
         parts = [f"{op} {value * 1000:g} ms" for op, value in params.items() if op != "duration"]
         return ", ".join(parts) or "latency"
     if kind == "errors":
         rate = float(params.get("rate", 0.0)) * 100
         return f"{params.get('errno', 'EIO')} {rate:g} % {','.join(params.get('operations', []))}".strip()
+    if kind == "hotplug":
+        return f"unplug {params.get('device', '')}".strip()
+    if kind == "throttle":
+        limits = ", ".join(f"{key} {value}" for key, value in params.items() if key != "device")
+        return f"throttle {limits}".strip()
     return kind
 
 
 def fault_windows(
     events: Iterable[Event],
     origin: float = 0.0,
-    clock: str = "monotonic",
+    clock: Clock | str = Clock.monotonic,
     until: float | None = None,
 ) -> list[tuple[float, float, str]]:
     """The spans during which faults were active, as ``(start, end, label)`` in seconds from
     ``origin`` on ``clock`` (``monotonic`` or ``wall``): what a chart shades and an impact verdict
-    compares against. A span ends at its clear, at the next apply of the same kind (which replaced
-    it), or when its injector stopped or died; one still open ends at ``until`` (absolute, on the
-    same clock), or is left out without it.
+    compares against. Events of any source count: NBD injectors (``latency``, ``errors``) and QMP
+    faults (``hotplug``: device_del until the namespace is usable again; ``throttle``: set until
+    cleared).
+
+    A span opens at an ``apply`` and ends at the ``clear`` of its kind, at the next ``apply`` of the
+    same kind and source (which replaced it), or when its source stopped or died; other actions
+    (a latency compensation, a hot-plug's device_add) change no span. One still open ends at
+    ``until`` (absolute, on the same clock), or is left out without it.
 
     Raises:
         ValueError: ``clock`` is neither ``monotonic`` nor ``wall``.
     """
-    if clock not in ("monotonic", "wall"):
-        raise ValueError(f"clock '{clock}' is neither monotonic nor wall")
+    try:
+        wall = Clock(clock) is Clock.wall
+    except ValueError:
+        raise ValueError(f"clock '{clock}' is neither monotonic nor wall") from None
     open_spans: dict[tuple[str, str], tuple[float, str]] = {}
     spans: list[tuple[float, float, str]] = []
 
@@ -249,16 +298,19 @@ def fault_windows(
         spans.append((start - origin, at - origin, label))
 
     for event in sorted(events, key=lambda e: e.monotonic):
-        at = event.monotonic if clock == "monotonic" else event.wall
-        if event.kind in KINDS:
-            key = (event.source, event.kind)
+        at = event.wall if wall else event.monotonic
+        key = (event.source, event.kind)
+        if event.action in ("stop", "died"):
+            for other in [k for k in open_spans if k[0] == event.source]:
+                close(other, at)
+        elif event.kind == "injector":
+            continue
+        elif event.action == "apply":
             if key in open_spans:
                 close(key, at)
-            if event.action == "apply":
-                open_spans[key] = (at, describe_params(event.kind, event.params))
-        elif event.action in ("stop", "died"):
-            for key in [k for k in open_spans if k[0] == event.source]:
-                close(key, at)
+            open_spans[key] = (at, describe_params(event.kind, event.params))
+        elif event.action == "clear" and key in open_spans:
+            close(key, at)
     if until is not None:
         for key in list(open_spans):
             close(key, until)
@@ -267,6 +319,7 @@ def fault_windows(
 
 __all__ = [
     "KINDS",
+    "Clock",
     "ErrorParams",
     "Event",
     "FaultError",

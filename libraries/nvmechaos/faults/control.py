@@ -7,14 +7,27 @@ from __future__ import annotations
 import errno as errno_module
 import math
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from nvmechaos import units
 from nvmechaos.faults.controlfile import NBD_ERRNOS
 from nvmechaos.units import MAX_DELAY, ArgumentError
 
-#: The request kinds a fault can target. ``zero`` is NBD_CMD_WRITE_ZEROES.
-OPERATIONS = ("read", "write", "flush", "trim", "zero")
+
+class Operation(str, Enum):
+    """A kind of request a fault can target; ``zero`` is NBD_CMD_WRITE_ZEROES."""
+
+    # Lower-case names: Robot matches and libdoc lists the names, and these are what users write.
+    read = "read"
+    write = "write"
+    flush = "flush"
+    trim = "trim"
+    zero = "zero"
+
+
+#: The request kinds a fault can target, in :class:`Operation` order.
+OPERATIONS = tuple(operation.value for operation in Operation)
 
 _ERRNO_ALIASES = {"EOPNOTSUPP": "ENOTSUP"}
 #: Host errno value -> NBD wire value (they differ on some systems; on Linux they are equal).
@@ -43,14 +56,36 @@ def parse_size(value: str | int) -> int:
     return units.parse_size(value, "size", error=FaultParamError)
 
 
-def parse_operations(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """``"read"``, ``"read,write"``, ``"all"`` or a list -> a tuple of known operations.
+def check_seconds(seconds: float, what: str, *, allow_zero: bool = False) -> float:
+    """A time the caller already converted (a keyword's ``timedelta``), in seconds, as every fault
+    time must be: not negative, above 0 unless ``allow_zero``, at most :data:`MAX_DELAY`.
+
+    Raises:
+        FaultParamError: NaN, negative, 0 (unless allowed) or longer than :data:`MAX_DELAY`.
+    """
+    checked = parse_duration(seconds, what)
+    if checked == 0 and not allow_zero:
+        raise FaultParamError(f"{what} '{seconds}' is not positive")
+    return checked
+
+
+def _operation_name(item: object) -> str:
+    # str() of a str-mixin enum member is 'Operation.read' on Python 3.11+: take its value.
+    return str(item.value if isinstance(item, Enum) else item).strip().lower()
+
+
+def parse_operations(value: str | Operation | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``"read"``, ``"read,write"``, ``"all"``, an :class:`Operation` or a list -> a tuple of known
+    operations.
 
     Raises:
         FaultParamError: an operation that is not one of :data:`OPERATIONS` (or ``all``).
     """
-    items = value.replace("|", ",").split(",") if isinstance(value, str) else list(value)
-    names = [str(item).strip().lower() for item in items if str(item).strip()]
+    if isinstance(value, str) and not isinstance(value, Enum):
+        items: list[object] = list(value.replace("|", ",").split(","))
+    else:
+        items = [value] if isinstance(value, Enum) else list(value)
+    names = [_operation_name(item) for item in items if _operation_name(item)]
     if not names:
         raise FaultParamError(f"no operation given (use one or more of {', '.join(OPERATIONS)}, or all)")
     if "all" in names or "any" in names:
@@ -133,6 +168,18 @@ class LatencyParams:
                 values[op] = parse_delay(value, f"{op} delay")
         return cls(**values)
 
+    @classmethod
+    def spike(cls, **delays: str | float | int | None) -> LatencyParams:
+        """:meth:`parse`, refusing a spike that delays nothing.
+
+        Raises:
+            FaultParamError: as :meth:`parse`, or no delay given (all missing or 0).
+        """
+        params = cls.parse(**delays)
+        if params.is_zero:
+            raise FaultParamError("no delay given (use read=, write=, flush=, trim= or zero=)")
+        return params
+
     @property
     def is_zero(self) -> bool:
         return not any(getattr(self, op) for op in OPERATIONS)
@@ -160,7 +207,10 @@ class ErrorParams:
 
     @classmethod
     def parse(
-        cls, rate: str | float = 1.0, operation: str | list[str] = "read", errno: str | int = "EIO"
+        cls,
+        rate: str | float = 1.0,
+        operation: str | Operation | list[str] = "read",
+        errno: str | int = "EIO",
     ) -> ErrorParams:
         """``ErrorParams.parse(rate="10%", operation="read,write", errno="ENOSPC")``."""
         return cls(rate=parse_rate(rate), operations=parse_operations(operation), errno=parse_errno(errno))

@@ -26,11 +26,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
 from nvmechaos.faults.base import FaultError, Injector, InjectorStartError
-from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams
+from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams, parse_size
 from nvmechaos.faults.controlfile import ControlState, write_control
 from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
 from nvmechaos.rundir import private_run_dir
@@ -39,8 +40,38 @@ from nvmechaos.timeline import Timeline
 _HERE = Path(__file__).resolve().parent
 PLUGIN = _HERE / "nbdkit_plugin.py"
 _LIBRARIES = _HERE.parents[1]
-TRANSPORTS = ("unix", "tcp")
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux
+
+
+class InjectorEngine(str, Enum):
+    """What serves the disk: ``nbdkit`` (nbdkit with our Python plugin), ``python`` (our pure-Python
+    NBD server, for hosts without nbdkit), or ``auto`` (nbdkit when installed, else python)."""
+
+    # Lower-case names: Robot matches and libdoc lists the names, and these are what users write.
+    auto = "auto"
+    nbdkit = "nbdkit"
+    python = "python"
+
+
+class Transport(str, Enum):
+    """Where clients connect: ``unix`` (a socket in a private 0700 folder) or ``tcp`` (127.0.0.1)."""
+
+    unix = "unix"
+    tcp = "tcp"
+
+
+def _choice(value: object, choices: type[Enum], what: str) -> str:
+    """``value`` (a member of ``choices`` or its text) as plain text, e.g. ``"unix"``.
+
+    Raises:
+        FaultParamError: not one of ``choices``.
+    """
+    text = value.value if isinstance(value, Enum) else value
+    try:
+        return str(choices(text).value)
+    except ValueError:
+        known = " or ".join(str(member.value) for member in choices)
+        raise FaultParamError(f"unknown {what} '{text}' (use {known})") from None
 
 
 def free_port() -> int:
@@ -58,9 +89,9 @@ class NbdInjector(Injector):
     def __init__(
         self,
         backing: str | os.PathLike[str] | None = None,
-        size: int | None = None,
+        size: int | str | None = None,
         *,
-        transport: str | None = None,
+        transport: Transport | str | None = None,
         port: int = 0,
         socket_path: str | os.PathLike[str] | None = None,
         name: str | None = None,
@@ -73,7 +104,9 @@ class NbdInjector(Injector):
     ) -> None:
         """``priority`` is the nice value the server runs at (POSIX; negative values need root or
         CAP_SYS_NICE, else the server runs at normal priority): a server that wakes up promptly
-        keeps delays accurate when the CPUs are busy. None leaves it alone."""
+        keeps delays accurate when the CPUs are busy. None leaves it alone. ``size`` is bytes or a
+        size with a unit (``64M``, ``1GiB``)."""
+        bytes_ = parse_size(size) if size is not None and size != "" else None
         super().__init__(name or f"{self.engine}-injector", timeline)
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", self.name):
             raise FaultParamError(
@@ -82,16 +115,15 @@ class NbdInjector(Injector):
             )
         if transport is None:  # unix sockets where they exist, loopback TCP elsewhere (Windows)
             transport = "unix" if os.name == "posix" else "tcp"
-        if transport not in TRANSPORTS:
-            raise FaultParamError(f"unknown transport '{transport}' (use {' or '.join(TRANSPORTS)})")
-        if size is not None and size <= 0:
-            raise FaultParamError(f"size {size} is not a positive number of bytes")
+        transport = _choice(transport, Transport, "transport")
+        if isinstance(port, bool) or not isinstance(port, int):
+            raise FaultParamError(f"port '{port}' is not a port number (0 to 65535; 0 picks a free one)")
         if not 0 <= port <= 65535:
             raise FaultParamError(f"port {port} is not between 0 and 65535")
         if port and transport != "tcp":
             raise FaultParamError(f"port {port} is for transport=tcp (this injector uses a unix socket)")
         self.backing = Path(backing) if backing is not None else None
-        self.size = size
+        self.size = bytes_
         self.transport = transport
         self.port = port
         self._socket_path = Path(socket_path) if socket_path is not None else None
@@ -316,7 +348,7 @@ class NbdInjector(Injector):
     def is_alive(self) -> bool:
         return self.process is not None and self.process.is_running()
 
-    def _death_message(self) -> str:
+    def death_message(self) -> str:
         code = self.process.popen.poll() if self.process else None
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         detail = self._last_log_line()
@@ -389,7 +421,7 @@ class NbdkitInjector(NbdInjector):
     def __init__(
         self,
         backing: str | os.PathLike[str] | None = None,
-        size: int | None = None,
+        size: int | str | None = None,
         *,
         nbdkit: str = "nbdkit",
         threads: int = 64,
@@ -439,7 +471,7 @@ class PythonNbdProxy(NbdInjector):
     def __init__(
         self,
         backing: str | os.PathLike[str] | None = None,
-        size: int | None = None,
+        size: int | str | None = None,
         *,
         python: str = sys.executable,
         **options: Any,
@@ -470,14 +502,33 @@ class PythonNbdProxy(NbdInjector):
 ENGINES: dict[str, type[NbdInjector]] = {"nbdkit": NbdkitInjector, "python": PythonNbdProxy}
 
 
+def resolve_engine(engine: InjectorEngine | str, nbdkit: str = "nbdkit") -> str:
+    """``nbdkit`` or ``python``; ``auto`` is nbdkit when the program ``nbdkit`` is installed.
+
+    Raises:
+        FaultParamError: unknown engine.
+    """
+    chosen = _choice(engine.strip().lower() if isinstance(engine, str) else engine, InjectorEngine, "engine")
+    if chosen == InjectorEngine.auto.value:
+        return "nbdkit" if shutil.which(nbdkit) else "python"
+    return chosen
+
+
 def make_injector(
-    engine: str, backing: str | os.PathLike[str] | None, size: int | None, **options: Any
+    engine: InjectorEngine | str,
+    backing: str | os.PathLike[str] | None,
+    size: int | str | None,
+    *,
+    nbdkit: str = "nbdkit",
+    **options: Any,
 ) -> NbdInjector:
-    """An injector of ``engine`` (``nbdkit`` or ``python``), not started yet.
+    """An injector of ``engine`` (``nbdkit``, ``python`` or ``auto``, see :func:`resolve_engine`),
+    not started yet; ``nbdkit`` is the nbdkit program (used by that engine only).
 
     Raises:
         FaultParamError: unknown engine or invalid options.
     """
-    if engine not in ENGINES:
-        raise FaultParamError(f"unknown engine '{engine}' (use {' or '.join(ENGINES)})")
-    return ENGINES[engine](backing, size, **options)
+    chosen = resolve_engine(engine, nbdkit)
+    if chosen == "nbdkit":
+        return NbdkitInjector(backing, size, nbdkit=nbdkit, **options)
+    return ENGINES[chosen](backing, size, **options)

@@ -27,7 +27,11 @@ from nvmechaos.faults.control import (
     FaultParamError,
     FaultParams,
     LatencyParams,
+    Operation,
+    check_seconds,
+    parse_delay,
     parse_duration,
+    parse_operations,
 )
 
 
@@ -113,6 +117,35 @@ def periodic_windows(
         raise FaultParamError(f"start_after {start_after:g} s is negative")
     indices: Iterable[int] = range(count) if count is not None else itertools.count()
     return (Window(start_after + index * every, duration, params) for index in indices)
+
+
+def repeated_fault(
+    *,
+    delay: str | None = None,
+    error_rate: str | float | None = None,
+    operation: str | Operation | list[str] = "read,write,flush",
+    errno: str | int | None = None,
+) -> FaultParams:
+    """The fault a periodic schedule repeats: a latency spike of ``delay`` (with its unit, see
+    :func:`~nvmechaos.faults.control.parse_delay`) on each ``operation``, or I/O errors on a
+    fraction ``error_rate`` of them (``errno``, default EIO).
+
+    Raises:
+        FaultParamError: both or neither of ``delay`` and ``error_rate``, ``errno`` with a delay, a
+            delay that adds nothing, or a bad delay, rate, operation or errno.
+    """
+    if (delay is None) == (error_rate is None):
+        raise FaultParamError("give exactly one of delay= (latency) and error_rate= (I/O errors)")
+    if delay is None:
+        return ErrorParams.parse(rate=error_rate or "0", operation=operation, errno=errno or "EIO")
+    if errno is not None:
+        raise FaultParamError("errno belongs to error_rate schedules, not to delay")
+    operations = parse_operations(operation)
+    seconds = parse_delay(delay, "delay")  # named as the user wrote it
+    params = LatencyParams(**dict.fromkeys(operations, seconds))
+    if params.is_zero:
+        raise FaultParamError(f"delay '{delay}' adds no latency")
+    return params
 
 
 _WINDOW_KEYS = {"at", "duration", "error_rate", "operation", "errno", *OPERATIONS}
@@ -226,9 +259,25 @@ class Schedule:
         every: float,
         count: int | None = None,
         start_after: float = 0.0,
-        **options: Callable[[], float] | Callable[[float], bool] | str,
+        name: str = "schedule",
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[float], bool] | None = None,
     ) -> Schedule:
-        return cls(injector, periodic_windows(params, duration, every, count, start_after), **options)  # type: ignore[arg-type]
+        """``params`` for ``duration`` seconds every ``every`` seconds, ``count`` times (endless when
+        None), the first ``start_after`` seconds after the start.
+
+        Raises:
+            FaultParamError: a time that is negative (``duration`` and ``every``: not above 0) or
+                longer than the 3600 s maximum, or as :func:`periodic_windows`.
+        """
+        windows = periodic_windows(
+            params,
+            check_seconds(duration, "duration"),
+            check_seconds(every, "every"),
+            count,
+            check_seconds(start_after, "start_after", allow_zero=True),
+        )
+        return cls(injector, windows, name=name, clock=clock, wait=wait)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -275,6 +324,24 @@ class Schedule:
     def join(self, timeout: float | None = None) -> bool:
         """Wait until the plan is done; True when it is."""
         return self.finished.wait(timeout)
+
+    def wait(self, timeout: float) -> None:
+        """Wait until every window has been applied and cleared.
+
+        Raises:
+            FaultParamError: ``timeout`` (seconds) is not above 0.
+            FaultError: not done within ``timeout``, or stopped on an error (see :meth:`check`).
+        """
+        if not timeout > 0:
+            raise FaultParamError(f"timeout {timeout:g} s is not positive")
+        if not self.join(timeout):
+            raise FaultError(f"{self.name} was not done within {timeout:g} s")
+        self.check()
+
+    def check(self) -> None:
+        """Raises :class:`FaultError` when the schedule stopped on an error (the injector died)."""
+        if self.error:
+            raise FaultError(f"{self.name} stopped: {self.error}")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the plan; the fault it applied (if any) is cleared. Safe to call more than once.

@@ -6,13 +6,25 @@ value. The figures come from :mod:`nvmechaos.analysis.impact`.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from nvmechaos.analysis.impact import FaultImpact, FaultWindow, ImpactError
+from nvmechaos import units
+from nvmechaos.analysis.impact import (
+    FaultImpact,
+    FaultWindow,
+    ImpactError,
+    RunSeries,
+    fio_origin,
+    run_series,
+)
 from nvmechaos.analysis.series import IntervalSeries
+from nvmechaos.faults.base import fault_windows
+from nvmechaos.fio.model import FioResult
+from nvmechaos.timeline import Event
 
 # Limits a fault's impact is checked against: metric name -> (attribute, unit, sense).
 METRICS: Mapping[str, tuple[str, str, str]] = {
@@ -25,6 +37,18 @@ METRICS: Mapping[str, tuple[str, str, str]] = {
     "min_added_latency_ms": ("added_latency_ms", "ms", "min"),
     "max_recovery_s": ("recovery_s", "s", "max"),
 }
+
+
+def impact_limits(given: Mapping[str, float | None]) -> dict[str, float]:
+    """The limits given (``None`` means not given), as numbers by metric name.
+
+    Raises:
+        ImpactError: no limit given (the message lists the names of :data:`METRICS`).
+    """
+    limits = {name: float(value) for name, value in given.items() if value is not None}
+    if not limits:
+        raise ImpactError(f"no impact limit given (use {', '.join(METRICS)})")
+    return limits
 
 
 def _where(impact: FaultImpact) -> str:
@@ -121,6 +145,44 @@ def added_latency_violations(
     return lines
 
 
+def fault_impacts(value: Mapping[str, object] | Iterable[Mapping[str, object]]) -> list[FaultImpact]:
+    """The impacts of the dictionaries :meth:`FaultImpact.as_dict` gave (one, or a list of them).
+
+    Raises:
+        ImpactError: not such dictionaries.
+    """
+    if isinstance(value, Mapping):
+        value = [value]
+    if not isinstance(value, Iterable) or isinstance(value, str | bytes):
+        raise ImpactError(f"'{value!s}' is not a list of fault impacts (use what Get Fault Impact returns)")
+    return [FaultImpact.from_dict(item) for item in value]
+
+
+def added_latency_bounds(
+    expected_s: float | None = None,
+    tolerance_pct: float = 20.0,
+    at_least_s: float | None = None,
+    at_most_s: float | None = None,
+) -> tuple[float | None, float | None]:
+    """The least and most added latency (ms) to expect: ``expected_s`` ± ``tolerance_pct`` %, each
+    bound replaced by ``at_least_s`` / ``at_most_s`` when given (None: no bound on that side).
+
+    Raises:
+        ImpactError: a time that is negative or longer than the 3600 s maximum.
+    """
+    low: float | None = None
+    high: float | None = None
+    if expected_s is not None:
+        centre = units.parse_duration(expected_s, "expected", error=ImpactError) * 1000.0
+        low = centre * (1 - tolerance_pct / 100.0)
+        high = centre * (1 + tolerance_pct / 100.0)
+    if at_least_s is not None:
+        low = units.parse_duration(at_least_s, "at_least", error=ImpactError) * 1000.0
+    if at_most_s is not None:
+        high = units.parse_duration(at_most_s, "at_most", error=ImpactError) * 1000.0
+    return low, high
+
+
 @dataclass(frozen=True)
 class ThrottleCheck:
     """Mean IOPS inside one throttle window vs its limit (NaN mean when no whole window is inside)."""
@@ -179,11 +241,72 @@ def throttle_violations(checks: Iterable[ThrottleCheck], tolerance_pct: float) -
     return lines
 
 
+@dataclass(frozen=True)
+class ThrottleReport:
+    """What :func:`judge_throttles` measured: a check per throttle window, the windows, the series."""
+
+    checks: list[ThrottleCheck]
+    windows: list[FaultWindow]
+    series: RunSeries
+
+
+def _throttle_limit(window: FaultWindow, applies: Sequence[Event], start: float) -> float:
+    """The ``iops-total`` limit the timeline recorded when ``window`` began."""
+    begin, _end, label = window
+    limit: float | None = None
+    for event in applies:
+        if abs(event.monotonic - start - begin) < 1e-6:
+            limit = float(event.params.get("iops-total", 0)) or None
+    if limit is None:
+        raise ImpactError(f"throttle '{label}' has no iops-total limit: pass iops=")
+    return limit
+
+
+def judge_throttles(
+    result: FioResult,
+    events: Sequence[Event],
+    *,
+    iops: float | None = None,
+    origin: float | None = None,
+    settle_s: float = 1.0,
+    window_s: float | None = None,
+) -> ThrottleReport:
+    """Per throttle window of ``events`` during the fio run ``result``, the mean IOPS of the series'
+    windows wholly inside it after the first ``settle_s`` (see :func:`check_throttles`), against
+    ``iops`` or, when not given, the ``iops-total`` the timeline recorded. ``origin`` and
+    ``window_s`` as in :func:`~nvmechaos.analysis.impact.measure_impacts`.
+
+    Raises:
+        ImpactError: fio's start unknown, no usable log, no throttle during the run, no limit.
+    """
+    start, _how = fio_origin(result, origin)
+    series = run_series(result, window_s)
+    total = series.total
+    throttles = [event for event in events if event.kind == "throttle"]
+    applies = [event for event in throttles if event.action == "apply"]
+    windows = [
+        window
+        for window in fault_windows(throttles, start, until=time.monotonic())
+        if window[0] < float(total.times_s.max()) and window[1] > 0
+    ]
+    if not windows:
+        raise ImpactError("no IO throttle was active during the fio run: nothing to judge")
+    limits = [float(iops) if iops is not None else _throttle_limit(w, applies, start) for w in windows]
+    settle = units.parse_duration(settle_s, "settle", error=ImpactError)
+    settle_windows = math.ceil(settle * 1000 / total.window_ms - 1e-9)
+    return ThrottleReport(check_throttles(total, windows, limits, settle=settle_windows), windows, series)
+
+
 __all__ = [
     "METRICS",
     "ThrottleCheck",
+    "ThrottleReport",
+    "added_latency_bounds",
     "added_latency_violations",
     "check_throttles",
+    "fault_impacts",
+    "impact_limits",
+    "judge_throttles",
     "throttle_violations",
     "violations",
 ]

@@ -6,17 +6,25 @@ Resource         common.resource
 Test Tags        acceptance    fault    negative
 
 
+*** Variables ***
+# Values Robot refuses before the keyword runs (the arguments are an enum and a timedelta).
+${BAD_ENGINE}       ValueError: Argument 'engine' got value 'spdk' that cannot be converted to InjectorEngine:
+...                 InjectorEngine does not have member 'spdk'. Available: 'auto', 'nbdkit' and 'python'
+${BAD_TRANSPORT}    ValueError: Argument 'transport' got value 'rdma' that cannot be converted to Transport or None.
+${BAD_DURATION}     ValueError: Argument 'duration' got value 'soon' that cannot be converted to timedelta or None.
+
+
 *** Test Cases ***
 Missing Nbdkit Is A Clear Failure
     Run Keyword And Expect Error    nbdkit not found (program 'nbdkit-bogus'): install the packages*
     ...    Start Latency Injector    size=16M    engine=nbdkit    nbdkit=nbdkit-bogus
 
 Bad Injector Options Are Refused
-    Run Keyword And Expect Error    unknown engine 'spdk'*
+    Run Keyword And Expect Error    ${BAD_ENGINE}
     ...    Start Latency Injector    size=16M    engine=spdk
     Run Keyword And Expect Error    size 'lots' is not a size*
     ...    Start Latency Injector    size=lots    engine=python
-    Run Keyword And Expect Error    unknown transport 'rdma'*
+    Run Keyword And Expect Error    ${BAD_TRANSPORT}
     ...    Start Latency Injector    size=16M    engine=python    transport=rdma
 
 Bad Latency Parameters Are Refused
@@ -25,7 +33,7 @@ Bad Latency Parameters Are Refused
     ...    Inject Latency Spike    ${injector}    read=-100ms
     Run Keyword And Expect Error    no delay given*
     ...    Inject Latency Spike    ${injector}
-    Run Keyword And Expect Error    duration 'soon' is not a time*
+    Run Keyword And Expect Error    ${BAD_DURATION}
     ...    Inject Latency Spike    ${injector}    read=1ms    duration=soon
     Run Keyword And Expect Error    duration 11 s is longer than the period (every) 10 s
     ...    Start Fault Schedule    ${injector}    delay=10ms    duration=11s    every=10s

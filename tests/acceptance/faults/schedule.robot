@@ -7,6 +7,12 @@ Resource         common.resource
 Test Tags        acceptance    fault    latency    schedule
 
 
+*** Variables ***
+# A value Robot refuses before the keyword runs (the timeout is a timedelta).
+${BAD_TIMEOUT}    ValueError: Argument 'timeout' got value 'soon' that cannot be converted to timedelta:
+...               Invalid time string 'soon'.
+
+
 *** Test Cases ***
 Scheduled Spikes Appear In Fio Log
     ${injector}    Start Latency Injector    size=64M    engine=python
@@ -61,7 +67,7 @@ Bad Schedule Arguments Are One Clear Line
     Run Keyword And Expect Error    errno belongs to error_rate schedules, not to delay
     ...    Start Fault Schedule    ${injector}    delay=10ms    errno=ENOSPC    duration=1s    every=2s
     ${schedule}    Start Fault Schedule    ${injector}    delay=10ms    duration=0.2s    every=0.3s    count=1
-    Run Keyword And Expect Error    timeout 'soon' is not a time (use e.g. 30s, 5 min; a bare number is seconds)
+    Run Keyword And Expect Error    ${BAD_TIMEOUT}
     ...    Wait For Fault Schedule    ${schedule}    timeout=soon
     Wait For Fault Schedule    ${schedule}    timeout=1 minute
     Run Keyword And Expect Error    'x' is not a fault schedule (use the handle `Start Fault Schedule` returned)
