@@ -7,6 +7,7 @@ import dataclasses
 import os
 import signal
 import statistics
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,17 @@ class FaultChecks:
             problems.append(f"{len(spikes)} spike(s) but only {inside} window(s) wholly inside one")
         if problems:
             raise AssertionError("; ".join(problems))
+
+    def mean_latency_should_be_within(self, result: Any, low: timedelta, high: timedelta) -> None:
+        """fio's mean read completion latency is between ``low`` and ``high``."""
+        clat = result.jobs[0].directions["read"].clat
+        mean_ms = clat.mean_ns / 1e6
+        shown = f"mean read latency {mean_ms:.2f} ms"
+        if not low.total_seconds() * 1000 <= mean_ms <= high.total_seconds() * 1000:
+            raise AssertionError(
+                f"{shown}, not between {low.total_seconds() * 1000:g} and {high.total_seconds() * 1000:g} ms"
+            )
+        logger.info(shown)
 
     def shift_events(self, events: list[Event], seconds: float) -> list[Event]:
         """The same events stamped ``seconds`` later (a timeline that lies about when)."""
