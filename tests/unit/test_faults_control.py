@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from nvmechaos.faults.control import (
+    OPERATIONS,
     ErrorParams,
     FaultParamError,
     LatencyParams,
+    Operation,
+    check_seconds,
     parse_delay,
     parse_duration,
     parse_errno,
@@ -185,3 +188,31 @@ def test_delays_and_durations_state_the_one_hour_cap() -> None:
         parse_delay("-1", "read delay")
     with pytest.raises(FaultParamError, match=r"^read delay 'soon' is not a time"):
         parse_delay("soon", "read delay")
+
+
+def test_operations_as_enum_members() -> None:
+    assert parse_operations(Operation.flush) == ("flush",)
+    assert parse_operations([Operation.read, "write"]) == ("read", "write")  # type: ignore[list-item]
+    assert tuple(op.value for op in Operation) == OPERATIONS
+    assert ErrorParams.parse(operation=Operation.write).operations == ("write",)
+
+
+def test_a_spike_must_delay_something() -> None:
+    assert LatencyParams.spike(read="10ms", write=None) == LatencyParams(read=0.01)
+    with pytest.raises(
+        FaultParamError, match=r"^no delay given \(use read=, write=, flush=, trim= or zero=\)$"
+    ):
+        LatencyParams.spike(read="0", write=None)
+
+
+def test_times_converted_by_the_caller_are_checked() -> None:
+    assert check_seconds(2.5, "duration") == 2.5
+    assert check_seconds(0.0, "start_after", allow_zero=True) == 0.0
+    with pytest.raises(FaultParamError, match=r"^duration '0.0' is not positive$"):
+        check_seconds(0.0, "duration")
+    with pytest.raises(FaultParamError, match=r"^every '-1.0' is negative$"):
+        check_seconds(-1.0, "every")
+    with pytest.raises(FaultParamError, match=r"^duration '7200.0' is longer than the 3600 s"):
+        check_seconds(7200.0, "duration")
+    with pytest.raises(FaultParamError, match="is not a time"):
+        check_seconds(math.nan, "duration")

@@ -21,12 +21,15 @@ from nvmechaos.faults import (
     ErrorParams,
     FaultParamError,
     InjectorDiedError,
+    InjectorEngine,
     InjectorStartError,
     LatencyParams,
     NbdInjector,
     NbdkitInjector,
     PythonNbdProxy,
+    Transport,
     make_injector,
+    resolve_engine,
 )
 from nvmechaos.faults.controlfile import Sleeper
 from nvmechaos.process import ProcessRegistry
@@ -362,3 +365,21 @@ def test_a_backing_file_created_for_a_failed_start_is_removed(
     with pytest.raises(InjectorStartError, match="exited at start"):
         PythonNbdProxy(kept, SIZE, python="/bin/false", registry=registry).start()
     assert kept.stat().st_size == SIZE  # a file the user had stays
+
+
+def test_engines_and_transports_by_enum_or_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_engine(InjectorEngine.python) == "python"
+    assert resolve_engine(" NBDKIT ") == "nbdkit"
+    assert resolve_engine("auto", nbdkit="nbdkit-does-not-exist") == "python"
+    monkeypatch.setattr(shutil, "which", lambda program: f"/usr/bin/{program}")
+    assert resolve_engine(InjectorEngine.auto) == "nbdkit"
+    injector = make_injector(InjectorEngine.nbdkit, None, "8M", nbdkit="my-nbdkit", transport=Transport.tcp)
+    assert isinstance(injector, NbdkitInjector)
+    assert (injector.nbdkit, injector.size, injector.transport) == ("my-nbdkit", SIZE, "tcp")
+    assert make_injector("python", None, SIZE, nbdkit="unused").engine == "python"
+    with pytest.raises(FaultParamError, match=r"^unknown engine 'spdk' \(use auto or nbdkit or python\)$"):
+        resolve_engine("spdk")
+    with pytest.raises(FaultParamError, match=r"^port '80' is not a port number"):
+        PythonNbdProxy(None, SIZE, transport="tcp", port="80")  # type: ignore[arg-type]
+    with pytest.raises(FaultParamError, match=r"^size 'lots' is not a size"):
+        PythonNbdProxy(None, "lots")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
-from nvmechaos.faults.base import FaultError, Injector, InjectorDiedError, Timeline, fault_windows
-from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams
-from nvmechaos.faults.schedule import Schedule, Window, load_plan, periodic_windows, plan
+from nvmechaos.faults.base import Clock, FaultError, Injector, InjectorDiedError, Timeline, fault_windows
+from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams, Operation
+from nvmechaos.faults.schedule import Schedule, Window, load_plan, periodic_windows, plan, repeated_fault
 
 SPIKE = LatencyParams(read=0.1)
 ERRORS = ErrorParams(rate=0.5)
@@ -303,3 +304,103 @@ def test_bad_plans_name_file_window_and_key(tmp_path: Path, text: str, message: 
 def test_missing_plan_file(tmp_path: Path) -> None:
     with pytest.raises(FaultParamError, match="cannot read fault plan"):
         load_plan(tmp_path / "nope.yaml")
+
+
+def test_a_latency_compensation_does_not_end_a_spike_window() -> None:
+    clock = FakeClock()
+    injector = FakeInjector(clock)
+    injector.start()
+    clock.now = 1001.0
+    injector.apply(SPIKE)
+    clock.now = 1002.0
+    injector.log.record("latency", "compensation", {"seconds": 0.001})
+    clock.now = 1004.0
+    injector.clear("latency")
+    assert fault_windows(injector.timeline, origin=1000.0) == [(1.0, 4.0, "read 100 ms")]
+    assert fault_windows(injector.timeline, origin=1000.0, clock=Clock.wall) == [(1.0, 4.0, "read 100 ms")]
+
+
+def test_apply_checks_its_duration() -> None:
+    injector = FakeInjector(FakeClock())
+    injector.start()
+    with pytest.raises(FaultParamError, match=r"^duration '0' is not positive$"):
+        injector.apply(SPIKE, duration=0)
+    with pytest.raises(FaultParamError, match=r"^duration '-1' is negative$"):
+        injector.apply(SPIKE, duration=-1)
+    with pytest.raises(FaultParamError, match=r"^duration '7200' is longer than the 3600 s"):
+        injector.apply(SPIKE, duration=7200)
+    assert injector.active == {}
+
+
+def test_a_dead_injector_says_so_when_asked() -> None:
+    injector = FakeInjector(FakeClock())
+    injector.start()
+    injector.ensure_alive()
+    injector.alive = False
+    with pytest.raises(InjectorDiedError, match=r"^fake died$"):
+        injector.ensure_alive()
+    assert injector.timeline[-1].action == "start"  # asking records nothing
+    with pytest.raises(FaultError, match=r"^fake has no latency compensation$"):
+        injector.set_latency_compensation(0.001)
+
+
+def test_timer_errors_are_raised_after_stop() -> None:
+    injector = FakeInjector(FakeClock())
+    injector.start()
+    injector.check_timers()
+    injector.apply(SPIKE, duration=0.05)
+    injector.alive = False
+    for _ in range(100):
+        if injector.timer_errors:
+            break
+        time.sleep(0.01)
+    injector.stop()
+    with pytest.raises(FaultError, match=r"^fake: clearing latency after 0.05 s failed: fake died$"):
+        injector.check_timers()
+
+
+def test_the_fault_a_schedule_repeats() -> None:
+    assert repeated_fault(delay="10ms") == LatencyParams(read=0.01, write=0.01, flush=0.01)
+    assert repeated_fault(delay="5ms", operation=Operation.trim) == LatencyParams(trim=0.005)
+    assert repeated_fault(error_rate="20%", operation="write") == ErrorParams(0.2, ("write",))
+    for arguments, message in [
+        ({}, "give exactly one of delay= (latency) and error_rate= (I/O errors)"),
+        ({"delay": "1ms", "error_rate": "0.1"}, "give exactly one of"),
+        ({"delay": "1ms", "errno": "EIO"}, "errno belongs to error_rate schedules, not to delay"),
+        ({"delay": "0ms"}, "delay '0ms' adds no latency"),
+        ({"delay": "100"}, "delay '100' has no unit"),
+        ({"error_rate": "0.1", "errno": "EBOGUS"}, "unknown errno name 'EBOGUS'"),
+    ]:
+        with pytest.raises(FaultParamError, match=re.escape(message)):
+            repeated_fault(**arguments)  # type: ignore[arg-type]
+
+
+def test_periodic_schedules_check_their_times() -> None:
+    injector = FakeInjector(FakeClock())
+    with pytest.raises(FaultParamError, match=r"^every '0' is not positive$"):
+        Schedule.periodic(injector, SPIKE, duration=1, every=0)
+    with pytest.raises(FaultParamError, match=r"^duration '5000' is longer than the 3600 s"):
+        Schedule.periodic(injector, SPIKE, duration=5000, every=6000)
+    with pytest.raises(FaultParamError, match=r"^start_after '-1' is negative$"):
+        Schedule.periodic(injector, SPIKE, duration=1, every=2, start_after=-1)
+    assert Schedule.periodic(injector, SPIKE, duration=1, every=2, start_after=0).name == "schedule"
+
+
+def test_waiting_for_a_schedule() -> None:
+    clock = FakeClock()
+    injector = FakeInjector(clock)
+    injector.start()
+    schedule = Schedule.periodic(
+        injector, SPIKE, duration=3, every=10, count=1, name="s", clock=clock, wait=clock.wait
+    )
+    with pytest.raises(FaultParamError, match=r"^timeout 0 s is not positive$"):
+        schedule.wait(0)
+    with pytest.raises(FaultError, match=r"^s was not done within 0.01 s$"):
+        schedule.wait(0.01)
+    schedule.run()
+    schedule.wait(0.01)
+    schedule.check()
+    dying = Schedule.periodic(FakeInjector(clock), SPIKE, duration=1, every=2, count=1, name="d")
+    dying.run()  # the injector was never started
+    with pytest.raises(FaultError, match=r"^d stopped: fake is not started$"):
+        dying.wait(1)

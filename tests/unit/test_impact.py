@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import math
+import time
+from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 import pytest
 
-from nvmechaos.analysis.impact import FaultImpact, ImpactError, analyse, noise_band
-from nvmechaos.analysis.series import IntervalSeries
+from nvmechaos.analysis.impact import (
+    FaultImpact,
+    ImpactError,
+    analyse,
+    default_recovery_windows,
+    fio_origin,
+    flatten_events,
+    impact_table_html,
+    measure_impacts,
+    noise_band,
+    run_series,
+)
+from nvmechaos.analysis.runclock import RunClock
+from nvmechaos.analysis.series import IntervalSeries, worst_series
 from nvmechaos.faults.base import fault_windows
+from nvmechaos.fio.model import FioArtifacts, FioResult
 from nvmechaos.timeline import Event
 from nvmechaos.verdicts.impact import (
+    added_latency_bounds,
     added_latency_violations,
     check_throttles,
+    fault_impacts,
+    impact_limits,
+    judge_throttles,
     throttle_violations,
     violations,
 )
@@ -324,3 +343,128 @@ def test_throttle_checks() -> None:
     assert throttle_violations([none], 5) == ["throttle 'short' at 4.2-4.8 s: no whole window inside it"]
     with pytest.raises(ImpactError, match="1 throttle limits for 2"):
         check_throttles(iops, [(4.0, 9.0, "a"), (9.0, 10.0, "b")], [300.0])
+
+
+# ---- from a fio result and its timeline (what the keywords call) ----------------------------------
+
+
+def write_log(path: Path, values: list[float], window_ms: int = 1000, start_ms: int = 0) -> Path:
+    path.write_text(
+        "".join(
+            f"{start_ms + (i + 1) * window_ms}, {value:.0f}, 0, 0, 0\n" for i, value in enumerate(values)
+        ),
+        encoding="ascii",
+    )
+    return path
+
+
+def fio_run(folder: Path, iops: list[float], clat_ns: list[float], start_ms: int = 0) -> FioResult:
+    logs = {
+        "iops": (write_log(folder / "fio_iops.1.log", iops, start_ms=start_ms),),
+        "clat": (write_log(folder / "fio_clat.1.log", clat_ns, start_ms=start_ms),),
+    }
+    return FioResult("fio-3.36", (), artifacts=FioArtifacts(directory=folder, logs=logs))
+
+
+def test_measure_impacts_of_a_run(tmp_path: Path) -> None:
+    result = fio_run(tmp_path, [1000] * 5 + [100, 100] + [1000] * 5, [1e6] * 5 + [50e6] * 2 + [1e6] * 5)
+    spike = [event("latency", "apply", 105.0, read=0.05), event("latency", "clear", 107.0)]
+    report = measure_impacts(result, spike, origin=100.0, baseline_s=4)
+    assert report.origin == "given"
+    assert report.windows == [(5.0, 7.0, "read 50 ms")]
+    [impact] = report.impacts
+    assert (impact.min_iops, impact.max_latency_ms, impact.recovered) == (100, 50, True)
+    assert "<td>read 50 ms</td><td>5.00-7.00</td>" in impact_table_html(report.impacts, report.origin)
+    assert impact_table_html([], "given") == ""
+    with pytest.raises(
+        ImpactError, match=r"^no fault was active during the fio run \(0 to 12 s after its start; 2"
+    ):
+        measure_impacts(result, spike, origin=200.0)
+    with pytest.raises(ImpactError, match=r"^baseline '-1.0' is negative$"):
+        measure_impacts(result, spike, origin=100.0, baseline_s=-1.0)
+
+
+def test_run_series_needs_an_iops_log(tmp_path: Path) -> None:
+    with pytest.raises(ImpactError, match=r"^the fio result has no IOPS interval log"):
+        run_series(FioResult("fio-3.36", (), artifacts=FioArtifacts(directory=tmp_path)))
+    empty = FioArtifacts(directory=tmp_path, logs={"iops": (write_log(tmp_path / "fio_iops.1.log", []),)})
+    with pytest.raises(ImpactError, match="the job did no I/O"):
+        run_series(FioResult("fio-3.36", (), artifacts=empty))
+    series_of_run = run_series(fio_run(tmp_path, [10, 20], [1e6, 3e6]))
+    assert series_of_run.total.values.tolist() == [10, 20]
+    assert series_of_run.worst_latency is not None and series_of_run.directory == tmp_path
+
+
+def test_fios_start_on_the_host_clock(tmp_path: Path) -> None:
+    result = fio_run(tmp_path, [1000] * 3, [1e6] * 3)
+    assert fio_origin(result, 12.5) == (12.5, "given")
+    with pytest.raises(ImpactError, match=r"^fio's start on the host clock is unknown: no timeline.json in"):
+        fio_origin(result)
+    RunClock(12.0, 1.7e9, 1.7e9, 0.1, 0.05).save(tmp_path)
+    assert fio_origin(result) == (12.0, "guest clock ± 50 ms")
+    (tmp_path / "fio.json").write_text("{}", encoding="ascii")  # a newer run in the same folder
+    with pytest.raises(ImpactError, match="unknown"):
+        fio_origin(result)
+    epoch = fio_run(tmp_path, [1000] * 3, [1e6] * 3, start_ms=1_700_000_000_000)
+    start, how = fio_origin(epoch)
+    assert how == "fio on this host, logs on its wall clock"
+    assert RunClock.load(tmp_path) is not None and (tmp_path / "epoch" / "fio_iops.1.log").is_file()
+    assert start == pytest.approx(1_700_000_000.0 - (time.time() - time.monotonic()), abs=1.0)
+
+
+def test_throttles_judged_from_the_timeline(tmp_path: Path) -> None:
+    result = fio_run(tmp_path, [4000] * 4 + [900, 300, 301, 299, 300] + [4000] * 3, [1e6] * 12)
+    throttle = [
+        event("throttle", "apply", 104.0, "qmp:vm", device="nvme0", **{"iops-total": 300}),
+        event("throttle", "clear", 109.0, "qmp:vm", device="nvme0"),
+        event("latency", "apply", 102.0, read=0.01),
+    ]
+    report = judge_throttles(result, throttle, origin=100.0, settle_s=1.0)
+    assert report.windows == [(4.0, 9.0, "throttle iops-total 300")]
+    [check] = report.checks
+    assert (check.limit, check.windows, check.mean_iops) == (300, 4, pytest.approx(300))
+    assert judge_throttles(result, throttle, origin=100.0, iops=375).checks[0].limit == 375
+    with pytest.raises(ImpactError, match=r"^throttle 'throttle' has no iops-total limit: pass iops=$"):
+        judge_throttles(result, [event("throttle", "apply", 104.0, "qmp:vm")], origin=100.0)
+    with pytest.raises(ImpactError, match="no IO throttle was active during the fio run"):
+        judge_throttles(result, throttle[2:], origin=100.0)
+
+
+def test_arguments_of_the_impact_keywords() -> None:
+    spike = event("latency", "apply", 1.0, read=0.1)
+    clear = event("latency", "clear", 2.0)
+    assert flatten_events([[spike], [clear]]) == [spike, clear]
+    assert flatten_events(spike) == [spike]
+    assert flatten_events(None) == flatten_events("") == []
+    with pytest.raises(ImpactError, match=r"^'x' is not a list of fault events"):
+        flatten_events([spike, "x"])
+    assert impact_limits({"max_latency_ms": 10, "min_iops": None}) == {"max_latency_ms": 10.0}
+    with pytest.raises(
+        ImpactError, match=r"^no impact limit given \(use max_iops_drop_pct, min_iops_drop_pct,"
+    ):
+        impact_limits({"max_latency_ms": None})
+    assert added_latency_bounds(0.03, 20) == (pytest.approx(24), pytest.approx(36))
+    assert added_latency_bounds(0.03, 20, at_most_s=0.05) == (pytest.approx(24), pytest.approx(50))
+    assert added_latency_bounds(at_least_s=0.04) == (pytest.approx(40), None)
+    with pytest.raises(ImpactError, match=r"^at_least '-0.01' is negative$"):
+        added_latency_bounds(at_least_s=-0.01)
+    assert default_recovery_windows(500) == 2 and default_recovery_windows(100) == 10
+
+
+def test_impacts_from_their_dictionaries() -> None:
+    iops, lat = noisy_run()
+    [impact] = analyse(iops, [(4.0, 6.4, "read 50 ms")], lat, baseline_s=4)
+    assert fault_impacts(impact.as_dict()) == [impact]
+    assert fault_impacts([impact.as_dict(), impact.as_dict()]) == [impact, impact]
+    with pytest.raises(ImpactError, match=r"^'7' is not a list of fault impacts"):
+        fault_impacts(7)  # type: ignore[arg-type]
+
+
+def test_worst_latency_over_directions() -> None:
+    read = IntervalSeries("clat", "read", "us", 1000, np.array([1.0, 2.0]), np.array([100.0, 300.0]))
+    write = IntervalSeries("clat", "write", "ms", 1000, np.array([2.0, 3.0]), np.array([0.2, 0.5]))
+    worst = worst_series({"read": read, "write": write})
+    assert worst is not None and worst.unit == "ns"
+    assert worst.times_s.tolist() == [1.0, 2.0, 3.0]
+    assert worst.values.tolist() == [100e3, 300e3, 500e3]
+    assert worst_series({"read": read}) is read and worst_series({}) is None
