@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from nvmechaos.errors import FioOutputError, JobFileError, TargetError
+from nvmechaos.errors import FioOutputError, JobFileError, NvmeChaosError, TargetError
 from nvmechaos.fio import runner
 from nvmechaos.fio.jobfile import JobFile, find_job_file, join_fio_paths, split_fio_paths
 from nvmechaos.fio.model import DIRECTIONS, FioResult
@@ -301,6 +301,12 @@ def test_unknown_job_name_lists_the_jobs() -> None:
     result = parsed("multi_jobs.json")
     with pytest.raises(KeyError, match=r"no job named 'nope' \(jobs: seqread, seqwrite, mixed\)"):
         result.job("nope")
+
+
+def test_unknown_job_name_is_an_engine_error_of_one_unquoted_line() -> None:
+    with pytest.raises(NvmeChaosError) as error:
+        parsed("multi_jobs.json").job("nope")
+    assert str(error.value) == "no job named 'nope' (jobs: seqread, seqwrite, mixed)"
 
 
 def test_numjobs_with_group_reporting_is_one_job() -> None:

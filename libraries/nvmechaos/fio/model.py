@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nvmechaos.errors import NvmeChaosError
+
 DIRECTIONS: tuple[str, ...] = ("read", "write", "trim")
 
 
@@ -89,6 +91,14 @@ class JobResult:
         return bool(self.active_directions)
 
 
+class NoSuchJobError(NvmeChaosError, KeyError):
+    """A result was asked for a job it does not have; a KeyError too, as any failed lookup."""
+
+    def __str__(self) -> str:
+        # KeyError shows its message quoted, as a key; this one is a sentence.
+        return str(self.args[0])
+
+
 @dataclass(frozen=True)
 class FioArtifacts:
     """Files a run left behind, all inside the run's own folder."""
@@ -116,11 +126,15 @@ class FioResult:
     description: str = ""
 
     def job(self, name: str) -> JobResult:
-        """Return the job called ``name``; raises KeyError naming the jobs there are."""
+        """Return the job called ``name``.
+
+        Raises:
+            NoSuchJobError: naming the jobs there are.
+        """
         for job in self.jobs:
             if job.name == name:
                 return job
-        raise KeyError(f"no job named '{name}' (jobs: {', '.join(j.name for j in self.jobs)})")
+        raise NoSuchJobError(f"no job named '{name}' (jobs: {', '.join(j.name for j in self.jobs)})")
 
     @property
     def total_iops(self) -> float:
