@@ -19,11 +19,11 @@ from nvmechaos.analysis.charts import png_data_uri, render_timeline_png
 from nvmechaos.analysis.impact import (
     FaultImpact,
     FaultWindow,
-    RunSeries,
     flatten_events,
     impact_table_html,
     measure_impacts,
 )
+from nvmechaos.analysis.series import RunSeries
 from nvmechaos.fio.model import FioResult
 from nvmechaos.timeline import Event
 from nvmechaos.units import require

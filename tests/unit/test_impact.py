@@ -20,10 +20,9 @@ from nvmechaos.analysis.impact import (
     impact_table_html,
     measure_impacts,
     noise_band,
-    run_series,
 )
 from nvmechaos.analysis.runclock import RunClock
-from nvmechaos.analysis.series import IntervalSeries, worst_series
+from nvmechaos.analysis.series import AnalysisError, IntervalSeries, run_series, worst_series
 from nvmechaos.faults.base import fault_windows
 from nvmechaos.fio.model import FioArtifacts, FioResult
 from nvmechaos.timeline import Event
@@ -385,10 +384,10 @@ def test_measure_impacts_of_a_run(tmp_path: Path) -> None:
 
 
 def test_run_series_needs_an_iops_log(tmp_path: Path) -> None:
-    with pytest.raises(ImpactError, match=r"^the fio result has no IOPS interval log"):
+    with pytest.raises(AnalysisError, match=r"^the fio result has no IOPS interval log"):
         run_series(FioResult("fio-3.36", (), artifacts=FioArtifacts(directory=tmp_path)))
     empty = FioArtifacts(directory=tmp_path, logs={"iops": (write_log(tmp_path / "fio_iops.1.log", []),)})
-    with pytest.raises(ImpactError, match="the job did no I/O"):
+    with pytest.raises(AnalysisError, match="the job did no I/O"):
         run_series(FioResult("fio-3.36", (), artifacts=empty))
     series_of_run = run_series(fio_run(tmp_path, [10, 20], [1e6, 3e6]))
     assert series_of_run.total.values.tolist() == [10, 20]

@@ -6,7 +6,9 @@ Inputs are interval series (fio's per-window IOPS and latency, :class:`IntervalS
 in seconds on the same axis (:func:`nvmechaos.faults.base.fault_windows` puts fault timeline events
 stamped on ``time.monotonic()`` on it given fio's start on that clock). :func:`measure_impacts` does
 it all for a fio result: finds fio's start on the host clock (:func:`fio_origin`), reads its logs
-(:func:`run_series`), and analyses every fault active during the run.
+(:func:`~nvmechaos.analysis.series.run_series`), and analyses every fault active during the run.
+(About 520 lines: the noise band, the per-fault analysis and that path from a result are one
+measurement; the limits it is judged against are in :mod:`nvmechaos.verdicts.impact`.)
 
 A window ``(t - w, t]`` of the series belongs to:
 
@@ -47,14 +49,7 @@ import numpy as np
 
 from nvmechaos import units
 from nvmechaos.analysis.runclock import TIMELINE_NAME, RunClock, align_run
-from nvmechaos.analysis.series import (
-    IntervalSeries,
-    is_per_io_log,
-    per_io_series,
-    read_series,
-    total_series,
-    worst_series,
-)
+from nvmechaos.analysis.series import IntervalSeries, RunSeries, run_series
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.faults.base import fault_windows
 from nvmechaos.fio.model import FioResult
@@ -63,8 +58,6 @@ from nvmechaos.timeline import Event
 FaultWindow = tuple[float, float, str]
 _MS_PER_UNIT: Mapping[str, float] = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1000.0}
 _EPS = 1e-9
-# Windows cut from logs with one line per I/O (log_avg_msec=0): see benchmarks/baseline_noise.py.
-PER_IO_WINDOW_S = 0.5
 # Log time stamps from this many ms up are epoch times (log_unix_epoch=1), not ms from fio's start.
 _EPOCH_MS = 10**12
 
@@ -337,56 +330,6 @@ def _recovery(  # noqa: PLR0917 - internal, called once with everything it compa
 # ---- from a fio result and a timeline to impacts -----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RunSeries:
-    """A fio run's IOPS and latency series per direction (latency: clat, else lat), in seconds from
-    fio's start, and the run's folder."""
-
-    iops: Mapping[str, IntervalSeries]
-    latency: Mapping[str, IntervalSeries]
-    directory: Path
-
-    @property
-    def total(self) -> IntervalSeries:
-        """IOPS summed over directions."""
-        return total_series(self.iops)
-
-    @property
-    def worst_latency(self) -> IntervalSeries | None:
-        """Per window, the worst direction's latency (None without a latency log)."""
-        return worst_series(self.latency)
-
-
-def run_series(result: FioResult, window_s: float | None = None) -> RunSeries:
-    """The series of ``result``'s interval logs: fio's own window averages, or, for logs with one
-    line per I/O (``log_avg_msec=0``), exact windows of ``window_s`` (default
-    :data:`PER_IO_WINDOW_S`).
-
-    Raises:
-        ImpactError: no IOPS log, an empty one, or a bad window.
-        LogFormatError: a log is not fio's format.
-    """
-    artifacts = result.artifacts
-    logs = artifacts.logs if artifacts is not None else {}
-    if artifacts is None or "iops" not in logs:
-        raise ImpactError("the fio result has no IOPS interval log (run it with Run/Start Fio Job [On VM])")
-    latency_kind = "clat" if "clat" in logs else "lat"
-    try:
-        if is_per_io_log(logs["iops"][0]):
-            seconds = PER_IO_WINDOW_S if window_s is None else window_s
-            width = round(units.parse_duration(seconds, "window", error=ImpactError) * 1000)
-            iops = per_io_series(logs["iops"], "iops", width)
-            latency = per_io_series(logs[latency_kind], latency_kind, width) if latency_kind in logs else {}
-        else:
-            iops = read_series(logs["iops"], "iops")
-            latency = read_series(logs[latency_kind], latency_kind) if latency_kind in logs else {}
-    except ValueError as error:  # a window under 1 ms
-        raise ImpactError(str(error)) from None
-    if not iops:
-        raise ImpactError("the fio result's IOPS log is empty: the job did no I/O")
-    return RunSeries(iops, latency, artifacts.directory)
-
-
 def _host_epoch_clock(artifacts_dir: Path, logs: Mapping[str, Sequence[Path]]) -> RunClock | None:
     """For fio run on this host with ``log_unix_epoch=1``: its logs put on the host clock (rewritten
     relative to fio's start, originals kept in ``epoch/``) and the clock saved; None for other logs.
@@ -561,13 +504,11 @@ def impact_table_html(impacts: Sequence[FaultImpact], origin: str) -> str:
 
 
 __all__ = [
-    "PER_IO_WINDOW_S",
     "Band",
     "FaultImpact",
     "FaultWindow",
     "ImpactError",
     "ImpactReport",
-    "RunSeries",
     "analyse",
     "default_recovery_windows",
     "fio_origin",
@@ -575,6 +516,5 @@ __all__ = [
     "impact_table_html",
     "measure_impacts",
     "noise_band",
-    "run_series",
     "windows_during_run",
 ]

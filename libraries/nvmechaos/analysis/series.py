@@ -1,5 +1,6 @@
 """Per-interval series of fio's logs (IOPS, bandwidth, latency over time): averaged logs as they
-are, per-I/O logs cut into exact windows, and series added up over directions.
+are, per-I/O logs cut into exact windows, series added up over directions, and the series of a fio
+result (:func:`run_series`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from nvmechaos import units
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.fio.logs import (
     ADDITIVE_KINDS,
@@ -26,6 +28,10 @@ from nvmechaos.fio.logs import (
     iter_log_chunks,
     read_log,
 )
+from nvmechaos.fio.model import FioResult
+
+# Windows cut from logs with one line per I/O (log_avg_msec=0): see benchmarks/baseline_noise.py.
+PER_IO_WINDOW_S = 0.5
 
 
 class AnalysisError(NvmeChaosError):
@@ -353,3 +359,53 @@ def worst_series(series: Mapping[str, IntervalSeries]) -> IntervalSeries | None:
         values[index] = np.fmax(values[index], part.values * _NS_PER_UNIT.get(part.unit, 1.0))
     first = parts[0]
     return IntervalSeries(first.kind, "worst", "ns", first.window_ms, times, values, first.files)
+
+
+@dataclass(frozen=True)
+class RunSeries:
+    """A fio run's IOPS and latency series per direction (latency: clat, else lat), in seconds from
+    fio's start, and the run's folder."""
+
+    iops: Mapping[str, IntervalSeries]
+    latency: Mapping[str, IntervalSeries]
+    directory: Path
+
+    @property
+    def total(self) -> IntervalSeries:
+        """IOPS summed over directions."""
+        return total_series(self.iops)
+
+    @property
+    def worst_latency(self) -> IntervalSeries | None:
+        """Per window, the worst direction's latency (None without a latency log)."""
+        return worst_series(self.latency)
+
+
+def run_series(result: FioResult, window_s: float | None = None) -> RunSeries:
+    """The series of ``result``'s interval logs: fio's own window averages, or, for logs with one
+    line per I/O (``log_avg_msec=0``), exact windows of ``window_s`` (default
+    :data:`PER_IO_WINDOW_S`).
+
+    Raises:
+        AnalysisError: no IOPS log, an empty one, or a bad window.
+        LogFormatError: a log is not fio's format.
+    """
+    artifacts = result.artifacts
+    logs = artifacts.logs if artifacts is not None else {}
+    if artifacts is None or "iops" not in logs:
+        raise AnalysisError("the fio result has no IOPS interval log (run it with Run/Start Fio Job [On VM])")
+    latency_kind = "clat" if "clat" in logs else "lat"
+    try:
+        if is_per_io_log(logs["iops"][0]):
+            seconds = PER_IO_WINDOW_S if window_s is None else window_s
+            width = round(units.parse_duration(seconds, "window", error=AnalysisError) * 1000)
+            iops = per_io_series(logs["iops"], "iops", width)
+            latency = per_io_series(logs[latency_kind], latency_kind, width) if latency_kind in logs else {}
+        else:
+            iops = read_series(logs["iops"], "iops")
+            latency = read_series(logs[latency_kind], latency_kind) if latency_kind in logs else {}
+    except ValueError as error:  # a window under 1 ms
+        raise AnalysisError(str(error)) from None
+    if not iops:
+        raise AnalysisError("the fio result's IOPS log is empty: the job did no I/O")
+    return RunSeries(iops, latency, artifacts.directory)

@@ -12,6 +12,9 @@ private scratch file when None; everything is checked before anything is created
 unix socket in a private 0700 folder (default) or on 127.0.0.1:PORT, and gives an NBD URI for fio's
 nbd engine (:attr:`NbdInjector.uri`) and ``-blockdev`` options for QEMU
 (:meth:`NbdInjector.qemu_blockdev`).
+
+One module (about 530 lines) because the two engines differ only in their command line: the checks,
+files, control file and owned process they share are :class:`NbdInjector`.
 """
 
 from __future__ import annotations

@@ -13,15 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from nvmechaos import units
-from nvmechaos.analysis.impact import (
-    FaultImpact,
-    FaultWindow,
-    ImpactError,
-    RunSeries,
-    fio_origin,
-    run_series,
-)
-from nvmechaos.analysis.series import IntervalSeries
+from nvmechaos.analysis.impact import FaultImpact, FaultWindow, ImpactError, fio_origin
+from nvmechaos.analysis.series import IntervalSeries, RunSeries, run_series
 from nvmechaos.faults.base import fault_windows
 from nvmechaos.fio.model import FioResult
 from nvmechaos.timeline import Event
