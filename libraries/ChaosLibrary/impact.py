@@ -38,7 +38,8 @@ from nvmechaos.verdicts.impact import (
 )
 from nvmechaos_robot import fail
 
-RESULT = "a fio result (use what Run Fio Job, Wait For Fio Job or Collect Fio Result returned)"
+# As FioLibrary says it: a result of any target (host, VM) is a FioResult.
+RESULT = "a fio result (use what Run Fio Job, Wait For Fio Job or Parse Fio Output returned)"
 # What `events` takes: a timeline (Get Fault Timeline, Get VM Fault Timeline), several, or one event.
 Events = Sequence[Event | Sequence[Event]] | Event | None
 
