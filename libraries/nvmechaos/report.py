@@ -9,7 +9,8 @@ from html import escape
 
 from nvmechaos.fio.model import FioResult, LatencyStats
 from nvmechaos.timeline import Event
-from nvmechaos.verdicts.thresholds import METRICS, Verdict
+from nvmechaos.verdicts.profiles import METRICS
+from nvmechaos.verdicts.thresholds import Verdict
 
 _TABLE = (
     '<table style="border-collapse:collapse;font-size:12px" border="1" cellpadding="3">'

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 from nvmechaos.errors import NvmeChaosError, ThresholdError
 from nvmechaos.fio.model import DIRECTIONS, DirectionResult, FioResult
-from nvmechaos.verdicts.profiles import METRICS as METRICS  # noqa: PLC0414 - report.py reads it here
-from nvmechaos.verdicts.profiles import PERFORMANCE, Profile
+from nvmechaos.verdicts.profiles import METRICS, PERFORMANCE, Profile
 
 _PERCENTILE_OF_METRIC = {
     "max_p50_latency_ms": 50.0,
