@@ -6,39 +6,34 @@ from pathlib import Path
 
 from nvmechaos.faults import Injector, Schedule
 from nvmechaos.timeline import Event
-from nvmechaos.units import ArgumentError
+from nvmechaos.units import require
 from nvmechaos_robot import OWNER, KeywordContext, safe_name
 
 #: The name ChaosLibrary's injectors and schedules are owned under (see nvmechaos_robot.OWNER).
 OWNER_NAME = "ChaosLibrary"
 
 
-def _not(value: object, what: str) -> ArgumentError:
-    # The value first, as the keywords always said it (and the schedule tests pin):
-    # nvmechaos.units.require would put the argument's name before it.
-    return ArgumentError(f"'{value}' is not {what}")
+INJECTOR = "an injector (use the handle `Start Latency Injector` returned)"
+SCHEDULE = "a fault schedule (use the handle `Start Fault Schedule` returned)"
 
 
 def injector_handle(value: object) -> Injector:
     """``value`` when it is an injector a keyword returned.
 
     Raises:
-        ArgumentError: anything else.
+        ArgumentError: anything else (``'x' is not an injector (...)``).
     """
-    if not isinstance(value, Injector):
-        raise _not(value, "an injector (use the handle `Start Latency Injector` returned)")
-    return value
+    # mypy refuses an abstract class where type[T] is expected (python/mypy#4717); the check is sound.
+    return require(value, Injector, "", INJECTOR)  # type: ignore[type-abstract]
 
 
 def schedule_handle(value: object) -> Schedule:
     """``value`` when it is a schedule a keyword returned.
 
     Raises:
-        ArgumentError: anything else.
+        ArgumentError: anything else (``'x' is not a fault schedule (...)``).
     """
-    if not isinstance(value, Schedule):
-        raise _not(value, "a fault schedule (use the handle `Start Fault Schedule` returned)")
-    return value
+    return require(value, Schedule, "", SCHEDULE)
 
 
 class ChaosContext(KeywordContext):
