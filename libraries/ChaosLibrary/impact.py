@@ -20,11 +20,11 @@ from nvmechaos.analysis.impact import (
     FaultImpact,
     FaultWindow,
     flatten_events,
-    impact_table_html,
     measure_impacts,
 )
 from nvmechaos.analysis.series import RunSeries
-from nvmechaos.fio.model import FioResult
+from nvmechaos.fio.model import RESULT_EXPECTED, FioResult
+from nvmechaos.report import impact_table_html
 from nvmechaos.timeline import Event
 from nvmechaos.units import require
 from nvmechaos.verdicts.impact import (
@@ -39,7 +39,6 @@ from nvmechaos.verdicts.impact import (
 from nvmechaos_robot import fail
 
 # As FioLibrary says it: a result of any target (host, VM) is a FioResult.
-RESULT = "a fio result (use what Run Fio Job, Wait For Fio Job or Parse Fio Output returned)"
 # What `events` takes: a timeline (Get Fault Timeline, Get VM Fault Timeline), several, or one event.
 Events = Sequence[Event | Sequence[Event]] | Event | None
 
@@ -72,7 +71,7 @@ class ImpactKeywords:
         window: timedelta | None,
     ) -> list[FaultImpact]:
         report = measure_impacts(
-            require(result, FioResult, "result", RESULT),
+            require(result, FioResult, "result", RESULT_EXPECTED),
             self._events(events),
             origin=origin,
             baseline_s=baseline.total_seconds(),
@@ -315,7 +314,7 @@ class ImpactKeywords:
         | IO Throttle Should Be Honoured    ${result}    iops=200    tolerance_pct=5
         """
         report = judge_throttles(
-            require(result, FioResult, "result", RESULT),
+            require(result, FioResult, "result", RESULT_EXPECTED),
             self._events(events),
             iops=iops,
             origin=origin,

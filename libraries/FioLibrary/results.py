@@ -9,14 +9,13 @@ from robot.api.deco import keyword
 
 from FioLibrary.context import LibraryContext
 from nvmechaos.fio.html import result_chart_html, run_folder_html
-from nvmechaos.fio.model import FioResult
+from nvmechaos.fio.model import RESULT_EXPECTED, FioResult
 from nvmechaos.fio.parser import parse_fio_file
 from nvmechaos.report import result_table_html
 from nvmechaos.units import require
 from nvmechaos.verdicts.thresholds import measure_metric
 
 # What a keyword that reads a result says when it gets something else.
-RESULT_EXPECTED = "a fio result (use what Run Fio Job, Wait For Fio Job or Parse Fio Output returned)"
 
 
 class ResultLogger:

@@ -9,8 +9,7 @@ from robot.api import logger
 from robot.api.deco import keyword
 
 from FioLibrary.context import LibraryContext, seconds
-from FioLibrary.results import RESULT_EXPECTED
-from nvmechaos.fio.model import FioResult
+from nvmechaos.fio.model import RESULT_EXPECTED, FioResult
 from nvmechaos.report import verdict_table_html
 from nvmechaos.units import require
 from nvmechaos.verdicts.consistency import check_consistency, compare_depths

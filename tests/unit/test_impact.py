@@ -17,7 +17,6 @@ from nvmechaos.analysis.impact import (
     default_recovery_windows,
     fio_origin,
     flatten_events,
-    impact_table_html,
     measure_impacts,
     noise_band,
 )
@@ -25,6 +24,7 @@ from nvmechaos.analysis.runclock import RunClock
 from nvmechaos.analysis.series import AnalysisError, IntervalSeries, run_series, worst_series
 from nvmechaos.faults.base import fault_windows
 from nvmechaos.fio.model import FioArtifacts, FioResult
+from nvmechaos.report import impact_table_html
 from nvmechaos.timeline import Event
 from nvmechaos.verdicts.impact import (
     added_latency_bounds,

@@ -38,7 +38,6 @@ active when the run ended).
 
 from __future__ import annotations
 
-import html
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -467,42 +466,6 @@ def measure_impacts(
     return ImpactReport(impacts, windows, series, how)
 
 
-def impact_table_html(impacts: Sequence[FaultImpact], origin: str) -> str:
-    """One row per fault (window, baseline band, depth, recovery) for Robot's log; ``origin`` says
-    how fio's start was placed on the host clock. Empty without impacts."""
-    if not impacts:
-        return ""
-
-    def number(value: float | None, digits: int = 1) -> str:
-        return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-    def out(flag: bool) -> str:
-        return " (out of band)" if flag else " (in band)"
-
-    rows = "".join(
-        f"<tr><td>{html.escape(i.label)}</td><td>{i.start_s:.2f}-{i.end_s:.2f}</td>"
-        f"<td>{number(i.baseline_iops, 0)} ± {number(i.baseline_iops_sd, 0)} ({i.baseline_windows})</td>"
-        f"<td>≥ {number(i.iops_floor, 0)}</td>"
-        f"<td>{number(i.min_iops, 0)}{out(i.iops_dip_outside_band)}</td>"
-        f"<td>{number(i.iops_drop_pct)}</td>"
-        f"<td>{number(i.baseline_latency_ms, 2)} ± {number(i.baseline_latency_sd_ms, 2)}</td>"
-        f"<td>≤ {number(i.latency_ceiling_ms, 2)}</td>"
-        f"<td>{number(i.max_latency_ms, 2)}{out(i.latency_spike_outside_band)}</td>"
-        f"<td>{number(i.recovery_s) if i.recovered else 'never'}</td>"
-        f"<td>{number(i.observed_after_s)}</td></tr>"
-        for i in impacts
-    )
-    return (
-        f"<b>Fault impact</b> (times in s from fio's start; fault times from the host clock, {origin}; "
-        "baseline mean ± SD (windows); recovered = back within the baseline's noise band)"
-        "<table border='1'><tr><th>fault</th><th>window (s)</th><th>baseline IOPS</th>"
-        "<th>IOPS band</th><th>min IOPS</th><th>IOPS drop %</th><th>baseline latency ms</th>"
-        "<th>latency band ms</th><th>max latency ms</th><th>recovery s</th>"
-        "<th>observed after s</th></tr>"
-        f"{rows}</table>"
-    )
-
-
 __all__ = [
     "Band",
     "FaultImpact",
@@ -513,7 +476,6 @@ __all__ = [
     "default_recovery_windows",
     "fio_origin",
     "flatten_events",
-    "impact_table_html",
     "measure_impacts",
     "noise_band",
     "windows_during_run",

@@ -17,6 +17,10 @@ from nvmechaos.errors import NvmeChaosError
 DIRECTIONS: tuple[str, ...] = ("read", "write", "trim")
 
 
+#: What a keyword expected where it got something else than a FioResult (its failure names it).
+RESULT_EXPECTED = "a fio result (use what Run Fio Job, Wait For Fio Job or Parse Fio Output returned)"
+
+
 @dataclass(frozen=True)
 class LatencyStats:
     """One of fio's latency blocks (``lat_ns``, ``clat_ns`` or ``slat_ns``)."""
