@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from nvmechaos.guest import GuestRecipe, build_guest
-from nvmechaos.vm import VmSpec, launch_vm
+from nvmechaos.vm import Accel, VmSpec, launch_vm
 from nvmechaos.vm.spec import ControllerSpec, NamespaceSpec
 
 
@@ -27,7 +27,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--memory", type=int, default=1024)
     parser.add_argument("--cache-dir", type=Path, default=None)
-    parser.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
+    parser.add_argument("--accel", default="auto", choices=[accel.value for accel in Accel])
     args = parser.parse_args()
     started = time.monotonic()
     image = build_guest(GuestRecipe(), cache_dir=args.cache_dir)
@@ -35,7 +35,7 @@ def main() -> int:
     spec = VmSpec(
         name="bench",
         memory_mib=args.memory,
-        accel=args.accel,
+        accel=Accel(args.accel),
         controllers=(ControllerSpec(namespaces=(NamespaceSpec(size=1 << 30),)),),
     )
     seconds = []

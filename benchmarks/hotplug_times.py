@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from nvmechaos.process import ProcessRegistry
-from nvmechaos.vm.faults import fault_channel, hot_plug, hot_unplug
+from nvmechaos.vm.faults import hot_plug, hot_unplug
 from nvmechaos.vm.machine import launch_vm
 from nvmechaos.vm.spec import ControllerSpec, NamespaceSpec, VmSpec
 
@@ -42,7 +42,7 @@ def main() -> int:
     vm = launch_vm(spec, work / "vm", registry=ProcessRegistry())
     try:
         vm.wait_until_ready(180)
-        log = fault_channel(vm.name)
+        log = vm.faults
         ssh = vm.ssh()
         try:
             for cycle in range(args.cycles):

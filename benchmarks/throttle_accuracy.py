@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from nvmechaos.process import ProcessRegistry
-from nvmechaos.vm.faults import ThrottleLimits, fault_channel, set_throttle
+from nvmechaos.vm.faults import ThrottleLimits, set_throttle
 from nvmechaos.vm.machine import Vm, launch_vm
 from nvmechaos.vm.spec import ControllerSpec, NamespaceSpec, VmSpec, parse_size
 
@@ -61,7 +61,7 @@ def main() -> int:
     rows: list[tuple[str, float, float]] = []
     try:
         vm.wait_until_ready(180)
-        log = fault_channel(vm.name)
+        log = vm.faults
         set_throttle(vm, "nvme0", ThrottleLimits(), log)  # insert the throttle node, unlimited
         free_iops = guest_rate(vm, "iops", args.runtime)
         free_bw = guest_rate(vm, "bw", args.runtime)

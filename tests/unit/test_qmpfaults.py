@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from nvmechaos.vm.devices import ControllerHandle, NamespaceHandle
 from nvmechaos.vm.errors import QmpError
 from nvmechaos.vm.faults import (
     HotplugError,
@@ -19,8 +20,8 @@ from nvmechaos.vm.faults import (
     hot_unplug,
     namespaces_of,
     set_throttle,
+    throttle,
 )
-from nvmechaos.vm.machine import ControllerHandle, NamespaceHandle
 from nvmechaos.vm.qmp import QmpEvent
 
 
@@ -193,3 +194,34 @@ def test_throttle_errors() -> None:
     ):
         set_throttle(vm, "nvme0/1", ThrottleLimits(iops_total=5), fault_channel("fake"))  # type: ignore[arg-type]
     assert ThrottleLimits(iops_read=3, bps_write=4).describe() == "iops-read 3, bps-write 4"
+
+
+def test_limits_as_a_keyword_takes_them() -> None:
+    limits = ThrottleLimits.parse(iops_read=500, bps_write="10M", iops=None, bps="NONE")
+    assert limits.as_qmp() == {
+        "iops-total": 0,
+        "iops-read": 500,
+        "iops-write": 0,
+        "bps-total": 0,
+        "bps-read": 0,
+        "bps-write": 10 << 20,
+    }
+    assert ThrottleLimits.parse(iops=0, bps="").is_unlimited
+    for arguments, message in (
+        ({"iops": "lots"}, r"^iops 'lots' is not a whole number$"),
+        ({"bps": "fast"}, r"^bps 'fast' is not a size per second$"),
+        ({"iops_write": -5}, r"^iops_write '-5' is negative$"),
+        ({"iops": 100, "iops_read": 50}, r"^iops \(total\) cannot be combined with iops_read/iops_write$"),
+    ):
+        with pytest.raises(ThrottleError, match=message):
+            ThrottleLimits.parse(**arguments)  # type: ignore[arg-type]
+
+
+def test_a_throttle_must_limit_something() -> None:
+    vm = FakeVm()
+    with pytest.raises(
+        ThrottleError,
+        match=r"^no throttle limit given \(use iops=, bps=, iops_read=, \.\.\.; or Clear IO Throttle\)$",
+    ):
+        throttle(vm, "nvme0", ThrottleLimits(), fault_channel("fake"))  # type: ignore[arg-type]
+    assert vm.calls == []

@@ -1,20 +1,32 @@
-"""The VM engine's pure parts: QEMU command line, namespace sizing, console tails, versions, keys."""
+"""The VM engine's pure parts: QEMU command line, namespace sizing, console tails, versions, keys,
+run states."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from nvmechaos.units import ArgumentError
 from nvmechaos.vm import qemu as qemu_module
-from nvmechaos.vm.errors import QemuError, VmSpecError
-from nvmechaos.vm.machine import NewImage, Vm, _namespaces, _tail, free_port, plan_namespaces
+from nvmechaos.vm import ssh as ssh_module
+from nvmechaos.vm.devices import NewImage, create_namespaces, plan_namespaces
+from nvmechaos.vm.errors import (
+    HostKeyMismatchError,
+    LoginRefusedError,
+    QemuError,
+    SshError,
+    VmError,
+    VmSpecError,
+)
+from nvmechaos.vm.machine import RunState, Vm, _tail, as_vm, free_port
 from nvmechaos.vm.qemu import Qemu, image_format, parse_version, virtual_size
 from nvmechaos.vm.spec import ControllerSpec, GuestSpec, NamespaceSpec, VmSpec, controllers_from
-from nvmechaos.vm.ssh import fingerprint, generate_key, load_key
+from nvmechaos.vm.ssh import GuestSsh, fingerprint, generate_key, load_key
 
 
 def make_vm(tmp_path: Path, spec: VmSpec) -> Vm:
@@ -31,7 +43,7 @@ def make_vm(tmp_path: Path, spec: VmSpec) -> Vm:
         output_dir=tmp_path,
         key=key,
         image=None,
-        controllers=_namespaces(spec, tmp_path),
+        controllers=create_namespaces(spec, tmp_path),
         ssh_port=2222,
     )
 
@@ -73,26 +85,26 @@ def test_existing_backing_sizes(tmp_path: Path) -> None:
     backing = tmp_path / "disk.raw"
     backing.write_bytes(b"\0" * (1 << 20))
     spec = VmSpec(controllers=(ControllerSpec(namespaces=(NamespaceSpec(backing=backing),)),))
-    assert _namespaces(spec, tmp_path)[0].namespaces[0].size == 1 << 20
+    assert create_namespaces(spec, tmp_path)[0].namespaces[0].size == 1 << 20
     half = VmSpec(controllers=(ControllerSpec(namespaces=(NamespaceSpec(size=1 << 19, backing=backing),)),))
-    assert _namespaces(half, tmp_path)[0].namespaces[0].size == 1 << 19
+    assert create_namespaces(half, tmp_path)[0].namespaces[0].size == 1 << 19
     big = VmSpec(controllers=(ControllerSpec(namespaces=(NamespaceSpec(size=1 << 21, backing=backing),)),))
     with pytest.raises(VmSpecError, match=r"namespace 1 of nvme0: size 2 MiB does not fit in backing file"):
-        _namespaces(big, tmp_path)
+        create_namespaces(big, tmp_path)
     missing = VmSpec(
         controllers=(ControllerSpec(namespaces=(NamespaceSpec(backing=tmp_path / "no.raw", create=True),)),)
     )
     with pytest.raises(VmSpecError, match="does not exist and no size was given"):
-        _namespaces(missing, tmp_path)
+        create_namespaces(missing, tmp_path)
     huge = VmSpec(controllers=(ControllerSpec(namespaces=(NamespaceSpec(size=1 << 60),)),))
     with pytest.raises(VmSpecError, match=r"does not fit: only .* bytes free"):
-        _namespaces(huge, tmp_path)
+        create_namespaces(huge, tmp_path)
 
 
 def test_duplicate_serials(tmp_path: Path) -> None:
     spec = VmSpec(controllers=(ControllerSpec(serial="X"), ControllerSpec(serial="X")))
     with pytest.raises(VmSpecError, match="serials must differ"):
-        _namespaces(spec, tmp_path)
+        create_namespaces(spec, tmp_path)
 
 
 @pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img not installed")
@@ -103,7 +115,7 @@ def test_qcow2_detection_and_size(tmp_path: Path) -> None:
     assert virtual_size(image, "qcow2") == 100 << 20
     spec = VmSpec(controllers=(ControllerSpec(namespaces=(NamespaceSpec(size=50 << 20, backing=image),)),))
     with pytest.raises(VmSpecError, match="differs from qcow2 image"):
-        _namespaces(spec, tmp_path)
+        create_namespaces(spec, tmp_path)
 
 
 def test_tail_keeps_the_panic_line(tmp_path: Path) -> None:
@@ -181,7 +193,7 @@ def test_argv_for_a_user_disk_image(tmp_path: Path) -> None:
         output_dir=tmp_path,
         key=key,
         image=None,
-        controllers=_namespaces(spec, tmp_path),
+        controllers=create_namespaces(spec, tmp_path),
         ssh_port=2200,
     )
     argv = vm.argv()
@@ -210,7 +222,7 @@ def test_create_backing_is_planned_then_created_in_an_existing_folder(tmp_path: 
     _, images = plan_namespaces(one_namespace(backing=backing, size=1 << 20, create=True), tmp_path)
     assert images == [NewImage(backing, "raw", 1 << 20, kept=True)]
     assert not backing.exists()  # planning creates nothing
-    _namespaces(one_namespace(backing=backing, size=1 << 20, create=True), tmp_path)
+    create_namespaces(one_namespace(backing=backing, size=1 << 20, create=True), tmp_path)
     assert backing.stat().st_size == 1 << 20
     # Once it exists, it is an existing backing file like any other.
     assert plan_namespaces(one_namespace(backing=backing, create=True), tmp_path)[1] == []
@@ -266,3 +278,77 @@ def test_kvm_probe_says_why_kvm_was_not_used(tmp_path: Path, monkeypatch: pytest
     assert qemu_module.probe_kvm(Qemu(str(silent), (10, 0, 2)), kernel)[1] == (
         "/dev/kvm not accessible to this user (add it to group kvm)"
     )
+
+
+def test_run_state_follows_the_life_cycle(tmp_path: Path) -> None:
+    vm = make_vm(tmp_path, VmSpec(name="states"))
+    assert vm.state is RunState.NEW and not vm.is_running()
+    refusing = tmp_path / "qemu-refuses"
+    refusing.write_text("#!/bin/sh\necho 'qemu-system-x86_64: -foo: invalid option' >&2\nexit 1\n")
+    refusing.chmod(0o755)
+    vm.qemu = Qemu(str(refusing), (10, 0, 2))
+    with pytest.raises(QemuError, match=r"^QEMU of VM 'states' ended at start-up: .*-foo: invalid option$"):
+        vm.start()
+    assert vm.state is RunState.STOPPED
+    with pytest.raises(VmError, match=r"^VM 'states' has no QMP session \(not running\)$"):
+        vm.execute("query-status")
+    vm.close(remove_run_dir=False)
+    assert vm.state is RunState.CLOSED
+    with pytest.raises(VmError, match=r"^VM 'states' is closed"):
+        vm.restart()
+    vm.close(remove_run_dir=False)  # closing twice is fine
+
+
+def test_timeouts_and_counts_are_checked_by_the_engine(tmp_path: Path) -> None:
+    vm = make_vm(tmp_path, VmSpec(name="checks"))
+    with pytest.raises(ArgumentError, match=r"^timeout '0' is not positive$"):
+        vm.wait_until_ready(0)
+    with pytest.raises(ArgumentError, match=r"^timeout '-1' is not positive$"):
+        vm.wait_for_event("SHUTDOWN", timeout=-1)
+    with pytest.raises(ArgumentError, match=r"^lines '0' is not 1 or more$"):
+        vm.console_tail(0)
+    with pytest.raises(
+        ArgumentError, match=r"^'vm-1' is not a VM \(use the handle `Launch NVMe VM` returned\)$"
+    ):
+        as_vm("vm-1")
+    assert as_vm(vm) is vm
+
+
+def test_host_keys_another_client_saw_are_checked_against_the_pin(tmp_path: Path) -> None:
+    vm = make_vm(tmp_path, VmSpec(name="keys"))
+    seen = generate_key(tmp_path / "seen").public
+    with pytest.raises(VmError, match=r"^VM 'keys' has no pinned host key yet"):
+        vm.check_host_key(seen)
+    vm.host_key = seen + " comment"
+    vm.check_host_key(seen)
+    with pytest.raises(
+        HostKeyMismatchError, match=r"^SSH host key SHA256:.* is not the key pinned for VM 'keys'"
+    ):
+        vm.check_host_key(generate_key(tmp_path / "other").public)
+
+
+def test_login_refusals_are_told_apart_by_type(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refused login or a wrong host key ends the wait at once; other SSH failures are retried."""
+    monkeypatch.setattr(ssh_module, "sshd_banner", lambda host, port, timeout: True)
+    attempts: list[int] = []
+
+    def refuse(self: GuestSsh, timeout: float = 5.0) -> None:
+        attempts.append(1)
+        raise LoginRefusedError("SSH login as nobody to 127.0.0.1:1 refused: Authentication failed.")
+
+    monkeypatch.setattr(GuestSsh, "connect", refuse)
+    deadline = time.monotonic() + 30
+    with pytest.raises(LoginRefusedError):
+        ssh_module.wait_for_login("127.0.0.1", 1, "nobody", tmp_path / "k", None, deadline=deadline)
+    assert len(attempts) == 1 and time.monotonic() < deadline - 25
+
+    def reset(self: GuestSsh, timeout: float = 5.0) -> None:
+        attempts.append(1)
+        raise SshError("SSH to 127.0.0.1:1 failed: Connection reset by peer")
+
+    monkeypatch.setattr(GuestSsh, "connect", reset)
+    with pytest.raises(SshError, match="Connection reset"):
+        ssh_module.wait_for_login(
+            "127.0.0.1", 1, "root", tmp_path / "k", None, deadline=time.monotonic() + 0.5
+        )
+    assert len(attempts) > 2

@@ -7,16 +7,20 @@ from pathlib import Path
 import pytest
 
 from nvmechaos.vm.errors import VmSpecError
+from nvmechaos.vm.qemu import Accel
 from nvmechaos.vm.spec import (
+    DEFAULT_SIZE,
     ControllerSpec,
     GuestSpec,
     NamespaceSpec,
     NbdExport,
+    SimpleLayout,
     VmSpec,
     controllers_from,
     format_size,
     parse_memory,
     parse_size,
+    storage_from,
 )
 
 
@@ -196,3 +200,39 @@ def test_layout_namespace_errors_name_the_namespace() -> None:
 def test_namespaces_per_controller_are_bounded() -> None:
     with pytest.raises(VmSpecError, match=r"^257 namespaces on one NVMe controller: QEMU takes at most 256$"):
         ControllerSpec(namespaces=(NamespaceSpec(size=1 << 20),) * 257)
+
+
+def test_the_simple_form_and_the_layout_are_one_or_the_other() -> None:
+    simple = storage_from(None, SimpleLayout(size="64M", namespaces=2, controllers=2), ["A", "B"])
+    assert [c.serial for c in simple] == ["A", "B"]
+    assert [ns.size for ns in simple[0].namespaces] == [64 << 20, 64 << 20]
+    assert storage_from(None, SimpleLayout())[0].namespaces[0].size == DEFAULT_SIZE
+    assert storage_from(None, SimpleLayout(nbd="nbd://127.0.0.1:1"))[0].namespaces[0].size is None
+    layout = storage_from('[["1G"], {"serial": "S", "namespaces": ["2G"]}]', SimpleLayout())
+    assert [c.serial for c in layout] == [None, "S"]
+    for layout_, simple_, serials, message in (
+        (
+            '[["1G"]]',
+            SimpleLayout(size="2G", create=True),
+            None,
+            r"^layout= describes every namespace: put size=, create_backing= ",
+        ),
+        (None, SimpleLayout(create=True), None, r"^create_backing=True needs backing="),
+        (
+            None,
+            SimpleLayout(backing="/x.raw", controllers=2),
+            None,
+            r"^backing= and nbd= describe one",
+        ),
+        (None, SimpleLayout(controllers=2), ["A"], r"^1 serials given for 2 controllers$"),
+        ("[1G]", SimpleLayout(), None, r"^layout is not valid JSON: "),
+        (None, SimpleLayout(size="lots"), None, r"^namespace size 'lots' is not a size"),
+    ):
+        with pytest.raises(VmSpecError, match=message):
+            storage_from(layout_, simple_, serials)
+
+
+def test_the_accelerator_is_an_enum_and_text_still_works() -> None:
+    assert VmSpec(accel="tcg").accel is Accel.tcg  # type: ignore[arg-type]
+    assert VmSpec().accel is Accel.auto
+    assert [accel.value for accel in Accel] == ["auto", "kvm", "tcg"]

@@ -93,10 +93,6 @@ class GuestImage:
     # Read-only ext4 image with fio, nvme-cli and their libraries (attach as the guest's /dev/vda).
     tools_disk: Path | None = None
 
-    def known_hosts_line(self, host: str, port: int) -> str:
-        """A known_hosts line for the guest reached at ``host:port``."""
-        return f"[{host}]:{port} {self.host_key}"
-
     @classmethod
     def load(cls, directory: Path) -> GuestImage:
         """Read a built image from its folder.

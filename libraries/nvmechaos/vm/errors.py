@@ -25,5 +25,17 @@ class SshError(VmError):
     """SSH to the guest failed: refused, wrong host key, authentication, or a command failed."""
 
 
+class SshRefusedError(SshError):
+    """The guest's SSH server answered but will never let us in: waiting longer does not help."""
+
+
+class HostKeyMismatchError(SshRefusedError):
+    """The guest's SSH host key is not the pinned one (another machine answers on that port?)."""
+
+
+class LoginRefusedError(SshRefusedError):
+    """The guest refused the login (unknown user, or a key it does not accept)."""
+
+
 class QmpError(VmError):
     """A QMP command failed (QEMU's error class and description quoted) or QMP is not connected."""

@@ -1,9 +1,9 @@
 """Faults QEMU makes over QMP: hot-unplug and hot-plug of an NVMe controller, and I/O throttling.
 
-Every fault is recorded on the VM's channel of the run timeline (:func:`fault_channel`, source
-``qmp:<vm name>``) as :class:`~nvmechaos.timeline.Event` entries stamped with ``time.monotonic()``
-and ``time.time()`` (the clock fio runs, QMP events and NBD injectors use), so impact verdicts and
-charts put them on one timeline with fio's logs:
+Every fault is recorded on the VM's channel of the run timeline (``Vm.faults``, see
+:func:`fault_channel`: source ``qmp:<vm name>``) as :class:`~nvmechaos.timeline.Event` entries
+stamped with ``time.monotonic()`` and ``time.time()`` (the clock fio runs, QMP events and NBD
+injectors use), so impact verdicts and charts put them on one timeline with fio's logs:
 
 - ``hotplug``: ``apply`` when ``device_del`` is sent, ``deleted`` when QEMU reports
   ``DEVICE_DELETED`` (stamped with the event's own arrival time), ``plug`` when ``device_add`` is
@@ -28,11 +28,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from nvmechaos.faults.base import FaultError
-from nvmechaos.timeline import Channel, Event, Timeline
-from nvmechaos.vm.errors import QmpError, VmError
-from nvmechaos.vm.machine import ControllerHandle, NamespaceHandle, Vm
+from nvmechaos.timeline import Channel, Event
+from nvmechaos.vm.devices import ControllerHandle, NamespaceHandle
+from nvmechaos.vm.errors import QmpError, VmError, VmSpecError
+from nvmechaos.vm.machine import FAULT_SOURCE_PREFIX, Vm, fault_channel, positive_seconds
+from nvmechaos.vm.spec import parse_size
 
-SOURCE_PREFIX = "qmp"
+SOURCE_PREFIX = FAULT_SOURCE_PREFIX
 THROTTLE_FIELDS = ("iops-total", "iops-read", "iops-write", "bps-total", "bps-read", "bps-write")
 # Prints "<block device> <nsid>" for every namespace of the controller with serial $1 that exists and
 # whose first 4 KiB can be read (the namespace is usable, not just announced).
@@ -59,11 +61,6 @@ class GuestShell(Protocol):
     def close(self) -> None: ...
 
 
-def fault_channel(vm_name: str, timeline: Timeline | None = None) -> Channel:
-    """The channel a VM's QMP faults are recorded on (source ``qmp:<vm name>``)."""
-    return (timeline if timeline is not None else Timeline()).channel(f"{SOURCE_PREFIX}:{vm_name}")
-
-
 @dataclass(frozen=True)
 class UnplugResult:
     """A completed hot-unplug: seconds from ``device_del`` to ``DEVICE_DELETED``."""
@@ -72,6 +69,12 @@ class UnplugResult:
     seconds: float
     sent: Event
     deleted: Event
+
+    def describe(self, vm_name: str) -> str:
+        return (
+            f"'{self.device}' of VM '{vm_name}' unplugged: DEVICE_DELETED {self.seconds:.3f} s "
+            "after device_del"
+        )
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,12 @@ class PlugResult:
     guest_devices: tuple[str, ...]
     plugged: Event
     usable: Event
+
+    def describe(self, vm_name: str) -> str:
+        return (
+            f"'{self.device}' of VM '{vm_name}' plugged: {', '.join(self.guest_devices)} usable "
+            f"{self.seconds:.3f} s after device_add"
+        )
 
 
 def controller(vm: Vm, device: str) -> ControllerHandle:
@@ -102,12 +111,12 @@ def hot_unplug(vm: Vm, device: str, log: Channel, timeout: float = 10.0) -> Unpl
     """``device_del`` the controller ``device`` and wait for QEMU's ``DEVICE_DELETED``.
 
     Raises:
+        ArgumentError: ``timeout`` is not above zero.
         HotplugError: unknown device, QEMU refused ``device_del`` (its error class and text), or
             no ``DEVICE_DELETED`` within ``timeout`` seconds (the guest did not release it).
     """
+    positive_seconds(timeout)
     handle = controller(vm, device)
-    if timeout <= 0:
-        raise HotplugError(f"unplug timeout {timeout:g} s is not positive")
     since = time.monotonic()
     try:
         vm.execute("device_del", {"id": handle.id}, timeout=min(30.0, max(timeout, 5.0)))
@@ -148,12 +157,12 @@ def hot_plug(
     ``shell`` is a logged-in guest connection (one is opened when None and closed after).
 
     Raises:
+        ArgumentError: ``timeout`` is not above zero.
         HotplugError: unknown device, QEMU refused ``device_add`` (e.g. the device is still
             plugged: its error class and text), or the namespaces not usable within ``timeout``.
     """
+    positive_seconds(timeout)
     handle = controller(vm, device)
-    if timeout <= 0:
-        raise HotplugError(f"plug timeout {timeout:g} s is not positive")
     if not handle.single_namespace:
         raise HotplugError(
             f"'{device}' of VM '{vm.name}' has {len(handle.namespaces)} namespaces: QEMU cannot plug nvme-ns "
@@ -239,6 +248,33 @@ class ThrottleLimits:
         if self.bps_total and (self.bps_read or self.bps_write):
             raise ThrottleError("bps (total) cannot be combined with bps_read/bps_write")
 
+    @classmethod
+    def parse(
+        cls,
+        *,
+        iops: int | str | None = None,
+        iops_read: int | str | None = None,
+        iops_write: int | str | None = None,
+        bps: int | str | None = None,
+        bps_read: int | str | None = None,
+        bps_write: int | str | None = None,
+    ) -> ThrottleLimits:
+        """Limits as a keyword takes them: request counts, and bandwidths as sizes per second
+        (``10M`` = 10 MiB/s); None, empty, ``NONE`` or 0 leave a limit out.
+
+        Raises:
+            ThrottleError: a count that is not a whole number, a bandwidth that is not a size, a
+                negative limit, or a total combined with per-direction limits.
+        """
+        return cls(
+            iops_total=_limit(iops, "iops"),
+            iops_read=_limit(iops_read, "iops_read"),
+            iops_write=_limit(iops_write, "iops_write"),
+            bps_total=_limit(bps, "bps", size=True),
+            bps_read=_limit(bps_read, "bps_read", size=True),
+            bps_write=_limit(bps_write, "bps_write", size=True),
+        )
+
     @property
     def is_unlimited(self) -> bool:
         return not any(self.as_qmp().values())
@@ -263,6 +299,21 @@ class ThrottleLimits:
     def describe(self) -> str:
         parts = [f"{name} {value}" for name, value in self.as_qmp().items() if value]
         return ", ".join(parts) or "unlimited"
+
+
+def _limit(value: int | str | None, what: str, *, size: bool = False) -> int:
+    """One throttle limit: 0 (none) for None, empty, ``NONE`` and 0."""
+    if value is None or str(value).strip().upper() in ("", "NONE", "0"):
+        return 0
+    try:
+        number = parse_size(str(value), what) if size else int(str(value))
+    except (VmSpecError, ValueError):
+        raise ThrottleError(
+            f"{what} '{value}' is not a {'size per second' if size else 'whole number'}"
+        ) from None
+    if number < 0:
+        raise ThrottleError(f"{what} '{value}' is negative")
+    return number
 
 
 def throttle_names(node: str) -> tuple[str, str]:
@@ -342,6 +393,20 @@ def set_throttle(vm: Vm, device: str, limits: ThrottleLimits, log: Channel) -> l
     return groups
 
 
+def throttle(vm: Vm, device: str, limits: ThrottleLimits, log: Channel) -> list[str]:
+    """:func:`set_throttle` with limits that limit something (removing them is :func:`set_throttle`
+    with unlimited limits).
+
+    Raises:
+        ThrottleError: no limit given, unknown device, or QEMU refused the limits.
+    """
+    if limits.is_unlimited:
+        raise ThrottleError(
+            "no throttle limit given (use iops=, bps=, iops_read=, ...; or Clear IO Throttle)"
+        )
+    return set_throttle(vm, device, limits, log)
+
+
 def get_throttle(vm: Vm, device: str) -> dict[str, dict[str, int]]:
     """Current limits per namespace node of ``device`` (nodes never throttled are left out)."""
     result: dict[str, dict[str, int]] = {}
@@ -370,5 +435,6 @@ __all__ = [
     "hot_unplug",
     "namespaces_of",
     "set_throttle",
+    "throttle",
     "throttle_names",
 ]

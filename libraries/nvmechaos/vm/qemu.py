@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from nvmechaos.guest.builder import default_cache_dir
@@ -91,20 +92,42 @@ def find_qemu(binary: str | None = None) -> Qemu:
     return qemu
 
 
-ACCELERATORS = ("auto", "kvm", "tcg")
+class Accel(Enum):
+    """The accelerator a VM asks for: ``auto`` (``$NVMECHAOS_ACCEL`` if set, else KVM when a probe
+    boot shows it works, else TCG), ``kvm`` or ``tcg``."""
+
+    auto = "auto"
+    kvm = "kvm"
+    tcg = "tcg"
+
+    @classmethod
+    def parse(cls, value: Accel | str) -> Accel:
+        """``value`` as an accelerator: the enum itself, or its name (``"tcg"``) from code.
+
+        Raises:
+            VmSpecError: anything else.
+        """
+        if isinstance(value, Accel):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            raise VmSpecError(f"accelerator '{value}' is not auto, kvm or tcg") from None
 
 
-def wanted_accelerator(accel: str = "auto") -> str:
+ACCELERATORS = tuple(accel.value for accel in Accel)
+
+
+def wanted_accelerator(accel: Accel | str = Accel.auto) -> str:
     """The accelerator asked for: ``accel`` (auto, kvm or tcg), with ``$NVMECHAOS_ACCEL`` deciding
     when it is auto; ``env:`` is put before a value that came from the environment.
 
     Raises:
         VmSpecError: ``accel`` or ``$NVMECHAOS_ACCEL`` is not auto, kvm or tcg.
     """
-    if accel not in ACCELERATORS:
-        raise VmSpecError(f"accelerator '{accel}' is not auto, kvm or tcg")
-    if accel != "auto":
-        return accel
+    asked = Accel.parse(accel)
+    if asked is not Accel.auto:
+        return str(asked.value)
     value = os.environ.get("NVMECHAOS_ACCEL", "").strip().lower()
     if value in ("", "auto"):
         return "auto"
@@ -113,7 +136,7 @@ def wanted_accelerator(accel: str = "auto") -> str:
     return f"env:{value}"
 
 
-def choose_accelerator(qemu: Qemu, wanted: str, kernel: Path | None) -> tuple[str, str]:
+def choose_accelerator(qemu: Qemu, wanted: Accel | str, kernel: Path | None) -> tuple[str, str]:
     """The accelerator to run with and why: (``kvm`` or ``tcg``, reason).
 
     ``wanted`` is auto, kvm or tcg (or what :func:`wanted_accelerator` returns); with auto,
@@ -121,7 +144,7 @@ def choose_accelerator(qemu: Qemu, wanted: str, kernel: Path | None) -> tuple[st
     it for a few seconds. The reason says why KVM was or was not used (e.g. ``NVMECHAOS_ACCEL=tcg``,
     ``/dev/kvm missing``, ``KVM probe timed out after 3 s``).
     """
-    if not wanted.startswith("env:"):
+    if isinstance(wanted, Accel) or not wanted.startswith("env:"):
         wanted = wanted_accelerator(wanted)
     if wanted.startswith("env:"):
         chosen = wanted[4:]

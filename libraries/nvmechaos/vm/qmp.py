@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -26,6 +27,47 @@ from qemu.qmp.message import Message
 from nvmechaos.vm.errors import QmpError
 
 T = TypeVar("T")
+_LITERAL_START = (*tuple("-0123456789[{"), "true", "false", "null")
+
+
+def typed(value: Any) -> Any:
+    """Robot passes named arguments as strings; QMP wants numbers, booleans and objects typed.
+
+    A string that is a JSON number, boolean, null, list or object becomes that value; others stay
+    strings. (Pass ``arguments=`` a dictionary to keep e.g. a numeric string as a string.)
+    """
+    if isinstance(value, str) and value.strip().startswith(_LITERAL_START):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def command_arguments(
+    command: str, arguments: str | Mapping[str, Any] | None, named: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The arguments of the QMP ``command``: ``arguments`` (a mapping, or a JSON object as text)
+    updated with ``named`` (each value :func:`typed`).
+
+    Raises:
+        QmpError: no command, ``arguments`` not valid JSON, or not an object.
+    """
+    if not str(command).strip():
+        raise QmpError("no QMP command given (e.g. query-status)")
+    payload: dict[str, Any] = {}
+    given: object = arguments
+    if isinstance(given, str) and given.strip():
+        try:
+            given = json.loads(given)
+        except ValueError as error:
+            raise QmpError(f"QMP arguments are not valid JSON: {error}") from None
+    if isinstance(given, Mapping):
+        payload.update(given)
+    elif given not in (None, ""):
+        raise QmpError(f"QMP arguments must be a dictionary or JSON object, not {type(given).__name__}")
+    payload.update({key: typed(value) for key, value in named.items()})
+    return payload
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,21 @@ with a unit (``2G``).
 from __future__ import annotations
 
 import base64
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 from nvmechaos import units
 from nvmechaos.vm.errors import VmSpecError
+from nvmechaos.vm.qemu import Accel
 
 FORMATS = ("raw", "qcow2")
 MAX_NAMESPACES = 256  # QEMU's NVME_MAX_NAMESPACES
+#: The size of a namespace nobody gave a size or a backing store.
+DEFAULT_SIZE = 1 << 30
 
 
 def parse_size(value: str | int, what: str = "size") -> int:
@@ -229,7 +234,7 @@ class VmSpec:
     cpus: int = 1
     controllers: tuple[ControllerSpec, ...] = (ControllerSpec(),)
     guest: GuestSpec = field(default_factory=GuestSpec)
-    accel: str = "auto"
+    accel: Accel = Accel.auto
     extra_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -239,8 +244,8 @@ class VmSpec:
             raise VmSpecError(f"VM memory {self.memory_mib} MiB is too small (at least 128 MiB)")
         if not 1 <= self.cpus <= 64:
             raise VmSpecError(f"VM CPUs {self.cpus} must be between 1 and 64")
-        if self.accel not in ("auto", "kvm", "tcg"):
-            raise VmSpecError(f"accelerator '{self.accel}' is not auto, kvm or tcg")
+        # Code may still name the accelerator as text ("tcg"); the spec always holds the enum.
+        object.__setattr__(self, "accel", Accel.parse(self.accel))
         if not 1 <= len(self.controllers) <= 16:
             raise VmSpecError(f"{len(self.controllers)} NVMe controllers: use 1 to 16")
 
@@ -310,3 +315,102 @@ def controllers_from(layout: object) -> tuple[ControllerSpec, ...]:
         )
         controllers.append(ControllerSpec(namespaces=namespaces, serial=serial))
     return tuple(controllers)
+
+
+def layout_from(value: object) -> object:
+    """A layout given as JSON text (``[["1G"], {"serial": "A", ...}]``) as data; anything else as it is.
+
+    Raises:
+        VmSpecError: text that starts like JSON but is not.
+    """
+    if isinstance(value, str) and value.strip()[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError as error:
+            raise VmSpecError(f"layout is not valid JSON: {error}") from None
+    return value
+
+
+@dataclass(frozen=True)
+class SimpleLayout:
+    """The simple form of a VM's storage: ``controllers`` controllers with ``namespaces`` namespaces
+    each, all of ``size``; or one namespace on a ``backing`` file (created when ``create``) or an
+    ``nbd`` export. ``size`` None means the default size, or the backing store's own."""
+
+    size: str | None = None
+    namespaces: int = 1
+    controllers: int = 1
+    backing: str | None = None
+    format: str | None = None
+    nbd: str | None = None
+    create: bool = False
+
+    def given(self) -> list[str]:
+        """The options set, as ``name=`` (for a message)."""
+        return [
+            f"{key}="
+            for key, set_ in (
+                ("size", self.size not in (None, "")),
+                ("namespaces", self.namespaces != 1),
+                ("controllers", self.controllers != 1),
+                ("backing", bool(self.backing)),
+                ("format", bool(self.format)),
+                ("nbd", bool(self.nbd)),
+                ("create_backing", self.create),
+            )
+            if set_
+        ]
+
+    def controller_specs(self) -> tuple[ControllerSpec, ...]:
+        """The controllers this describes.
+
+        Raises:
+            VmSpecError: ``create`` without a backing file, a size that is not one, a backing file or
+                NBD export given to several namespaces, or a spec the controllers refuse.
+        """
+        if self.create and not self.backing:
+            raise VmSpecError("create_backing=True needs backing= (the path of the file to create)")
+        if self.size not in (None, ""):
+            size: int | None = parse_size(str(self.size), "namespace size")
+        else:
+            size = None if (self.backing or self.nbd) else DEFAULT_SIZE
+        namespace = NamespaceSpec(
+            size=size,
+            backing=Path(self.backing) if self.backing else None,
+            format=self.format,
+            nbd=self.nbd,
+            create=self.create,
+        )
+        if (self.backing or self.nbd) and (self.namespaces > 1 or self.controllers > 1):
+            raise VmSpecError("backing= and nbd= describe one namespace: use layout= for several")
+        return tuple(
+            ControllerSpec(namespaces=(namespace,) * self.namespaces) for _ in range(self.controllers)
+        )
+
+
+def storage_from(
+    layout: object, simple: SimpleLayout, serials: Sequence[str] | None = None
+) -> tuple[ControllerSpec, ...]:
+    """The controllers a launch asks for: from ``layout`` (data or JSON, see :func:`controllers_from`)
+    when given, else from the simple form; ``serials`` names the controllers' serial numbers.
+
+    Raises:
+        VmSpecError: simple options given beside a layout, ``serials`` not one per controller, or
+            anything :func:`controllers_from` and :meth:`SimpleLayout.controller_specs` refuse.
+    """
+    if layout:
+        beside = simple.given()
+        if beside:
+            raise VmSpecError(
+                f"layout= describes every namespace: put {', '.join(beside)} inside the layout, not beside it"
+            )
+        specs = controllers_from(layout_from(layout))
+    else:
+        specs = simple.controller_specs()
+    if serials:
+        if len(serials) != len(specs):
+            raise VmSpecError(f"{len(serials)} serials given for {len(specs)} controllers")
+        specs = tuple(
+            ControllerSpec(namespaces=c.namespaces, serial=s) for c, s in zip(specs, serials, strict=True)
+        )
+    return specs

@@ -1,7 +1,9 @@
-"""SSH to the guest: the per-run key pair, host-key pinning, and running commands with paramiko.
+"""SSH to the guest: the per-run key pair, host-key pinning, running commands and copying files with
+paramiko.
 
-The engine uses paramiko directly for readiness checks and shutdown; suites use SSHLibrary with the
-same key file and check the same pinned host key.
+The engine uses paramiko directly (readiness checks, shutdown, fio runs in the guest, clock
+samples); suites that open SSHLibrary connections of their own use the same key file and check the
+same pinned host key.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import paramiko  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nvmechaos.vm.errors import SshError
+from nvmechaos.vm.errors import HostKeyMismatchError, LoginRefusedError, SshError, SshRefusedError
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class _Pinned(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
         line = host_key_line(key)
         self.seen = line
         if self.expected is not None and " ".join(self.expected.split()[:2]) != line:
-            raise SshError(
+            raise HostKeyMismatchError(
                 f"guest SSH host key {key.get_name()} {key.get_fingerprint().hex()} at {hostname} "
                 "is not the pinned key (another machine answers on that port?)"
             )
@@ -97,6 +100,7 @@ class GuestSsh:
         self.key = key
         self.policy = _Pinned(host_key)
         self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
 
     def connect(self, timeout: float = 5.0) -> None:
         """Connect and log in once.
@@ -123,7 +127,9 @@ class GuestSsh:
             raise
         except paramiko.AuthenticationException as error:
             client.close()
-            raise SshError(f"SSH login as {self.user} to {self.host}:{self.port} refused: {error}") from None
+            raise LoginRefusedError(
+                f"SSH login as {self.user} to {self.host}:{self.port} refused: {error}"
+            ) from None
         except (OSError, paramiko.SSHException, EOFError) as error:
             client.close()
             raise SshError(
@@ -165,10 +171,73 @@ class GuestSsh:
             ) from None
         return CommandResult(code, out, err)
 
+    def start(self, command: str) -> paramiko.Channel:
+        """Start ``command`` in the guest's shell and return its channel at once (wait for it with
+        ``channel.status_event`` and read ``channel.recv_exit_status()``).
+
+        Raises:
+            SshError: not connected, or the channel cannot be opened.
+        """
+        transport = self.client.get_transport()
+        if transport is None:
+            raise SshError("SSH is not connected")
+        try:
+            channel = transport.open_session()
+            channel.exec_command(command)
+        except (OSError, paramiko.SSHException, EOFError) as error:
+            raise SshError(
+                f"SSH command failed on {self.host}:{self.port}: {error or type(error).__name__}"
+            ) from None
+        return channel
+
+    def put(self, local: Path, remote: str) -> None:
+        """Copy the file ``local`` to ``remote`` in the guest (SFTP).
+
+        Raises:
+            SshError: not connected, or the copy failed.
+        """
+        try:
+            self._sftp_session().put(str(local), remote)
+        except (OSError, paramiko.SSHException, EOFError) as error:
+            raise SshError(f"cannot copy '{local}' to the guest's '{remote}': {error}") from None
+
+    def fetch(self, folder: str, prefix: str, local: Path) -> list[str]:
+        """Copy every file of the guest's ``folder`` whose name starts with ``prefix`` into the
+        folder ``local``; return their names, sorted.
+
+        Raises:
+            SshError: not connected, or a copy failed.
+        """
+        try:
+            sftp = self._sftp_session()
+            names = sorted(name for name in sftp.listdir(folder) if name.startswith(prefix))
+            for name in names:
+                sftp.get(f"{folder}/{name}", str(local / name))
+        except (OSError, paramiko.SSHException, EOFError) as error:
+            raise SshError(f"cannot copy {prefix}* from the guest's '{folder}': {error}") from None
+        return names
+
+    def _sftp_session(self) -> paramiko.SFTPClient:
+        # One SFTP session for the connection's whole life: closing one can make the guest's
+        # dropbear drop the whole connection (a third of the time, measured), killing the command
+        # started on it next.
+        if self._sftp is None:
+            self._sftp = self.client.open_sftp()
+        return self._sftp
+
     def close(self) -> None:
         if self._client is not None:
-            self._client.close()
+            self._client.close()  # ends the SFTP session with it
             self._client = None
+        self._sftp = None
+
+    def __enter__(self) -> GuestSsh:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 def wait_for_login(
@@ -196,9 +265,9 @@ def wait_for_login(
         try:
             ssh.connect(timeout=max(1.0, min(5.0, deadline - time.monotonic())))
             return ssh
+        except SshRefusedError:
+            raise
         except SshError as error:
-            if "pinned key" in str(error) or "refused:" in str(error):
-                raise
             last = error
         if callable(alive) and not alive():
             raise last

@@ -1,0 +1,308 @@
+"""A VM's NVMe devices: the controllers and namespaces a spec asks for, their backing files, and the
+QEMU options that build them.
+
+Planning (:func:`plan_namespaces`) checks everything and creates nothing: existing backing files
+readable and big enough, new ones fitting in the free space, serials unique. Only then does
+:func:`create_namespaces` create the backing files, so a refused launch leaves no file behind.
+
+Every controller sits on its own PCIe root port (``rp<N>``) so that it can be hot-plugged; a
+single-namespace controller takes its block node as ``drive=`` (plugged back in one ``device_add``),
+a controller with several namespaces gets one ``nvme-ns`` device per namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nvmechaos.vm.errors import VmSpecError
+from nvmechaos.vm.qemu import create_image, image_format, virtual_size
+from nvmechaos.vm.spec import NamespaceSpec, NbdExport, VmSpec, format_size
+
+
+@dataclass(frozen=True)
+class NamespaceHandle:
+    """A namespace as QEMU sees it: block node names, backing store, nsid."""
+
+    nsid: int
+    node: str
+    file_node: str
+    size: int
+    format: str
+    backing: Path | None
+    nbd: str | None
+    device_id: str | None
+    block_size: int
+
+    def blockdev_argv(self) -> list[str]:
+        """The ``-blockdev`` options of this namespace: its protocol node, then its format node."""
+        if self.nbd is not None:
+            protocol = NbdExport.parse(self.nbd).blockdev(self.file_node)
+        else:
+            assert self.backing is not None
+            protocol = (
+                f"driver=file,node-name={self.file_node},filename={escape(self.backing)},"
+                "cache.direct=off,aio=threads"
+            )
+        size = f",size={self.size}" if self.format == "raw" and self.nbd is None else ""
+        return [
+            "-blockdev",
+            protocol,
+            "-blockdev",
+            f"driver={self.format},node-name={self.node},file={self.file_node}{size}",
+        ]
+
+
+@dataclass(frozen=True)
+class ControllerHandle:
+    """An NVMe controller: its qdev id, the root port it sits on, its serial and namespaces."""
+
+    id: str
+    bus: str
+    chassis: int
+    slot: int
+    serial: str
+    namespaces: tuple[NamespaceHandle, ...]
+
+    @property
+    def single_namespace(self) -> bool:
+        return len(self.namespaces) == 1
+
+    def device_add_arguments(self) -> dict[str, Any]:
+        """``device_add`` arguments that plug this controller back in.
+
+        Namespaces of a multi-namespace controller: :meth:`namespace_add_arguments`.
+        """
+        arguments: dict[str, Any] = {"driver": "nvme", "id": self.id, "bus": self.bus, "serial": self.serial}
+        if self.single_namespace:
+            arguments["drive"] = self.namespaces[0].node
+            if self.namespaces[0].block_size != 512:
+                arguments["logical_block_size"] = self.namespaces[0].block_size
+                arguments["physical_block_size"] = self.namespaces[0].block_size
+        return arguments
+
+    def namespace_add_arguments(self) -> list[dict[str, Any]]:
+        """``device_add`` arguments of the nvme-ns devices (empty for a single-namespace controller)."""
+        if self.single_namespace:
+            return []
+        result = []
+        for ns in self.namespaces:
+            arguments: dict[str, Any] = {
+                "driver": "nvme-ns",
+                "id": ns.device_id,
+                "bus": self.id,
+                "drive": ns.node,
+                "nsid": ns.nsid,
+            }
+            if ns.block_size != 512:
+                arguments["logical_block_size"] = ns.block_size
+                arguments["physical_block_size"] = ns.block_size
+            result.append(arguments)
+        return result
+
+    def argv(self) -> list[str]:
+        """The QEMU options of this controller: its root port, its namespaces' block nodes, its
+        device (the same arguments a hot-plug sends) and its nvme-ns devices."""
+        argv = ["-device", f"pcie-root-port,id={self.bus},chassis={self.chassis},slot={self.slot}"]
+        for ns in self.namespaces:
+            argv += ns.blockdev_argv()
+        for device in (self.device_add_arguments(), *self.namespace_add_arguments()):
+            argv += ["-device", ",".join(f"{key}={value}" for key, value in device.items())]
+        return argv
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """A backing file a launch creates: sparse raw or qcow2 of ``size`` bytes; ``kept`` when the user
+    asked for it at a path of their own (``create``), else it lives in the VM's run folder."""
+
+    path: Path
+    format: str
+    size: int
+    kept: bool
+
+
+def escape(path: Path | str) -> str:
+    """A path as a QEMU option value (commas doubled)."""
+    return str(path).replace(",", ",,")
+
+
+def create_namespaces(
+    spec: VmSpec, run_dir: Path, created: list[Path] | None = None
+) -> tuple[ControllerHandle, ...]:
+    """The controllers of ``spec`` with their namespaces, creating the backing files they need.
+
+    Every file created at a path the user chose (``create``) is appended to ``created`` as soon as
+    it exists, so a launch that fails later can remove it again.
+
+    Raises:
+        VmSpecError: as :func:`plan_namespaces`, or a file cannot be created.
+    """
+    controllers, images = plan_namespaces(spec, run_dir)
+    for image in images:
+        create_image(image.path, image.format, image.size)
+        if image.kept and created is not None:
+            created.append(image.path)
+    return controllers
+
+
+def plan_namespaces(spec: VmSpec, run_dir: Path) -> tuple[tuple[ControllerHandle, ...], list[NewImage]]:
+    """The controllers of ``spec`` and the backing files to create for them, checked (existing files
+    readable and big enough, free space for new ones) without creating anything; ``run_dir`` need
+    not exist yet.
+
+    Raises:
+        VmSpecError: naming the namespace and the file at fault.
+    """
+    controllers = []
+    images: list[NewImage] = []
+    for index, controller in enumerate(spec.controllers):
+        serial = controller.serial or f"NVMECHAOS{index:04d}"
+        handles = []
+        for ns_index, ns in enumerate(controller.namespaces):
+            nsid = ns_index + 1
+            node = f"nvme{index}n{nsid}"
+            handle, image = _namespace(
+                ns,
+                node,
+                nsid,
+                run_dir,
+                with_device=len(controller.namespaces) > 1,
+                controller=f"nvme{index}",
+            )
+            handles.append(handle)
+            if image is not None:
+                if any(image.path == other.path for other in images):
+                    raise VmSpecError(f"backing file '{image.path}' is given to two namespaces")
+                images.append(image)
+        controllers.append(
+            ControllerHandle(
+                id=f"nvme{index}",
+                bus=f"rp{index}",
+                chassis=index + 1,
+                slot=index + 1,
+                serial=serial,
+                namespaces=tuple(handles),
+            )
+        )
+    serials = [c.serial for c in controllers]
+    if len(set(serials)) != len(serials):
+        raise VmSpecError(f"NVMe serials must differ between controllers: {', '.join(serials)}")
+    _check_free_space(images)
+    return tuple(controllers), images
+
+
+def _existing_folder(path: Path) -> Path:
+    """``path`` or its nearest existing ancestor (a run folder is created only after the checks)."""
+    while not path.is_dir() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _check_free_space(images: list[NewImage]) -> None:
+    """Raises VmSpecError when the new images do not fit in the free space of their file systems."""
+    used: dict[int, int] = {}
+    for image in images:
+        folder = _existing_folder(image.path.parent)
+        try:
+            stats = os.statvfs(folder)
+            device = folder.stat().st_dev
+        except OSError as error:
+            raise VmSpecError(f"cannot create backing file '{image.path}': {error.strerror}") from None
+        free = stats.f_bavail * stats.f_frsize - used.get(device, 0)
+        # qcow2 starts small; a sparse raw file takes no space until written, but may be filled.
+        if image.size > free:
+            raise VmSpecError(
+                f"namespace size {image.size} bytes does not fit: only {max(0, free)} bytes free "
+                f"in '{folder}'"
+            )
+        used[device] = used.get(device, 0) + image.size
+
+
+def _namespace(
+    ns: NamespaceSpec, node: str, nsid: int, run_dir: Path, *, with_device: bool, controller: str
+) -> tuple[NamespaceHandle, NewImage | None]:
+    device_id = f"{controller}-ns{nsid}" if with_device else None
+    where = f"namespace {nsid} of {controller}"
+    if ns.nbd is not None:
+        if ns.size is not None:
+            raise VmSpecError(f"{where}: an NBD namespace takes its size from the export; give no size")
+        handle = NamespaceHandle(
+            nsid, node, f"{node}-nbd", 0, ns.format or "raw", None, ns.nbd, device_id, ns.block_size
+        )
+        return handle, None
+    backing = ns.backing if ns.backing is not None else run_dir / f"{node}.{ns.format or 'raw'}"
+    if ns.backing is not None and (backing.exists() or not ns.create):
+        fmt, size = _existing_backing(ns, backing, where)
+        image: NewImage | None = None
+    else:
+        fmt, size = ns.format or "raw", _new_backing_size(ns, backing, where)
+        image = NewImage(backing, fmt, size, kept=ns.backing is not None)
+    handle = NamespaceHandle(nsid, node, f"{node}-file", size, fmt, backing, None, device_id, ns.block_size)
+    return handle, image
+
+
+def _existing_backing(ns: NamespaceSpec, backing: Path, where: str) -> tuple[str, int]:
+    """(format, size) of the namespace on an existing backing file, checked."""
+    if not backing.exists():
+        raise VmSpecError(
+            f"{where}: backing file '{backing}' does not exist (give an existing raw or qcow2 file, "
+            "or create_backing=True to create it)"
+        )
+    if not backing.is_file():
+        raise VmSpecError(f"{where}: backing '{backing}' is not a file")
+    if not os.access(backing, os.R_OK | os.W_OK):
+        raise VmSpecError(f"{where}: backing file '{backing}' is not readable and writable")
+    try:
+        fmt = ns.format or image_format(backing)
+    except OSError as error:
+        raise VmSpecError(f"{where}: cannot read backing file '{backing}': {error.strerror}") from None
+    available = virtual_size(backing, fmt)
+    size = ns.size if ns.size is not None else available
+    if size > available:
+        raise VmSpecError(
+            f"{where}: size {format_size(size)} does not fit in backing file '{backing}' "
+            f"({format_size(available)})"
+        )
+    if fmt == "qcow2" and ns.size is not None and ns.size != available:
+        raise VmSpecError(
+            f"{where}: size {format_size(size)} differs from qcow2 image '{backing}' "
+            f"({format_size(available)}); give no size or the image's size"
+        )
+    if size % ns.block_size:
+        raise VmSpecError(f"{where}: size {size} of '{backing}' is not a multiple of {ns.block_size} bytes")
+    return fmt, size
+
+
+def _new_backing_size(ns: NamespaceSpec, backing: Path, where: str) -> int:
+    """The size of a backing file to create, once it is known that it can be created."""
+    if ns.size is None:
+        raise VmSpecError(f"{where}: backing file '{backing}' does not exist and no size was given")
+    if ns.backing is not None:
+        folder = backing.parent
+        if not folder.is_dir():
+            raise VmSpecError(
+                f"{where}: cannot create backing file '{backing}': folder '{folder}' does not exist"
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise VmSpecError(
+                f"{where}: cannot create backing file '{backing}': folder '{folder}' is not writable"
+            )
+    if (ns.format or "raw") == "qcow2" and shutil.which("qemu-img") is None:
+        raise VmSpecError(
+            "qemu-img is not installed (apt-get install qemu-utils): needed for qcow2 namespaces"
+        )
+    return ns.size
+
+
+__all__ = [
+    "ControllerHandle",
+    "NamespaceHandle",
+    "NewImage",
+    "create_namespaces",
+    "escape",
+    "plan_namespaces",
+]
