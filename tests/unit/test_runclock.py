@@ -11,12 +11,18 @@ from nvmechaos.analysis.runclock import (
     ClockSample,
     RunClock,
     align_run,
+    align_run_dir,
     estimate_offset,
     fio_start_ms,
+    log_windows,
+    measure_guest_clock,
     parse_guest_clock,
     rebase_epoch_logs,
 )
 from nvmechaos.analysis.series import read_series
+from nvmechaos.fio.jobfile import JobFile
+from nvmechaos.units import ArgumentError
+from nvmechaos.vm.ssh import CommandResult
 
 ADJTIMEX = "    time.tv_sec:  1795662795\n    time.tv_usec: 540127\n"
 
@@ -94,3 +100,64 @@ def test_logs_older_than_the_job_are_refused(tmp_path: Path) -> None:
     late = [ClockSample(1795662897.0, 1795662897.1, 1795662897.05)]
     with pytest.raises(ClockError, match="not this run's"):
         align_run([tmp_path / "fio_iops.1.log"], late)
+
+
+def write_windows(path: Path, start: int, window_ms: int, count: int) -> None:
+    lines = [f"{start + window_ms * (k + 1) + (k % 3)}, 100, 0, 0, 0\n" for k in range(count)]
+    path.write_text("".join(lines), encoding="ascii")
+
+
+def test_each_log_is_read_with_its_jobs_window(tmp_path: Path) -> None:
+    """fio's start is found from each job's own log_avg_msec, not from an assumed 1 s window (which
+    put a 500 ms log's start 500 ms early)."""
+    (tmp_path / "job.fio").write_text(
+        "[global]\nlog_avg_msec=500\n[a]\nrw=read\nnumjobs=2\n[b]\nrw=write\nlog_avg_msec=250\n",
+        encoding="utf-8",
+    )
+    assert log_windows(JobFile.load(tmp_path / "job.fio")) == {"1": 500, "2": 500, "3": 250}
+    start = 1795662797591
+    write_windows(tmp_path / "fio_iops.1.log", start, 500, 6)
+    write_windows(tmp_path / "fio_iops.2.log", start, 500, 6)
+    write_windows(tmp_path / "fio_iops.3.log", start, 250, 12)
+    (tmp_path / "fio.json").write_text("{}", encoding="utf-8")  # not a log: left alone
+    before = [ClockSample(1795662790.0, 1795662790.1, 1795662790.05)]
+    clock = align_run_dir(tmp_path, before)
+    assert clock.starts_ms == {"fio_iops.1.log": start, "fio_iops.2.log": start, "fio_iops.3.log": start}
+    assert clock.fio_start_guest_wall == pytest.approx(start / 1000)
+    assert RunClock.load(tmp_path) == clock
+    # One window for every log, as before, still works for callers that know it.
+    assert rebase_epoch_logs([tmp_path / "fio_iops.1.log"], 500) == {"fio_iops.1.log": start}
+
+
+def test_a_run_folder_without_a_job_file_assumes_one_second_windows(tmp_path: Path) -> None:
+    start = 1795662797591
+    write_log(tmp_path / "fio_iops.1.log", start, [1, 2, 3])
+    assert align_run_dir(tmp_path).starts_ms == {"fio_iops.1.log": start}
+    with pytest.raises(ArgumentError, match=r"^fio run folder '.*missing' does not exist$"):
+        align_run_dir(tmp_path / "missing")
+
+
+class FakeShell:
+    def __init__(self) -> None:
+        self.closed = False
+        self.runs = 0
+
+    def run(self, command: str, timeout: float = 30.0) -> CommandResult:
+        self.runs += 1
+        return CommandResult(0, ADJTIMEX, "")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_guest_clock_samples_over_one_connection() -> None:
+    shell = FakeShell()
+    samples = measure_guest_clock(lambda: shell, 3)
+    assert len(samples) == 3 and shell.runs == 3 and shell.closed
+    assert samples[0].guest == pytest.approx(1795662795.540127)
+
+    def never() -> FakeShell:
+        raise AssertionError("connected for a measurement that was refused")
+
+    with pytest.raises(ArgumentError, match=r"^samples '0' is not 1 or more$"):
+        measure_guest_clock(never, 0)

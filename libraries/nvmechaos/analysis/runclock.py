@@ -7,13 +7,15 @@ from its own start, on the guest's clock. To line them up:
    window's end, i.e. ``C + k * window + lateness`` where ``C`` is the guest wall clock at fio's
    start (fio's ``td->epoch``) and lateness a few ms. :func:`fio_start_ms` recovers ``C`` per log
    file, assuming the first logged window is the first window of the run (true whenever I/O
-   completed in fio's first window); logs with one line per I/O (``log_avg_msec=0``) carry each
+   completed in fio's first window); the window is each job's ``log_avg_msec`` as the run folder's
+   ``job.fio`` sets it (:func:`log_windows`); logs with one line per I/O (``log_avg_msec=0``) carry each
    I/O's completion, and ``C`` is the earliest completion minus its latency.
    :func:`rebase_epoch_logs` rewrites the logs relative to ``C`` (as fio writes them by default)
    and keeps the originals in ``epoch/``.
-2. The guest's wall clock is compared with the host's over SSH (:func:`estimate_offset`): the
-   guest prints its clock between two host readings; the sample with the shortest round trip wins
-   and half that round trip is the uncertainty (typically 40-60 ms under TCG).
+2. The guest's wall clock is compared with the host's over SSH (:func:`measure_guest_clock`,
+   :func:`estimate_offset`): the guest prints its clock between two host readings; the sample
+   with the shortest round trip wins and half that round trip is the uncertainty (typically
+   40-60 ms under TCG).
 3. The host's wall clock and monotonic clock are read together, so fio's start becomes a host
    ``time.monotonic()`` value (:class:`RunClock`).
 """
@@ -25,17 +27,23 @@ import math
 import re
 import shutil
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 from nvmechaos.errors import NvmeChaosError
+from nvmechaos.fio.jobfile import JobFile
+from nvmechaos.fio.runner import JOB_NAME, LOG_PREFIX
+from nvmechaos.units import ArgumentError
 
 TIMELINE_NAME = "timeline.json"
 EPOCH_DIR = "epoch"
 # A guest command printing its wall clock with microseconds (busybox's date has no %N).
 GUEST_CLOCK_COMMAND = "adjtimex | grep 'time.tv_'"
 _ADJTIMEX = re.compile(r"time\.tv_sec:\s*(\d+)\s+time\.tv_usec:\s*(\d+)", re.S)
+# fio's window when a log's job sets none (the framework's own default, see nvmechaos.fio.runner).
+DEFAULT_WINDOW_MS = 1000
 
 
 class ClockError(NvmeChaosError):
@@ -70,6 +78,43 @@ def parse_guest_clock(text: str) -> float:
     if not match:
         raise ClockError(f"cannot read the guest clock from adjtimex output: {text.strip()[:120]!r}")
     return int(match.group(1)) + int(match.group(2)) / 1e6
+
+
+class GuestShell(Protocol):
+    """What a clock sample needs of a guest connection (``nvmechaos.vm.ssh.GuestSsh`` has it)."""
+
+    def run(self, command: str, timeout: float = 30.0) -> _Output: ...
+
+    def close(self) -> None: ...
+
+
+class _Output(Protocol):
+    @property
+    def stdout(self) -> str: ...
+
+
+def measure_guest_clock(connect: Callable[[], GuestShell], samples: int = 5) -> list[ClockSample]:
+    """Compare the guest's wall clock with the host's ``samples`` times over one connection that
+    ``connect`` opens (and this closes); see :func:`estimate_offset` for the offset.
+
+    Raises:
+        ArgumentError: ``samples`` below 1 (checked before connecting).
+        ClockError: the guest printed no clock.
+        VmError: the connection failed (as ``connect`` and the shell raise it).
+    """
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ArgumentError(f"samples '{samples}' is not 1 or more")
+    result: list[ClockSample] = []
+    shell = connect()
+    try:
+        for _ in range(samples):
+            before = time.time()
+            output = shell.run(GUEST_CLOCK_COMMAND, timeout=15)
+            after = time.time()
+            result.append(ClockSample(before, after, parse_guest_clock(output.stdout)))
+    finally:
+        shell.close()
+    return result
 
 
 def estimate_offset(samples: Sequence[ClockSample]) -> tuple[float, float]:
@@ -139,14 +184,41 @@ def _issue_start_ms(path: Path, rows: list[list[str]], stamps: list[int]) -> int
         raise ClockError(f"fio log '{path}' has a latency that is not a number") from None
 
 
-def rebase_epoch_logs(paths: Iterable[Path], window_ms: int = 1000) -> dict[str, int]:
+def log_windows(job_file: JobFile, default_ms: int = DEFAULT_WINDOW_MS) -> dict[str, int]:
+    """fio's ``log_avg_msec`` per log file, keyed by the thread number in its name (``fio_iops.2.log``
+    -> ``"2"``): fio numbers its threads through the jobs in file order, ``numjobs`` each.
+
+    Raises:
+        ClockError: a ``log_avg_msec`` or ``numjobs`` that is not a whole number.
+    """
+    windows: dict[str, int] = {}
+    for name in job_file.job_names:
+        window = _whole(job_file.effective("log_avg_msec", name), "log_avg_msec", name, default_ms)
+        for _ in range(max(1, _whole(job_file.effective("numjobs", name), "numjobs", name, 1))):
+            windows[str(len(windows) + 1)] = window
+    return windows
+
+
+def _whole(value: str | None, option: str, job: str, default: int) -> int:
+    if value is None or not value.strip():
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ClockError(f"{option}={value} of job '{job}' is not a whole number") from None
+
+
+def rebase_epoch_logs(
+    paths: Iterable[Path], window_ms: int | Mapping[str, int] = DEFAULT_WINDOW_MS
+) -> dict[str, int]:
     """Rewrite fio logs written with ``log_unix_epoch=1`` relative to their own fio start (as fio
     writes them without it); keep the originals in ``epoch/`` beside them. Return each file's start
     (guest epoch ms) by file name. Files already rebased (their original is in ``epoch/``) are read
     from the original again, so calling this twice changes nothing.
 
-    Logs of window averages (``log_avg_msec`` = ``window_ms``) give their start from their window
-    ends (:func:`fio_start_ms`). Logs with one line per I/O (``log_avg_msec=0``) all get one start
+    Logs of window averages (``log_avg_msec`` = ``window_ms``: one for every log, or one per fio
+    thread as :func:`log_windows` gives them) give their start from their window ends
+    (:func:`fio_start_ms`). Logs with one line per I/O (``log_avg_msec=0``) all get one start
     per fio thread (``fio_*.N.log``): the earliest I/O start (completion minus its latency) in the
     thread's latency logs, or its first completion when it has none.
 
@@ -181,7 +253,7 @@ def rebase_epoch_logs(paths: Iterable[Path], window_ms: int = 1000) -> dict[str,
             thread = _THREAD.search(path.name)
             start = per_io[thread.group(1) if thread else ""]
         else:
-            start = fio_start_ms(stamps, window_ms)
+            start = fio_start_ms(stamps, _window_of(path, window_ms))
         starts[path.name] = start
         original = path.parent / EPOCH_DIR / path.name
         try:
@@ -193,6 +265,13 @@ def rebase_epoch_logs(paths: Iterable[Path], window_ms: int = 1000) -> dict[str,
         except OSError as error:
             raise ClockError(f"cannot rewrite fio log '{path}': {error.strerror}") from None
     return starts
+
+
+def _window_of(path: Path, window_ms: int | Mapping[str, int]) -> int:
+    if isinstance(window_ms, int):
+        return window_ms
+    thread = _THREAD.search(path.name)
+    return window_ms.get(thread.group(1) if thread else "", DEFAULT_WINDOW_MS)
 
 
 @dataclass(frozen=True)
@@ -246,7 +325,7 @@ def align_run(
     logs: Iterable[Path],
     before: Sequence[ClockSample] = (),
     after: Sequence[ClockSample] = (),
-    window_ms: int = 1000,
+    window_ms: int | Mapping[str, int] = DEFAULT_WINDOW_MS,
 ) -> RunClock:
     """Rebase ``logs`` (see :func:`rebase_epoch_logs`) and place fio's start on the host's clocks,
     using the guest clock offset measured ``before`` (and ``after``) the run; without samples fio ran
@@ -283,6 +362,37 @@ def align_run(
     )
 
 
+def align_run_dir(
+    directory: Path, before: Sequence[ClockSample] = (), after: Sequence[ClockSample] = ()
+) -> RunClock:
+    """Put the fio logs of the run folder ``directory`` on the host clock (:func:`align_run`, with
+    each job's ``log_avg_msec`` from the folder's ``job.fio``) and save the clock there as
+    ``timeline.json``; without samples fio ran on this host.
+
+    Raises:
+        ArgumentError: ``directory`` is not a folder, or ``before``/``after`` are not clock samples.
+        ClockError: as :func:`align_run`, or ``timeline.json`` cannot be written.
+    """
+    if not directory.is_dir():
+        raise ArgumentError(f"fio run folder '{directory}' does not exist")
+    for what, samples in (("before", before), ("after", after)):
+        if samples and (
+            not isinstance(samples, list | tuple) or not all(isinstance(s, ClockSample) for s in samples)
+        ):
+            raise ArgumentError(f"{what} is not a list of samples from `Measure Guest Clock`: '{samples}'")
+    job = directory / JOB_NAME
+    try:
+        windows: int | dict[str, int] = log_windows(JobFile.load(job)) if job.is_file() else DEFAULT_WINDOW_MS
+    except NvmeChaosError as error:
+        raise ClockError(f"cannot read the log windows of '{job}': {error}") from None
+    clock = align_run(sorted(directory.glob(f"{LOG_PREFIX}_*.*.log")), before, after, windows)
+    try:
+        clock.save(directory)
+    except OSError as error:
+        raise ClockError(f"cannot write '{directory / TIMELINE_NAME}': {error.strerror}") from None
+    return clock
+
+
 __all__ = [
     "EPOCH_DIR",
     "GUEST_CLOCK_COMMAND",
@@ -291,9 +401,12 @@ __all__ = [
     "ClockSample",
     "RunClock",
     "align_run",
+    "align_run_dir",
     "estimate_offset",
     "fio_start_ms",
     "host_wall_minus_monotonic",
+    "log_windows",
+    "measure_guest_clock",
     "parse_guest_clock",
     "rebase_epoch_logs",
 ]

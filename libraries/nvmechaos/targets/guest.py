@@ -1,0 +1,229 @@
+"""fio in the guest of a VM: a prepared job copied in, run, and its output fetched back.
+
+:func:`start_guest_fio` opens the VM's own SSH connection (key login, host key pinned), creates a
+fresh folder in the guest, copies the prepared ``job.fio`` into it and starts ``prepared.argv()``
+there, in the background, under the guest's ``timeout``: a fio that runs ``margin`` seconds longer
+than planned is ended in the guest (exit code 124, or 143 when it ends on the TERM). The exact
+command is written to ``command.txt`` in the run folder. :meth:`GuestFioRun.wait` waits for the
+exit code without polling (a busy wait would take a host core from QEMU for the whole run), copies
+every ``fio*`` file (JSON, stdout, stderr, interval logs) back into the run folder, removes the
+guest's folder and returns the exit code for ``collect_result``.
+
+With ``host_clock``, the guest's wall clock is compared with the host's before the start and after
+the end, and the logs (written with ``log_unix_epoch=1``) are put on the host's clock in the run
+folder (``timeline.json``, see :mod:`nvmechaos.analysis.runclock`), where the impact verdicts find
+fio's start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import time
+from typing import Protocol
+
+import paramiko  # type: ignore[import-untyped]
+
+from nvmechaos.analysis.runclock import ClockSample, RunClock, align_run_dir, measure_guest_clock
+from nvmechaos.errors import NvmeChaosError
+from nvmechaos.fio.runner import COMMAND_NAME, JOB_NAME, LOG_PREFIX, STDERR_NAME, STDOUT_NAME, PreparedJob
+from nvmechaos.units import ArgumentError
+from nvmechaos.vm.errors import VmError
+from nvmechaos.vm.ssh import CommandResult, GuestSsh
+
+#: Seconds a guest fio may run beyond its planned duration before the guest's ``timeout`` ends it.
+GUEST_MARGIN_SECONDS = 120.0
+#: The planned duration assumed for a job without a runtime (it runs until its size is done).
+UNPLANNED_SECONDS = 3600.0
+REMOTE_BASE = "/tmp"  # noqa: S108 - in the guest (a throwaway initramfs), not on the host
+# How long fio gets to write its output after a TERM before it is killed.
+STOP_GRACE_SECONDS = 10.0
+
+
+class GuestFioError(NvmeChaosError):
+    """fio could not be run in the guest, or outlived the time it was given there."""
+
+
+class GuestTarget(Protocol):
+    """What running fio needs of a VM (``nvmechaos.vm.Vm`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def ssh(self) -> GuestSsh: ...
+
+
+def guest_time_limit(prepared: PreparedJob, margin: float = GUEST_MARGIN_SECONDS) -> int:
+    """Whole seconds the guest's ``timeout`` gives fio: its planned duration plus ``margin``."""
+    planned = prepared.expected_seconds
+    return int((planned if planned is not None else UNPLANNED_SECONDS) + margin)
+
+
+def guest_command(prepared: PreparedJob, remote: str, limit: int) -> str:
+    """The guest shell command that runs ``prepared`` in the guest folder ``remote``."""
+    return f"cd {remote} && timeout {limit} {' '.join(prepared.argv())} >{STDOUT_NAME} 2>{STDERR_NAME}"
+
+
+class GuestFioRun:
+    """A prepared fio job running in a guest (what :func:`start_guest_fio` returns)."""
+
+    def __init__(
+        self,
+        vm: GuestTarget,
+        prepared: PreparedJob,
+        *,
+        ssh: GuestSsh,
+        remote: str,
+        command: str,
+        channel: paramiko.Channel,
+        clock_before: list[ClockSample] | None = None,
+    ) -> None:
+        self.vm = vm
+        self.prepared = prepared
+        self.ssh = ssh
+        self.remote = remote
+        self.command = command
+        self.channel = channel
+        self.clock_before = clock_before
+        self.clock: RunClock | None = None
+        self.exit_code: int | None = None
+        self.started_monotonic = time.monotonic()
+        self._ended = False
+
+    @property
+    def name(self) -> str:
+        return self.prepared.name
+
+    def is_running(self) -> bool:
+        return not self._ended and not self.channel.exit_status_ready()
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for fio to end, fetch its output into the run folder and return its exit code.
+
+        ``timeout`` (seconds, None: as long as the guest's own limit lets it run) guards the wait:
+        a fio still running then is stopped (TERM, so it writes its output) and this fails.
+
+        Raises:
+            ArgumentError: ``timeout`` is not above zero.
+            GuestFioError: fio still ran after ``timeout`` seconds (the output it wrote is fetched).
+            VmError: the guest could not be reached to fetch the output.
+            ClockError: (``host_clock``) the logs could not be put on the host's clock.
+        """
+        if timeout is not None and not timeout > 0:
+            raise ArgumentError(f"timeout '{timeout:g}' is not positive")
+        if self._ended:
+            raise GuestFioError(f"fio job '{self.name}' in VM '{self.vm.name}' was waited for already")
+        try:
+            if not self.channel.status_event.wait(timeout):
+                self._terminate()
+                self._fetch()
+                raise GuestFioError(
+                    f"fio job '{self.name}' in VM '{self.vm.name}' still ran after {timeout:g} s and was "
+                    f"stopped (output in {self.prepared.run_dir})"
+                )
+            exit_code = int(self.channel.recv_exit_status())
+            self.exit_code = exit_code
+            self._fetch()
+            if self.clock_before is not None:
+                after = measure_guest_clock(lambda: _Borrowed(self.ssh))
+                self.clock = align_run_dir(self.prepared.run_dir, self.clock_before, after)
+        finally:
+            # A keyword timeout or Ctrl-C interrupts the wait: never leave fio running behind it.
+            self.stop()
+        return exit_code
+
+    def stop(self) -> None:
+        """Stop fio in the guest if it still runs, and close the connection (safe to call again,
+        and when the VM is gone)."""
+        if self._ended:
+            return
+        self._ended = True
+        if not self.channel.exit_status_ready():
+            with contextlib.suppress(VmError, GuestFioError):
+                self._terminate()
+        self.channel.close()
+        self.ssh.close()
+
+    def _terminate(self) -> None:
+        """TERM every guest process working in this run's folder (``timeout``, fio and its job
+        processes), then KILL what still runs after :data:`STOP_GRACE_SECONDS`."""
+        self._signal("TERM")
+        if not self.channel.status_event.wait(STOP_GRACE_SECONDS):
+            self._signal("KILL")
+            self.channel.status_event.wait(2.0)
+
+    def _signal(self, name: str) -> None:
+        folder = shlex.quote(self.remote)
+        self.ssh.run(
+            f'for p in /proc/[0-9]*; do [ "$(readlink $p/cwd)" = {folder} ] && kill -{name} ${{p##*/}}; done',
+            timeout=10,
+        )
+
+    def _fetch(self) -> None:
+        """Copy the run's ``fio*`` files back and remove the guest's folder."""
+        self.ssh.fetch(self.remote, LOG_PREFIX, self.prepared.run_dir)
+        self.ssh.run(f"rm -rf {shlex.quote(self.remote)}", timeout=30)
+
+
+class _Borrowed:
+    """A connection lent to a clock measurement, which must not close it."""
+
+    def __init__(self, ssh: GuestSsh) -> None:
+        self.ssh = ssh
+
+    def run(self, command: str, timeout: float = 30.0) -> CommandResult:
+        return self.ssh.run(command, timeout)
+
+    def close(self) -> None:
+        """The run closes its connection itself."""
+
+
+def start_guest_fio(
+    vm: GuestTarget,
+    prepared: PreparedJob,
+    *,
+    margin: float = GUEST_MARGIN_SECONDS,
+    remote_base: str = REMOTE_BASE,
+    host_clock: bool = False,
+) -> GuestFioRun:
+    """Copy ``prepared`` into a fresh folder under ``remote_base`` in the guest of ``vm`` and start it
+    there in the background (see the module docstring).
+
+    Raises:
+        ArgumentError: ``margin`` is negative.
+        GuestFioError: the guest folder cannot be created.
+        VmError: the guest cannot be reached, or the job file cannot be copied.
+    """
+    if margin < 0:
+        raise ArgumentError(f"margin '{margin:g}' is negative")
+    ssh = vm.ssh()
+    try:
+        clock_before = measure_guest_clock(lambda: _Borrowed(ssh)) if host_clock else None
+        made = ssh.run(f"mktemp -d {shlex.quote(remote_base)}/fio.XXXXXX", timeout=30)
+        remote = made.stdout.strip()
+        if made.exit_code != 0 or not remote:
+            raise GuestFioError(
+                f"cannot create a run folder in the guest of VM '{vm.name}': "
+                f"{(made.stderr or made.stdout).strip() or f'exit code {made.exit_code}'}"
+            )
+        ssh.put(prepared.run_dir / JOB_NAME, f"{remote}/{JOB_NAME}")
+        command = guest_command(prepared, remote, guest_time_limit(prepared, margin))
+        (prepared.run_dir / COMMAND_NAME).write_text(f"ssh {vm.name}: {command}\n", encoding="utf-8")
+        channel = ssh.start(command)
+    except BaseException:
+        ssh.close()
+        raise
+    return GuestFioRun(
+        vm, prepared, ssh=ssh, remote=remote, command=command, channel=channel, clock_before=clock_before
+    )
+
+
+__all__ = [
+    "GUEST_MARGIN_SECONDS",
+    "GuestFioError",
+    "GuestFioRun",
+    "GuestTarget",
+    "guest_command",
+    "guest_time_limit",
+    "start_guest_fio",
+]
