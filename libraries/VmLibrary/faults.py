@@ -3,47 +3,31 @@ logs from the guest with the host clock the fault timeline is stamped on."""
 
 from __future__ import annotations
 
-import time
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from robot.api import logger
 from robot.api.deco import keyword
 
 from nvmechaos.analysis.runclock import (
-    GUEST_CLOCK_COMMAND,
     ClockSample,
     RunClock,
-    align_run,
+    align_run_dir,
     estimate_offset,
-    parse_guest_clock,
+    measure_guest_clock,
 )
-from nvmechaos.errors import NvmeChaosError
-from nvmechaos.timeline import Channel, Event
-from nvmechaos.vm import Vm
+from nvmechaos.timeline import Event
+from nvmechaos.vm import Vm, as_vm
 from nvmechaos.vm.faults import (
+    SOURCE_PREFIX,
     ThrottleLimits,
-    fault_channel,
     get_throttle,
     hot_plug,
     hot_unplug,
     set_throttle,
+    throttle,
 )
-from nvmechaos.vm.spec import parse_size
-from VmLibrary.context import VmContext, fail, seconds, whole
-from VmLibrary.context import as_vm as _vm
-
-
-def _count(value: Any, what: str, sizes: bool = False) -> int:
-    if value is None or str(value).strip().upper() in ("", "NONE", "0"):
-        return 0
-    try:
-        number = parse_size(str(value), what) if sizes else int(str(value))
-    except (NvmeChaosError, ValueError):
-        fail(f"{what} '{value}' is not a {'size per second' if sizes else 'whole number'}")
-    if number < 0:
-        fail(f"{what} '{value}' is negative")
-    return number
+from VmLibrary.context import VmContext
 
 
 class FaultKeywords:
@@ -51,18 +35,11 @@ class FaultKeywords:
 
     def __init__(self, context: VmContext) -> None:
         self.ctx = context
-        self._logs: list[tuple[Vm, Channel]] = []
-
-    def log_of(self, vm: Vm) -> Channel:
-        for known, log in self._logs:
-            if known is vm:
-                return log
-        log = fault_channel(vm.name, self.ctx.timeline)
-        self._logs.append((vm, log))
-        return log
 
     @keyword("Hot Unplug NVMe Device")
-    def hot_unplug_nvme_device(self, vm: Vm, device: str, timeout: str | float = "10s") -> float:
+    def hot_unplug_nvme_device(
+        self, vm: Vm, device: str, timeout: timedelta = timedelta(seconds=10)
+    ) -> float:
         """Unplug the NVMe controller ``device`` (its qdev id, e.g. ``nvme0``) from ``vm`` with QMP
         ``device_del``, wait for QEMU's ``DEVICE_DELETED`` and return the seconds in between.
 
@@ -77,20 +54,13 @@ class FaultKeywords:
         | ${seconds} =    Hot Unplug NVMe Device    ${vm}    nvme0
         | Should Be True    ${seconds} < 2
         """
-        target = _vm(vm)
-        limit = seconds(timeout)
-        try:
-            result = hot_unplug(target, str(device), self.log_of(target), timeout=limit)
-        except NvmeChaosError as error:
-            fail(error)
-        logger.info(
-            f"'{device}' of VM '{target.name}' unplugged: DEVICE_DELETED "
-            f"{result.seconds:.3f} s after device_del"
-        )
+        target = as_vm(vm)
+        result = hot_unplug(target, device, target.faults, timeout=timeout.total_seconds())
+        logger.info(result.describe(target.name))
         return result.seconds
 
     @keyword("Hot Plug NVMe Device")
-    def hot_plug_nvme_device(self, vm: Vm, device: str, timeout: str | float = "10s") -> float:
+    def hot_plug_nvme_device(self, vm: Vm, device: str, timeout: timedelta = timedelta(seconds=10)) -> float:
         """Plug the NVMe controller ``device`` back into ``vm`` as it was built (same root port,
         serial, block node and namespaces: QMP ``device_add``), wait until the guest can read every
         one of its namespaces (``/dev/nvmeXnY`` present and its first 4 KiB readable) and return the
@@ -106,16 +76,9 @@ class FaultKeywords:
         | Hot Unplug NVMe Device    ${vm}    nvme0
         | ${seconds} =    Hot Plug NVMe Device    ${vm}    nvme0    timeout=5
         """
-        target = _vm(vm)
-        limit = seconds(timeout)
-        try:
-            result = hot_plug(target, str(device), self.log_of(target), timeout=limit)
-        except NvmeChaosError as error:
-            fail(error)
-        logger.info(
-            f"'{device}' of VM '{target.name}' plugged: {', '.join(result.guest_devices)} usable "
-            f"{result.seconds:.3f} s after device_add"
-        )
+        target = as_vm(vm)
+        result = hot_plug(target, device, target.faults, timeout=timeout.total_seconds())
+        logger.info(result.describe(target.name))
         return result.seconds
 
     @keyword("Set IO Throttle")
@@ -124,12 +87,12 @@ class FaultKeywords:
         vm: Vm,
         device: str,
         *,
-        iops: Any = None,
-        bps: Any = None,
-        iops_read: Any = None,
-        iops_write: Any = None,
-        bps_read: Any = None,
-        bps_write: Any = None,
+        iops: int | None = None,
+        bps: str | None = None,
+        iops_read: int | None = None,
+        iops_write: int | None = None,
+        bps_read: str | None = None,
+        bps_write: str | None = None,
     ) -> dict[str, int]:
         """Limit the I/O of ``device`` in ``vm`` now, while it runs, with a QEMU throttle group.
 
@@ -146,21 +109,16 @@ class FaultKeywords:
         | Set IO Throttle    ${vm}    nvme0    iops=200
         | Set IO Throttle    ${vm}    nvme0n1    bps_write=10M    iops_read=500
         """
-        target = _vm(vm)
-        try:
-            limits = ThrottleLimits(
-                iops_total=_count(iops, "iops"),
-                iops_read=_count(iops_read, "iops_read"),
-                iops_write=_count(iops_write, "iops_write"),
-                bps_total=_count(bps, "bps", sizes=True),
-                bps_read=_count(bps_read, "bps_read", sizes=True),
-                bps_write=_count(bps_write, "bps_write", sizes=True),
-            )
-            if limits.is_unlimited:
-                fail("no throttle limit given (use iops=, bps=, iops_read=, ...; or Clear IO Throttle)")
-            groups = set_throttle(target, str(device), limits, self.log_of(target))
-        except NvmeChaosError as error:
-            fail(error)
+        target = as_vm(vm)
+        limits = ThrottleLimits.parse(
+            iops=iops,
+            iops_read=iops_read,
+            iops_write=iops_write,
+            bps=bps,
+            bps_read=bps_read,
+            bps_write=bps_write,
+        )
+        groups = throttle(target, device, limits, target.faults)
         logger.info(
             f"'{device}' of VM '{target.name}' throttled: {limits.describe()} (groups {', '.join(groups)})"
         )
@@ -173,11 +131,8 @@ class FaultKeywords:
         Example:
         | Clear IO Throttle    ${vm}    nvme0
         """
-        target = _vm(vm)
-        try:
-            set_throttle(target, str(device), ThrottleLimits(), self.log_of(target))
-        except NvmeChaosError as error:
-            fail(error)
+        target = as_vm(vm)
+        set_throttle(target, device, ThrottleLimits(), target.faults)
         logger.info(f"'{device}' of VM '{target.name}' no longer throttled")
 
     @keyword("Get IO Throttle")
@@ -189,25 +144,25 @@ class FaultKeywords:
         | ${limits} =    Get IO Throttle    ${vm}    nvme0
         | Should Be Equal As Integers    ${limits}[nvme0n1][iops-total]    200
         """
-        target = _vm(vm)
-        try:
-            return get_throttle(target, str(device))
-        except NvmeChaosError as error:
-            fail(error)
+        return get_throttle(as_vm(vm), device)
 
     @keyword("Get VM Fault Timeline")
     def get_vm_fault_timeline(self, vm: Vm | None = None) -> list[Event]:
         """Return the QMP faults (hot-unplug/plug, throttle) of ``vm``, or of every VM when not
-        given, oldest first, as fault events (``kind``, ``action``, ``params``, ``monotonic``,
-        ``wall``, ``injector`` = ``qmp:<vm name>``), and log them as a table. Pass them, with
+        given, oldest first, as timeline events (``kind``, ``action``, ``params``, ``monotonic``,
+        ``wall``, ``source`` = ``qmp:<vm name>``), and log them as a table. Pass them, with
         ChaosLibrary's `Get Fault Timeline`, to `Fault Impact Should Be Within`.
 
         Example:
         | ${events} =    Get VM Fault Timeline    ${vm}
         | Should Be Equal    ${events}[0].action    apply
         """
-        logs = [self.log_of(_vm(vm))] if vm not in (None, "") else [log for _, log in self._logs]
-        events = sorted((e for log in logs for e in log.events), key=lambda e: e.monotonic)
+        if vm is None or (isinstance(vm, str) and not vm):
+            # Every VM's channel writes to the run's timeline under qmp:<name>.
+            prefix = f"{SOURCE_PREFIX}:"
+            events = [e for e in self.ctx.timeline.events if e.source.startswith(prefix)]
+        else:
+            events = as_vm(vm).faults.events
         if events:
             self.ctx.log_timeline(events)
         return events
@@ -221,23 +176,9 @@ class FaultKeywords:
         Example:
         | ${before} =    Measure Guest Clock    ${vm}
         """
-        target = _vm(vm)
-        if whole(samples, "samples") < 1:
-            fail(f"samples '{samples}' is not 1 or more")
-        result: list[ClockSample] = []
-        try:
-            ssh = target.ssh()
-            try:
-                for _ in range(int(samples)):
-                    before = time.time()
-                    output = ssh.run(GUEST_CLOCK_COMMAND, timeout=15)
-                    after = time.time()
-                    result.append(ClockSample(before, after, parse_guest_clock(output.stdout)))
-            finally:
-                ssh.close()
-            offset, uncertainty = estimate_offset(result)
-        except NvmeChaosError as error:
-            fail(error)
+        target = as_vm(vm)
+        result = measure_guest_clock(target.ssh, samples)
+        offset, uncertainty = estimate_offset(result)
         logger.info(
             f"guest clock of VM '{target.name}' is {offset * 1000:+.1f} ms off the host's "
             f"(± {uncertainty * 1000:.1f} ms)"
@@ -256,30 +197,23 @@ class FaultKeywords:
         ``uncertainty_s``, ...). Without samples, fio ran on this host (``log_unix_epoch=1`` there
         too): its logs are put on the host clock exactly.
 
+        The log window of each job is its ``log_avg_msec`` in the run folder's ``job.fio``.
         Assumes I/O completed in fio's first log window (start faults after it).
 
         Examples:
         | ${clock} =    Align Fio Logs To Host Clock    ${prepared.run_dir}    ${before}    ${after}
         | ${clock} =    Align Fio Logs To Host Clock    ${result.artifacts.directory}
         """
-        directory = Path(run_dir)
-        if not directory.is_dir():
-            fail(f"fio run folder '{run_dir}' does not exist")
-        for what, samples in (("before", before), ("after", after)):
-            if samples and (
-                not isinstance(samples, list | tuple) or not all(isinstance(s, ClockSample) for s in samples)
-            ):
-                fail(f"{what} is not a list of samples from `Measure Guest Clock`: '{samples}'")
-        logs = sorted(directory.glob("fio_*.*.log"))
-        try:
-            clock = align_run(logs, before or (), after or ())
-            clock.save(directory)
-        except (NvmeChaosError, OSError) as error:
-            fail(error)
-        drift = f", drift {clock.drift_s * 1000:+.1f} ms over the run" if clock.drift_s is not None else ""
-        logger.info(
-            f"fio started at host monotonic {clock.fio_start_monotonic:.3f} s (guest clock "
-            f"{clock.guest_offset_s * 1000:+.1f} ms off the host's, "
-            f"± {clock.uncertainty_s * 1000:.1f} ms{drift})"
-        )
+        clock = align_run_dir(Path(run_dir), before or (), after or ())
+        log_clock(clock)
         return clock
+
+
+def log_clock(clock: RunClock) -> None:
+    """Log where fio started on the host clock, and how sure that is."""
+    drift = f", drift {clock.drift_s * 1000:+.1f} ms over the run" if clock.drift_s is not None else ""
+    logger.info(
+        f"fio started at host monotonic {clock.fio_start_monotonic:.3f} s (guest clock "
+        f"{clock.guest_offset_s * 1000:+.1f} ms off the host's, "
+        f"± {clock.uncertainty_s * 1000:.1f} ms{drift})"
+    )

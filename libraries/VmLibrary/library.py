@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
+
 from robot.api import logger
-from robotlibcore import DynamicCore
 
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.process import REGISTRY
 from nvmechaos.vm import VmSpec
+from nvmechaos.vm.machine import positive_seconds
 from nvmechaos.vm.spec import parse_memory
-from nvmechaos_robot import ScopedListener
-from VmLibrary.context import VmContext, fail, seconds
+from nvmechaos_robot import KeywordLibrary, fail
+from VmLibrary.context import LIBRARY, VmContext
 from VmLibrary.faults import FaultKeywords
+from VmLibrary.guestfio import GuestFioKeywords
 from VmLibrary.lifecycle import LifecycleKeywords
 from VmLibrary.qmp import QmpKeywords
 
 __version__ = "0.1.0"
 
 
-class VmLibrary(DynamicCore, ScopedListener):
+class VmLibrary(KeywordLibrary):
     """Launch QEMU virtual machines with emulated NVMe SSDs and drive them from Robot Framework.
 
     = The VM =
@@ -43,13 +47,16 @@ class VmLibrary(DynamicCore, ScopedListener):
     fio or anything else runs: `Execute QMP Command`, `Wait For QMP Event`, `Get QMP Events`.
 
     = fio in the guest =
-    ``resources/vm.resource`` runs fio in the guest over SSHLibrary and returns FioLibrary's result
-    model (`Run Fio Job On VM`).
+    `Start Prepared Fio Job On VM` copies a job FioLibrary's `Prepare Fio Job` wrote into the
+    guest and runs it there over the VM's own SSH connection; `Wait For Prepared Fio Job On VM`
+    fetches its output back and returns fio's exit code for `Collect Fio Result`.
+    ``resources/vm.resource`` composes them into `Run Fio Job On VM`, which returns FioLibrary's
+    result model as `Run Fio Job` does on the host.
 
     = Clean-up =
-    The library is its own listener: every VM launched in a test is stopped at the end of the test,
-    and those launched in a suite setup at the end of the suite, on pass, failure or timeout.
-    QEMU also dies with the Robot process if that is killed.
+    The library is its own listener: every VM (and guest fio run) started in a test is stopped at
+    the end of the test, and those started in a suite setup at the end of the suite, on pass,
+    failure or timeout. QEMU also dies with the Robot process if that is killed.
 
     = Importing =
     | Library    VmLibrary
@@ -58,15 +65,15 @@ class VmLibrary(DynamicCore, ScopedListener):
     See `Importing` for the arguments (guest image cache, boot timeout, memory, CPUs).
     """
 
-    ROBOT_LIBRARY_SCOPE = "GLOBAL"
     ROBOT_LIBRARY_VERSION = __version__
     SCOPE_PREFIX = "vm-"
+    OWNER_NAME = LIBRARY
 
     def __init__(
         self,
         cache_dir: str | None = None,
-        boot_timeout: str | float = "120s",
-        memory: str | int = 1024,
+        boot_timeout: timedelta = timedelta(seconds=120),
+        memory: str = "1024",
         cpus: int = 1,
     ) -> None:
         """Import the library; the arguments are defaults of every `Launch NVMe VM`.
@@ -85,24 +92,32 @@ class VmLibrary(DynamicCore, ScopedListener):
         | Library    VmLibrary
         | Library    VmLibrary    boot_timeout=3 min    memory=2G    cpus=2
         """
-        ScopedListener.__init__(self)
         try:
-            memory_mib = parse_memory(memory)
-            spec = VmSpec(memory_mib=memory_mib, cpus=int(cpus))
-        except (NvmeChaosError, ValueError) as error:
-            fail(error if isinstance(error, NvmeChaosError) else f"cpus '{cpus}' is not a whole number")
-        self._ctx = VmContext(cache_dir, seconds(boot_timeout, "boot_timeout"), spec.memory_mib, spec.cpus)
-        DynamicCore.__init__(
-            self, [LifecycleKeywords(self._ctx), QmpKeywords(self._ctx), FaultKeywords(self._ctx)]
+            # VmSpec checks memory and CPUs as every launch will.
+            spec = VmSpec(memory_mib=parse_memory(memory), cpus=cpus)
+            boot = positive_seconds(boot_timeout.total_seconds(), "boot_timeout")
+        except NvmeChaosError as error:
+            # The import is no keyword, so run_keyword's error path does not cover it.
+            fail(error)
+        self._ctx = VmContext(Path(cache_dir) if cache_dir else None, boot, spec.memory_mib, spec.cpus)
+        super().__init__(
+            [
+                LifecycleKeywords(self._ctx),
+                QmpKeywords(self._ctx),
+                FaultKeywords(self._ctx),
+                GuestFioKeywords(self._ctx),
+            ]
         )
 
     def scope_changed(self, scope: str) -> None:
         self._ctx.scope = scope
 
     def release(self, scope: str | None, what: str) -> list[str]:
-        """Stop the VMs ``scope`` launched, and any QEMU whose launch was interrupted."""
-        for vm in self._ctx.close_scope(scope):
-            logger.info(f"VM '{vm.name}' was still running at the end of the {what}; stopped it.")
+        """Stop the VMs and guest fio runs ``scope`` started (newest first), and any QEMU whose
+        launch was interrupted. A VM outliving its test is how suites use them, so this is logged,
+        not warned about."""
+        for line in super().release(scope, what):
+            logger.info(line)
         # Safety net: a QEMU whose launch was interrupted before it became a VM handle.
         for process in REGISTRY.stop_scope(scope, prefix=self.SCOPE_PREFIX):
             logger.info(f"{process.name} was left by an interrupted launch; stopped it.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,23 +11,13 @@ from robot.api import logger
 from robot.api.deco import keyword
 from robot.libraries.BuiltIn import BuiltIn
 
-from nvmechaos.errors import NvmeChaosError
 from nvmechaos.guest import GuestRecipe, build_guest
-from nvmechaos.vm import GuestSpec, Vm, VmSpec, launch_vm
-from nvmechaos.vm.spec import ControllerSpec, NamespaceSpec, controllers_from, parse_memory, parse_size
+from nvmechaos.vm import Accel, GuestSpec, Vm, VmSpec, as_vm, launch_vm
+from nvmechaos.vm.machine import positive_seconds
+from nvmechaos.vm.spec import SimpleLayout, parse_memory, storage_from
 from nvmechaos.vm.ssh import fingerprint
-from VmLibrary.context import VmContext, as_vm, fail, flag, seconds, whole
-
-DEFAULT_SIZE = 1 << 30
-
-
-def _layout(value: Any) -> Any:
-    if isinstance(value, str) and value.strip()[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError as error:
-            fail(f"layout is not valid JSON: {error}")
-    return value
+from nvmechaos_robot import OWNER, fail
+from VmLibrary.context import LIBRARY, VmContext, require_flag
 
 
 class LifecycleKeywords:
@@ -36,76 +26,9 @@ class LifecycleKeywords:
     def __init__(self, context: VmContext) -> None:
         self.ctx = context
 
-    def _spec(  # noqa: PLR0917 - internal helper mirroring the keyword's arguments
-        self,
-        name: str,
-        layout: Any,
-        size: str | None,
-        namespaces: int,
-        controllers: int,
-        backing: str | None,
-        image_format: str | None,
-        nbd: str | None,
-        create_backing: bool,
-        serials: list[str] | None,
-        memory: str | int | None,
-        cpus: int | None,
-        guest: GuestSpec,
-        accel: str,
-        extra_args: list[str] | None,
-    ) -> VmSpec:
-        if layout:
-            beside = [
-                f"{key}="
-                for key, given in (
-                    ("size", size not in (None, "")),
-                    ("namespaces", namespaces != 1),
-                    ("controllers", controllers != 1),
-                    ("backing", bool(backing)),
-                    ("format", bool(image_format)),
-                    ("nbd", bool(nbd)),
-                    ("create_backing", create_backing),
-                )
-                if given
-            ]
-            if beside:
-                fail(
-                    f"layout= describes every namespace: put {', '.join(beside)} inside the layout, "
-                    "not beside it"
-                )
-            specs = controllers_from(_layout(layout))
-        else:
-            if create_backing and not backing:
-                fail("create_backing=True needs backing= (the path of the file to create)")
-            if size not in (None, ""):
-                ns_size: int | None = parse_size(str(size), "namespace size")
-            else:
-                ns_size = None if (backing or nbd) else DEFAULT_SIZE
-            ns = NamespaceSpec(
-                size=ns_size,
-                backing=Path(backing) if backing else None,
-                format=image_format,
-                nbd=nbd,
-                create=create_backing,
-            )
-            if (backing or nbd) and (namespaces > 1 or controllers > 1):
-                fail("backing= and nbd= describe one namespace: use layout= for several")
-            specs = tuple(ControllerSpec(namespaces=(ns,) * namespaces) for _ in range(controllers))
-        if serials:
-            if len(serials) != len(specs):
-                fail(f"{len(serials)} serials given for {len(specs)} controllers")
-            specs = tuple(
-                ControllerSpec(namespaces=c.namespaces, serial=s) for c, s in zip(specs, serials, strict=True)
-            )
-        return VmSpec(
-            name=name,
-            memory_mib=parse_memory(memory) if memory not in (None, "") else self.ctx.memory,
-            cpus=whole(cpus, "cpus") if cpus not in (None, "") else self.ctx.cpus,
-            controllers=specs,
-            guest=guest,
-            accel=accel,
-            extra_args=tuple(extra_args or ()),
-        )
+    def _ready_timeout(self, timeout: timedelta | None) -> float:
+        """``timeout`` in seconds, checked; the library's ``boot_timeout`` when not given."""
+        return self.ctx.boot_timeout if timeout is None else positive_seconds(timeout.total_seconds())
 
     @keyword("Launch NVMe VM")
     def launch_nvme_vm(  # noqa: PLR0917 - Robot keywords take their options positionally too
@@ -114,12 +37,12 @@ class LifecycleKeywords:
         size: str | None = None,
         namespaces: int = 1,
         controllers: int = 1,
-        layout: Any = None,
+        layout: str | list[Any] | dict[str, Any] | None = None,
         backing: str | None = None,
         format: str | None = None,  # the QEMU word users know
         nbd: str | None = None,
         serials: list[str] | None = None,
-        memory: str | int | None = None,
+        memory: str | None = None,
         cpus: int | None = None,
         kernel: str | None = None,
         initrd: str | None = None,
@@ -128,10 +51,10 @@ class LifecycleKeywords:
         ssh_user: str = "root",
         ssh_key: str | None = None,
         host_key: str | None = None,
-        accel: str = "auto",
+        accel: Accel = Accel.auto,
         extra_args: list[str] | None = None,
         wait: bool = True,
-        timeout: str | float | None = None,
+        timeout: timedelta | None = None,
         check_fio: bool = True,
         create_backing: bool = False,
     ) -> Vm:
@@ -169,7 +92,7 @@ class LifecycleKeywords:
         The handle has ``name``, ``ssh_port``, ``host``, ``ssh_user``, ``key_file``, ``known_hosts``,
         ``qmp_socket``, ``console_log``, ``device_ids`` (``nvme0``...), ``controllers`` (each with
         ``id``, ``bus``, ``serial``, ``namespaces`` with ``node`` and ``backing``), ``accelerator``,
-        ``accelerator_reason``, ``boot_seconds``.
+        ``accelerator_reason``, ``boot_seconds``, ``state``.
 
         Examples:
         | ${vm} =    Launch NVMe VM
@@ -179,45 +102,44 @@ class LifecycleKeywords:
         | ${vm} =    Launch NVMe VM    layout=[{"serial": "A1", "namespaces": ["1G", "512M"]}, ["256M"]]
         | Log    ${vm.ssh_port} ${vm.qmp_socket} ${vm.device_ids}
         """
-        wait_flag = flag(wait, "wait")
-        check = flag(check_fio, "check_fio")
-        create = flag(create_backing, "create_backing")
-        ready_timeout = seconds(timeout) if timeout not in (None, "") else self.ctx.boot_timeout
-        try:
-            guest = GuestSpec(
-                kernel=Path(kernel) if kernel else None,
-                initrd=Path(initrd) if initrd else None,
-                append=append,
-                disk_image=Path(disk_image) if disk_image else None,
-                ssh_user=ssh_user,
-                ssh_key=Path(ssh_key) if ssh_key else None,
-                host_key=host_key,
-            )
-            spec = self._spec(
-                name,
-                layout,
-                size,
-                whole(namespaces, "namespaces"),
-                whole(controllers, "controllers"),
-                backing,
-                format,
-                nbd,
-                create,
-                serials,
-                memory,
-                cpus,
-                guest,
-                accel,
-                extra_args,
-            )
-            output_dir = self.ctx.vm_output_dir(name)
-            vm = launch_vm(spec, output_dir, scope=self.ctx.scope, cache_dir=self.ctx.cache_dir)
-        except NvmeChaosError as error:
-            fail(error)
-        self.ctx.add(vm)
+        wait = require_flag(wait, "wait")
+        check_fio = require_flag(check_fio, "check_fio")
+        create_backing = require_flag(create_backing, "create_backing")
+        ready_timeout = self._ready_timeout(timeout)
+        guest = GuestSpec(
+            kernel=Path(kernel) if kernel else None,
+            initrd=Path(initrd) if initrd else None,
+            append=append,
+            disk_image=Path(disk_image) if disk_image else None,
+            ssh_user=ssh_user,
+            ssh_key=Path(ssh_key) if ssh_key else None,
+            host_key=host_key,
+        )
+        storage = storage_from(
+            layout,
+            SimpleLayout(size, namespaces, controllers, backing, format, nbd, create_backing),
+            serials,
+        )
+        spec = VmSpec(
+            name=name,
+            memory_mib=parse_memory(memory) if memory not in (None, "") else self.ctx.memory,
+            cpus=cpus if cpus is not None else self.ctx.cpus,
+            controllers=storage,
+            guest=guest,
+            accel=accel,
+            extra_args=tuple(extra_args or ()),
+        )
+        vm = launch_vm(
+            spec,
+            self.ctx.vm_output_dir(name),
+            scope=self.ctx.scope,
+            cache_dir=self.ctx.cache_dir,
+            timeline=self.ctx.timeline,
+        )
+        self.ctx.own(vm, f"VM '{vm.name}'", vm.close, vm.is_running)
         self._log_launch(vm)
-        if wait_flag:
-            self.wait_until_vm_is_ready(vm, timeout=ready_timeout, check_fio=check)
+        if wait:
+            self._wait_ready(vm, ready_timeout, check_fio)
         return vm
 
     def _log_launch(self, vm: Vm) -> None:
@@ -243,7 +165,7 @@ class LifecycleKeywords:
 
     @keyword("Wait Until VM Is Ready")
     def wait_until_vm_is_ready(
-        self, vm: Vm, timeout: str | float | None = None, check_fio: bool = True
+        self, vm: Vm, timeout: timedelta | None = None, check_fio: bool = True
     ) -> float:
         """Wait until SSH login to the guest works and every namespace is present; return the seconds
         since QEMU started.
@@ -256,21 +178,19 @@ class LifecycleKeywords:
         | ${vm} =    Launch NVMe VM    wait=False
         | ${seconds} =    Wait Until VM Is Ready    ${vm}    timeout=60s
         """
-        target = as_vm(vm)
-        limit = seconds(timeout) if timeout not in (None, "") else self.ctx.boot_timeout
-        check = flag(check_fio, "check_fio")
-        try:
-            ready = target.wait_until_ready(limit, check_fio=check)
-        except NvmeChaosError as error:
-            fail(error)
+        return self._wait_ready(as_vm(vm), self._ready_timeout(timeout), require_flag(check_fio, "check_fio"))
+
+    @staticmethod
+    def _wait_ready(vm: Vm, timeout: float, check_fio: bool = True) -> float:
+        ready = vm.wait_until_ready(timeout, check_fio=check_fio)
         logger.info(
-            f"VM '{target.name}' ready {ready:.2f} s after QEMU started "
-            f"(host key {fingerprint(target.host_key) if target.host_key else '-'})"
+            f"VM '{vm.name}' ready {ready:.2f} s after QEMU started "
+            f"(host key {fingerprint(vm.host_key) if vm.host_key else '-'})"
         )
         return ready
 
     @keyword("Shut Down VM")
-    def shut_down_vm(self, vm: Vm, timeout: str | float = "15s") -> int | None:
+    def shut_down_vm(self, vm: Vm, timeout: timedelta = timedelta(seconds=15)) -> int | None:
         """Power the guest off cleanly (sync + poweroff, then QMP ``quit``, then signals); return QEMU's
         exit code. ``timeout`` (a Robot time) is how long the guest gets before QEMU is told to quit.
 
@@ -281,11 +201,7 @@ class LifecycleKeywords:
         | Shut Down VM    ${vm}    timeout=30s
         """
         target = as_vm(vm)
-        limit = seconds(timeout)
-        try:
-            code = target.shutdown(limit)
-        except NvmeChaosError as error:
-            fail(error)
+        code = target.shutdown(timeout.total_seconds())
         logger.info(f"VM '{target.name}' shut down (QEMU exit code {code})")
         return code
 
@@ -298,15 +214,12 @@ class LifecycleKeywords:
         | Restart VM    ${vm}
         """
         target = as_vm(vm)
-        try:
-            code = target.power_cut()
-        except NvmeChaosError as error:
-            fail(error)
+        code = target.power_cut()
         logger.info(f"VM '{target.name}' power cut (QEMU exit code {code})")
         return code
 
     @keyword("Restart VM")
-    def restart_vm(self, vm: Vm, wait: bool = True, timeout: str | float | None = None) -> Vm:
+    def restart_vm(self, vm: Vm, wait: bool = True, timeout: timedelta | None = None) -> Vm:
         """Start the VM again on the same disks (shutting it down first if it runs); wait until ready
         (``timeout`` as in `Wait Until VM Is Ready`) unless ``wait=False``. QMP events of every boot
         stay in `Get QMP Events`.
@@ -317,27 +230,30 @@ class LifecycleKeywords:
         | ${result} =    Run Fio Job On VM    ${vm}    latency_probe
         """
         target = as_vm(vm)
-        wait_flag = flag(wait, "wait")
-        limit = seconds(timeout) if timeout not in (None, "") else None
-        try:
-            target.restart()
-        except NvmeChaosError as error:
-            fail(error)
+        wait = require_flag(wait, "wait")
+        limit = self._ready_timeout(timeout)
+        target.restart()
         logger.info(
             f"VM '{target.name}' restarted (launch {target.launches}), SSH 127.0.0.1:{target.ssh_port}"
         )
-        if wait_flag:
-            self.wait_until_vm_is_ready(target, timeout=limit)
+        if wait:
+            self._wait_ready(target, limit)
         return target
 
     @keyword("Stop All VMs")
     def stop_all_vms(self) -> int:
         """Stop every VM this library launched (forced) and remove their private folders; return how many ran.
 
+        Guest fio runs started by `Start Prepared Fio Job On VM` are stopped with them.
+
         Example:
         | [Teardown]    Stop All VMs
         """
-        return len(self.ctx.close_scope(None))
+        running = sum(1 for vm in OWNER.things(LIBRARY, Vm) if isinstance(vm, Vm) and vm.is_running())
+        # Everything the library owns, in every scope: guest fio runs too (they die with their VM).
+        for line in OWNER.release(LIBRARY, None, "run"):
+            logger.info(line)
+        return running
 
     @keyword("VM Should Be Running")
     def vm_should_be_running(self, vm: Vm) -> None:
@@ -346,8 +262,9 @@ class LifecycleKeywords:
         Example:
         | VM Should Be Running    ${vm}
         """
-        if not as_vm(vm).is_running():
-            fail(f"VM '{vm.name}' is not running")
+        target = as_vm(vm)
+        if not target.is_running():
+            fail(f"VM '{target.name}' is not running")
 
     @keyword("VM Should Not Be Running")
     def vm_should_not_be_running(self, vm: Vm) -> None:
@@ -357,8 +274,9 @@ class LifecycleKeywords:
         | Power Cut VM    ${vm}
         | VM Should Not Be Running    ${vm}
         """
-        if as_vm(vm).is_running():
-            fail(f"VM '{vm.name}' is still running (pid {vm.pid})")
+        target = as_vm(vm)
+        if target.is_running():
+            fail(f"VM '{target.name}' is still running (pid {target.pid})")
 
     @keyword("Get VM Guest Devices")
     def get_vm_guest_devices(self, vm: Vm) -> dict[str, list[str]]:
@@ -368,11 +286,7 @@ class LifecycleKeywords:
         Example:
         | ${devices} =    Get VM Guest Devices    ${vm}
         """
-        target = as_vm(vm)
-        try:
-            return target.guest_devices()
-        except NvmeChaosError as error:
-            fail(error)
+        return as_vm(vm).guest_devices()
 
     @keyword("Get VM Console Tail")
     def get_vm_console_tail(self, vm: Vm, lines: int = 20) -> str:
@@ -381,10 +295,7 @@ class LifecycleKeywords:
         Example:
         | ${tail} =    Get VM Console Tail    ${vm}    lines=5
         """
-        target = as_vm(vm)
-        if whole(lines, "lines") < 1:
-            fail(f"lines '{lines}' is not 1 or more")
-        return target.console_tail(whole(lines, "lines"))
+        return as_vm(vm).console_tail(lines)
 
     @keyword("SSH Host Key Should Match VM")
     def ssh_host_key_should_match_vm(self, vm: Vm, ssh_library: str = "SSHLibrary") -> None:
@@ -409,13 +320,7 @@ class LifecycleKeywords:
             fail("SSHLibrary has no open connection to check")
         key = transport.get_remote_server_key()
         seen = f"{key.get_name()} {key.get_base64()}"
-        if target.host_key is None:
-            fail(f"VM '{target.name}' has no pinned host key yet (call Wait Until VM Is Ready first)")
-        if seen != " ".join(target.host_key.split()[:2]):
-            fail(
-                f"SSH host key {fingerprint(seen)} is not the key pinned for VM '{target.name}' "
-                f"({fingerprint(target.host_key)})"
-            )
+        target.check_host_key(seen)
         logger.info(f"SSH host key {fingerprint(seen)} matches VM '{target.name}'")
 
     @keyword("Build Guest Image")
@@ -432,14 +337,8 @@ class LifecycleKeywords:
         Example:
         | ${image} =    Build Guest Image
         """
-        fio = flag(with_fio, "with_fio")
-        try:
-            image = build_guest(
-                GuestRecipe(compression=compression, with_fio=fio),
-                cache_dir=Path(cache_dir) if cache_dir else self.ctx.cache_dir,
-            )
-        except NvmeChaosError as error:
-            fail(error)
+        recipe = GuestRecipe(compression=compression, with_fio=require_flag(with_fio, "with_fio"))
+        image = build_guest(recipe, cache_dir=Path(cache_dir) if cache_dir else self.ctx.cache_dir)
         logger.info(f"Guest image {image.directory} (kernel {image.kernel_version}, {image.kernel.name})")
         return str(image.directory)
 
@@ -451,8 +350,5 @@ class LifecycleKeywords:
         | ${kernel} =    Get Guest Image Kernel
         | ${vm} =    Launch NVMe VM    kernel=${kernel}    initrd=${my_initrd}
         """
-        try:
-            image = build_guest(GuestRecipe(), cache_dir=Path(cache_dir) if cache_dir else self.ctx.cache_dir)
-        except NvmeChaosError as error:
-            fail(error)
+        image = build_guest(GuestRecipe(), cache_dir=Path(cache_dir) if cache_dir else self.ctx.cache_dir)
         return str(image.kernel)

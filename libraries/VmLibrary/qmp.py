@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from robot.api import logger
 from robot.api.deco import keyword
 
-from nvmechaos.errors import NvmeChaosError
-from nvmechaos.vm import QmpEvent, Vm
-from VmLibrary.context import VmContext, as_vm, fail, seconds
-
-_LITERAL_START = (*tuple("-0123456789[{"), "true", "false", "null")
-
-
-def typed(value: Any) -> Any:
-    """Robot passes named arguments as strings; QMP wants numbers, booleans and objects typed.
-
-    A string that is a JSON number, boolean, null, list or object becomes that value; others stay
-    strings. (Pass ``arguments=`` a dictionary to keep e.g. a numeric string as a string.)
-    """
-    if isinstance(value, str) and value.strip().startswith(_LITERAL_START):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
+from nvmechaos.vm import QmpEvent, Vm, as_vm
+from nvmechaos.vm.qmp import command_arguments
+from VmLibrary.context import VmContext
 
 
 def _row(event: QmpEvent, origin: float) -> str:
@@ -40,7 +25,9 @@ class QmpKeywords:
         self.ctx = context
 
     @keyword("Execute QMP Command")
-    def execute_qmp_command(self, vm: Vm, command: str, arguments: Any = None, **named: Any) -> Any:
+    def execute_qmp_command(
+        self, vm: Vm, command: str, arguments: str | dict[str, Any] | None = None, **named: Any
+    ) -> Any:
         """Run the QMP ``command`` with ``arguments`` (a dictionary or JSON) and/or named arguments;
         return QEMU's ``return`` value.
 
@@ -55,30 +42,15 @@ class QmpKeywords:
         | Execute QMP Command    ${vm}    qom-set    path=tg0    property=limits    value=${limits}
         """
         target = as_vm(vm)
-        if not str(command).strip():
-            fail("no QMP command given (e.g. query-status)")
-        payload: dict[str, Any] = {}
-        if isinstance(arguments, str) and arguments.strip():
-            try:
-                arguments = json.loads(arguments)
-            except ValueError as error:
-                fail(f"QMP arguments are not valid JSON: {error}")
-        if isinstance(arguments, dict):
-            payload.update(arguments)
-        elif arguments not in (None, ""):
-            fail(f"QMP arguments must be a dictionary or JSON object, not {type(arguments).__name__}")
-        payload.update({key: typed(value) for key, value in named.items()})
+        payload = command_arguments(command, arguments, named)
         logger.info(f"QMP {command} {json.dumps(payload, default=str)}")
-        try:
-            result = target.execute(command, payload or None)
-        except NvmeChaosError as error:
-            fail(error)
+        result = target.execute(command, payload or None)
         logger.info(f"QMP {command} returned {json.dumps(result, default=str)[:2000]}")
         return result
 
     @keyword("Wait For QMP Event")
     def wait_for_qmp_event(
-        self, vm: Vm, name: str, timeout: str | float = "10s", **match: Any
+        self, vm: Vm, name: str, timeout: timedelta = timedelta(seconds=10), **match: Any
     ) -> dict[str, Any]:
         """Wait for the QMP event ``name`` whose data matches every named argument; return it as a
         dictionary (``event``, ``data``, ``monotonic``, ``wall``, ``qemu_time``). ``timeout`` is a
@@ -94,13 +66,8 @@ class QmpKeywords:
         | Wait For QMP Event    ${vm}    SHUTDOWN    timeout=30
         """
         target = as_vm(vm)
-        limit = seconds(timeout)
-        try:
-            event = target.wait_for_event(name, match or None, limit)
-        except NvmeChaosError as error:
-            fail(error)
-        origin = target.started_monotonic
-        logger.info(f"QMP event {_row(event, origin)} (seconds since QEMU started)")
+        event = target.wait_for_event(name, match or None, timeout.total_seconds())
+        logger.info(f"QMP event {_row(event, target.started_monotonic)} (seconds since QEMU started)")
         return event.as_dict()
 
     @keyword("Get QMP Events")

@@ -17,6 +17,10 @@ ${MISSING_BACKING}    namespace 1 of nvme0: backing file '/nonexistent-${NAME}/b
 ${NO_FOLDER}          namespace 1 of nvme0: cannot create backing file '*${/}no${/}disk.raw':
 ...                   folder '*${/}no' does not exist
 ${BAD_MEMORY}         VM memory '0' is not positive (give MiB (e.g. 2048) or a size with a unit (e.g. 2G))
+# Robot converts typed arguments before a keyword runs, and refuses what it cannot convert itself.
+${NOT_A_TIME}         ValueError: Argument 'timeout' got value 'soon' that cannot be converted to timedelta or None.
+${NOT_AN_ACCEL}       ValueError: Argument 'accel' got value 'fast' that cannot be converted to Accel:
+...                   Accel does not have member 'fast'. Available: 'auto', 'kvm' and 'tcg'
 
 
 *** Test Cases ***
@@ -152,10 +156,10 @@ Memory Must Be A Positive Amount
 
 Bad Launch Options Are Refused Before Anything
     [Template]    Launch Should Fail Before Anything
-    timeout 'soon' is not a time (use e.g. 30s, 2 min; a bare number is seconds)    timeout=soon
+    ${NOT_A_TIME}    timeout=soon
     wait 'maybe' is not true or false    wait=maybe
     create_backing\=True needs backing\= (the path of the file to create)    create_backing=True
-    accelerator 'fast' is not auto, kvm or tcg    accel=fast
+    ${NOT_AN_ACCEL}    accel=fast
     host key 'garbage' is not an SSH public key line (TYPE BASE64*    host_key=garbage
 
 Options That Do Not Fit Together Are Refused Before Anything
@@ -189,7 +193,7 @@ Memory Takes A Size And The Log Says Why KVM Was Not Used
 
 Bad Times And Counts On A Running VM
     ${vm}    Launch NVMe VM    name=${NAME}    wait=False
-    Run Keyword And Expect Error    timeout 'soon' is not a time (use e.g. 30s, 2 min; a bare number is seconds)
+    Run Keyword And Expect Error    ${NOT_A_TIME}
     ...    Wait Until VM Is Ready    ${vm}    timeout=soon
     Run Keyword And Expect Error    timeout '-1' is not positive
     ...    Wait For QMP Event    ${vm}    SHUTDOWN    timeout=-1

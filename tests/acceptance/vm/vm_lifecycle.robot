@@ -91,6 +91,17 @@ NBD Export As Namespace
         Terminate Process    ${nbdkit}    kill=True
     END
 
+Console Tail And Running State
+    [Documentation]    A ready VM runs and its serial console ends with the guest's init; after a power
+    ...    cut it runs no more, and `VM Should Be Running` says so in one line.
+    ${vm}    Launch NVMe VM    name=console    size=64M
+    VM Should Be Running    ${vm}
+    Should Be Equal    ${vm.state.value}    ready
+    Console Tail Should Show The Guest Init    ${vm}
+    Power Cut VM    ${vm}
+    Should Be Equal    ${vm.state.value}    stopped
+    Run Keyword And Expect Error    VM 'console' is not running    VM Should Be Running    ${vm}
+
 The Listener Stops VMs Left Running
     [Documentation]    A VM launched without teardown is gone once its test ended (checked by the next test).
     ${vm}    Launch NVMe VM    name=leftover    size=64M    wait=False
@@ -102,6 +113,15 @@ No QEMU Is Left From The Previous Test
 
 
 *** Keywords ***
+Console Tail Should Show The Guest Init
+    [Documentation]    The last 20 console lines hold the guest init's line; one line is one line.
+    [Arguments]    ${vm}
+    ${tail}    Get VM Console Tail    ${vm}
+    Should Contain    ${tail}    nvmechaos: sshd started
+    ${last}    Get VM Console Tail    ${vm}    lines=1
+    Should Not Be Empty    ${last}
+    Should Not Contain    ${last}    ${SPACE}|${SPACE}
+
 Guest Command Should Succeed
     [Documentation]    Run ${command} in the guest with the engine's SSH client and return its stdout.
     [Arguments]    ${vm}    ${command}
