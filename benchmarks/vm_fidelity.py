@@ -3,7 +3,8 @@
 Boots one built-in guest, then runs ``--rounds`` rounds of both paths (A first in odd rounds, B
 first in even ones):
   A. the framework path: an in-process Robot run of ``Run Fio Job On VM`` (resources/vm.resource:
-     SSHLibrary copies the job in, runs fio, fetches JSON and logs, FioLibrary collects the result);
+     FioLibrary prepares the job, VmLibrary copies it in over the VM's own SSH connection, runs fio
+     under the guest's ``timeout`` and fetches JSON and logs, FioLibrary collects the result);
   B. by hand: the same job file copied with paramiko's SFTP and the same fio command run over one
      SSH channel.
 Prints each pair and the ratio of the medians (A / B); the goal is >= 0.98.
@@ -74,9 +75,7 @@ def manual_round(vm: Vm, work: Path, job: str, runtime: int, index: int) -> floa
     try:
         remote = f"/tmp/manual-{index}"
         ssh.run(f"rm -rf {remote} && mkdir -p {remote}")
-        client = ssh._client
-        assert client is not None
-        sftp = client.open_sftp()
+        sftp = ssh.client.open_sftp()
         sftp.put(str(prepared.run_dir / "job.fio"), f"{remote}/job.fio")
         # Exactly the command Run Fio Job On VM runs (json+ and interval logs), minus its guard.
         result = ssh.run(f"cd {remote} && {' '.join(prepared.argv())}", timeout=runtime + 120)

@@ -78,7 +78,7 @@ Launch Hotplug VM
 Start Workload And Take A Baseline
     [Documentation]    Start the fault workload for 8 s (every I/O logged) and return its handle
     ...    once fio has done I/O for 3 s: the baseline before the fault.
-    ${fio}    Start Timed Fio Job On VM    ${VM}    ${FAULT_JOBS}/fault_workload.fio    runtime=8
+    ${fio}    Start Timed Fio Job On VM    ${VM}    faults/fault_workload    runtime=8
     ...    &{EVERY_IO}
     Wait Until Fio Does IO On VM    ${VM}
     Sleep    3s
@@ -88,7 +88,7 @@ Namespace Should Be Healthy
     [Documentation]    After a replug: the pattern written before reads back intact, a new workload
     ...    meets the ${VM_PROFILE} thresholds, and the last timeline event says the device came back.
     Pattern Should Be Intact On VM    ${VM}
-    ${after}    Run Fio Job On VM    ${VM}    ${FAULT_JOBS}/fault_workload.fio    runtime=3
+    ${after}    Run Fio Job On VM    ${VM}    faults/fault_workload    runtime=3
     Fio Result Should Meet Thresholds    ${after}    profile=${VM_PROFILE}
     ${events}    Get VM Fault Timeline    ${VM}
     Should Be Equal    ${events[-1].action}    clear

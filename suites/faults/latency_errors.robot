@@ -80,13 +80,13 @@ IO Errors Surfaced
     ...    Linux returns as ENODATA, 61); afterwards the namespace serves a workload within the
     ...    ${VM_PROFILE} thresholds.
     [Tags]    errors
-    ${fio}    Start Timed Fio Job On VM    ${VM}    ${FAULT_JOBS}/fault_workload.fio    runtime=8
+    ${fio}    Start Timed Fio Job On VM    ${VM}    faults/fault_workload    runtime=8
     Wait Until Fio Does IO On VM    ${VM}
     Sleep    2s
     Inject IO Errors    ${INJECTOR}    rate=1.0    operation=read    errno=EIO    duration=1s
     ${result}    Wait For Timed Fio Job On VM    ${fio}    allow_errors=True
     Fio Should Report IO Error    ${result}
-    ${after}    Run Fio Job On VM    ${VM}    ${FAULT_JOBS}/fault_workload.fio    runtime=2
+    ${after}    Run Fio Job On VM    ${VM}    faults/fault_workload    runtime=2
     Fio Result Should Meet Thresholds    ${after}    profile=${VM_PROFILE}
     Run Keyword And Expect Error    fio reported no I/O error*
     ...    Fio Should Report IO Error    ${after}
@@ -106,7 +106,7 @@ Run Probe With Spike
     ...    ${DEGRADED_IOPS} IOPS from the middle of the spike on (until the test clears it). Return
     ...    the result and the injector's fault timeline.
     [Arguments]    ${delay}    ${degrade}=${False}
-    ${fio}    Start Timed Fio Job On VM    ${VM}    ${FAULT_JOBS}/probe_qd1.fio    runtime=${RUNTIME}
+    ${fio}    Start Timed Fio Job On VM    ${VM}    faults/probe_qd1    runtime=${RUNTIME}
     ...    &{EVERY_IO}
     Wait Until Fio Does IO On VM    ${VM}
     Sleep    ${LEAD}

@@ -79,7 +79,7 @@ Run Workload With Throttle
     ...    fio starts doing I/O, clear the throttle ${THROTTLED} later (unless ${clear} is false);
     ...    return the result and the VM's fault timeline.
     [Arguments]    ${iops}    ${clear}=${True}
-    ${fio}    Start Timed Fio Job On VM    ${VM}    ${FAULT_JOBS}/fault_workload.fio    runtime=${RUNTIME}
+    ${fio}    Start Timed Fio Job On VM    ${VM}    faults/fault_workload    runtime=${RUNTIME}
     ...    &{EVERY_IO}
     Wait Until Fio Does IO On VM    ${VM}
     Sleep    ${LEAD}

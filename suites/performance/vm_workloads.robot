@@ -19,6 +19,7 @@ ${QD64_P99_MS}     500
 ${VM}              ${None}
 ${DEV0}            /dev/nvme0n1
 ${DEV1}            /dev/nvme1n1
+@{SERIALS}         WORKLOAD0    WORKLOAD1
 
 
 *** Test Cases ***
@@ -67,7 +68,7 @@ Queue Depth Sweep In VM
 Launch Workload VM
     [Documentation]    One VM with two 1 GiB controllers for the suite; finds each controller's device
     ...    by its serial (the guest numbers controllers in probe order).
-    ${vm}    Launch NVMe VM    name=workloads    size=1G    controllers=2    serials=${{["WORKLOAD0", "WORKLOAD1"]}}
+    ${vm}    Launch NVMe VM    name=workloads    size=1G    controllers=2    serials=${SERIALS}
     ${devices}    Get VM Guest Devices    ${vm}
     VAR    ${VM}    ${vm}    scope=SUITE
     VAR    ${DEV0}    ${devices}[WORKLOAD0][0]    scope=SUITE

@@ -37,8 +37,29 @@ Background Run Sees The Device Unplugged
     Execute QMP Command    ${VM}    device_add    arguments=${args}
     Wait Until VM Is Ready    ${VM}    timeout=30
 
+A Timeout Guards A Guest Run
+    [Documentation]    timeout= guards the run instead of landing in the job file: a job planned for
+    ...    30 s is stopped after 2 s and fails in one line, leaving no fio in the guest; a run within
+    ...    its timeout is ended by the guest's own limit, planned time + ${VM_FIO_MARGIN} s.
+    Run Keyword And Expect Error    fio job 'latency_probe' in VM 'fio' still ran after 2 s and was stopped*
+    ...    Run Fio Job On VM    ${VM}    latency_probe    runtime=30    size=64m    timeout=2s
+    No Fio Should Run In The Guest
+    ${result}    Run Fio Job On VM    ${VM}    latency_probe    runtime=2    size=64m    timeout=1 min
+    ${command}    OperatingSystem.Get File    ${result.artifacts.directory}${/}command.txt
+    Should Match    ${command}    ssh fio: cd /tmp/fio.* && timeout 122 fio *job.fio >fio.stdout 2>fio.stderr\n
+
 
 *** Keywords ***
+No Fio Should Run In The Guest
+    [Documentation]    Fail if an fio process runs in the guest of ${VM}.
+    Open Connection To VM    ${VM}
+    TRY
+        ${out}    ${rc}    Execute Command    pidof fio    return_rc=True
+    FINALLY
+        Close Connection
+    END
+    Should Be Equal As Integers    ${rc}    1    fio still runs in the guest: ${out}
+
 Launch Fio VM
     [Documentation]    One VM for the suite.
     ${vm}    Launch NVMe VM    name=fio    size=256M
