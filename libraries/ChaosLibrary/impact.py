@@ -14,7 +14,6 @@ from robot.api import logger
 from robot.api.deco import keyword
 
 from ChaosLibrary.context import ChaosContext
-from ChaosLibrary.injectors import seconds
 from nvmechaos.analysis.charts import png_data_uri, render_timeline_png
 from nvmechaos.analysis.impact import (
     FaultImpact,
@@ -37,6 +36,7 @@ from nvmechaos.verdicts.impact import (
     violations,
 )
 from nvmechaos_robot import fail
+from nvmechaos_robot.times import optional_seconds
 
 # As FioLibrary says it: a result of any target (host, VM) is a FioResult.
 # What `events` takes: a timeline (Get Fault Timeline, Get VM Fault Timeline), several, or one event.
@@ -79,7 +79,7 @@ class ImpactKeywords:
             band_sigmas=band_sigmas,
             recovery_windows=recovery_windows,
             latency_slack_ms=latency_slack_ms,
-            window_s=seconds(window),
+            window_s=optional_seconds(window),
         )
         if report.impacts:
             self.ctx.html(impact_table_html(report.impacts, report.origin))
@@ -277,7 +277,7 @@ class ImpactKeywords:
         """
         chosen = fault_impacts(impacts)
         low, high = added_latency_bounds(
-            seconds(expected), tolerance_pct, seconds(at_least), seconds(at_most)
+            optional_seconds(expected), tolerance_pct, optional_seconds(at_least), optional_seconds(at_most)
         )
         broken = added_latency_violations(chosen, at_least_ms=low, at_most_ms=high)
         if not chosen:
@@ -319,7 +319,7 @@ class ImpactKeywords:
             iops=iops,
             origin=origin,
             settle_s=settle.total_seconds(),
-            window_s=seconds(window),
+            window_s=optional_seconds(window),
         )
         problems = throttle_violations(report.checks, tolerance_pct)
         for check in report.checks:

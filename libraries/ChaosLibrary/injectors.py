@@ -23,11 +23,7 @@ from nvmechaos.faults import (
     resolve_engine,
 )
 from nvmechaos.timeline import Event
-
-
-def seconds(value: timedelta | None) -> float | None:
-    """A keyword's time in seconds for the engine, which checks its sign and range."""
-    return None if value is None else value.total_seconds()
+from nvmechaos_robot.times import optional_seconds
 
 
 def _for(value: timedelta | None) -> str:
@@ -129,7 +125,7 @@ class InjectorKeywords:
         """
         target = injector_handle(injector)
         params = LatencyParams.spike(read=read, write=write, flush=flush, trim=trim, zero=zero)
-        event = target.apply(params, seconds(duration))
+        event = target.apply(params, optional_seconds(duration))
         logger.info(f"{target.name}: latency {params.as_dict()} s{_for(duration)}")
         return event
 
@@ -182,7 +178,7 @@ class InjectorKeywords:
         """
         target = injector_handle(injector)
         params = ErrorParams.parse(rate=rate, operation=operation, errno=errno)
-        event = target.apply(params, seconds(duration))
+        event = target.apply(params, optional_seconds(duration))
         logger.info(f"{target.name}: errors {params.as_dict()}{_for(duration)}")
         return event
 

@@ -1,15 +1,11 @@
 """State the FioLibrary components share: settings, where jobs, limits and runs live, what the library
-started, and times as the test wrote them."""
+started."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
-from robot.utils import timestr_to_secs
-
 from nvmechaos.fio.runner import FioProcess
-from nvmechaos.units import parse_seconds
 from nvmechaos_robot import OWNER, KeywordContext
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -61,29 +57,3 @@ class LibraryContext(KeywordContext):
             running=fio.is_running,
         )
         return fio
-
-
-class WrittenTime(timedelta):
-    """A Robot time that remembers how the test wrote it (``-5 s``), so a refused one is quoted so."""
-
-    written: str
-
-
-def robot_time(value: str | int | float) -> timedelta:
-    """A time as Robot Framework reads it: ``90`` or ``1.5`` (seconds), ``30 s``, ``2 min``,
-    ``1 min 30 s``, ``500 ms``, ``01:30``. Whether it may be zero or negative is up to the keyword."""
-    # As Robot's own timedelta conversion reads it, so Robot's failure for a non-time is unchanged.
-    time = WrittenTime(seconds=timestr_to_secs(value, round_to=None))
-    time.written = str(value)
-    return time
-
-
-def seconds(value: timedelta, name: str, *, allow_zero: bool = False) -> float:
-    """``value`` in seconds for the engine, which refuses it (quoting it as written) when negative or,
-    unless ``allow_zero``, zero.
-
-    Raises:
-        ArgumentError: the value is negative or zero.
-    """
-    written = value.written if isinstance(value, WrittenTime) else value.total_seconds()
-    return parse_seconds(written, name, allow_zero=allow_zero)

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
-from typing import ClassVar
-
 from robot.errors import DataError
 
-from FioLibrary.context import LIBRARY, LibraryContext, robot_time
+from FioLibrary.context import LIBRARY, LibraryContext
 from FioLibrary.results import ResultKeywords, ResultLogger
 from FioLibrary.run import RunKeywords
 from FioLibrary.verdicts import VerdictKeywords
@@ -63,7 +59,6 @@ class FioLibrary(KeywordLibrary):
 
     ROBOT_LIBRARY_VERSION = __version__
     # Times keep how the test wrote them, so the engine quotes a refused one as written.
-    ROBOT_LIBRARY_CONVERTERS: ClassVar[dict[type, Callable[..., object]]] = {timedelta: robot_time}
     OWNER_NAME = LIBRARY
     # The process registry's scopes (its safety net) stay apart from those of the other libraries.
     SCOPE_PREFIX = "fio-"

@@ -8,7 +8,7 @@ from datetime import timedelta
 from robot.api import logger
 from robot.api.deco import keyword
 
-from FioLibrary.context import LibraryContext, seconds
+from FioLibrary.context import LibraryContext
 from FioLibrary.results import ResultLogger
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.fio.model import FioResult
@@ -23,6 +23,7 @@ from nvmechaos.fio.runner import (
     start_fio,
 )
 from nvmechaos.units import parse_flag, require
+from nvmechaos_robot.times import seconds
 
 _HANDLE = "a background fio job (use the handle Start Fio Job returned)"
 _PREPARED = "a prepared fio job (use what Prepare Fio Job returned)"

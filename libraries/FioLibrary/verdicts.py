@@ -8,13 +8,14 @@ from pathlib import Path
 from robot.api import logger
 from robot.api.deco import keyword
 
-from FioLibrary.context import LibraryContext, seconds
+from FioLibrary.context import LibraryContext
 from nvmechaos.fio.model import RESULT_EXPECTED, FioResult
 from nvmechaos.report import verdict_table_html
 from nvmechaos.units import require
 from nvmechaos.verdicts.consistency import check_consistency, compare_depths
 from nvmechaos.verdicts.profiles import CONSISTENCY, PERFORMANCE, load_profile
 from nvmechaos.verdicts.thresholds import Verdict, check_thresholds
+from nvmechaos_robot.times import seconds
 
 
 class VerdictKeywords:

@@ -8,12 +8,11 @@ from robot.api import logger
 from robot.api.deco import keyword
 
 from IntegrityLibrary.context import IntegrityKeywords, as_drive, as_vm, as_writer
-from nvmechaos.integrity.arguments import flag
 from nvmechaos.integrity.drive import PowerLossDrive
 from nvmechaos.integrity.oracle import failure_line
 from nvmechaos.integrity.verdict import damage_flushed_block, verify_writer
 from nvmechaos.integrity.writer import GuestWriter
-from nvmechaos.units import ArgumentError
+from nvmechaos.units import ArgumentError, converted_flag
 from nvmechaos.vm import Vm
 from nvmechaos_robot import fail
 
@@ -49,7 +48,7 @@ class VerdictKeywords(IntegrityKeywords):
         target = as_writer(writer)
         chosen = as_drive(drive) if drive is not None else None
         guest = as_vm(vm) if vm is not None else None
-        strict = flag(fail_on_error, "fail_on_error")
+        strict = converted_flag(fail_on_error, "fail_on_error")
         report = verify_writer(target, chosen, plp, image, guest)
         self.ctx.html(report.html())
         if strict and not report.passed:

@@ -218,3 +218,19 @@ def spawn(
     process = OwnedProcess(name=name, popen=popen, argv=tuple(argv), scope=scope)
     registry.add(process)
     return process
+
+
+def wait_for_ready_file(process: OwnedProcess, ready: Path, timeout: float) -> str | None:
+    """Wait until ``process`` writes the non-empty file ``ready`` (nbdkit's pid file, written once
+    it accepts connections). Returns None once it has, else why not: ``exited at start (exit code
+    N)``, or ``was not ready within T s`` after killing the process."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError):
+            if ready.stat().st_size > 0:
+                return None
+        if not process.is_running():
+            return f"exited at start (exit code {process.popen.returncode})"
+        time.sleep(0.01)
+    process.kill()
+    return f"was not ready within {timeout:g} s"

@@ -123,6 +123,35 @@ def parse_flag(value: object, name: str) -> bool:
     raise ArgumentError(f"{name} {show(value)} is not true or false (use True or False)")
 
 
+def converted_flag(value: object, name: str) -> bool:
+    """A keyword's ``bool`` argument after Robot's conversion: a ``bool``, ``0``/``1``, or None (false).
+
+    Robot converts ``True``/``no``/``0``... to a ``bool`` before a keyword runs but passes any other
+    text (``plp=maybe``) as it is; that text is refused here before anything starts.
+
+    Raises:
+        ArgumentError: anything else, e.g. text Robot could not read as true or false.
+    """
+    if isinstance(value, str):
+        # Robot has already read every spelling of true and false: text that reaches here is neither.
+        raise ArgumentError(f"{name} '{value}' is not true or false")
+    return parse_flag(value, name)
+
+
+def at_least(value: object, name: str, minimum: int = 0) -> int:
+    """A keyword's ``int`` argument after Robot's conversion (which lets a negative one through) as a
+    whole number of at least ``minimum``.
+
+    Raises:
+        ArgumentError: not an ``int`` (a ``bool`` is not one either), or below ``minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentError(f"{name} '{value}' is not a whole number")
+    if value < minimum:
+        raise ArgumentError(f"{name} '{value}' is not a whole number of at least {minimum}")
+    return value
+
+
 def parse_positive_int(value: object, name: str) -> int:
     """``value`` as a whole number above zero (an int, or text holding one).
 

@@ -4,7 +4,9 @@ owner, and the one error path."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, ClassVar
 
 from robot.api import logger
 from robotlibcore import DynamicCore
@@ -14,6 +16,7 @@ from nvmechaos.report import timeline_table_html
 from nvmechaos_robot.context import RUN_TIMELINE, fail
 from nvmechaos_robot.listener import ScopedListener
 from nvmechaos_robot.owner import OWNER
+from nvmechaos_robot.times import robot_time
 
 # Test id -> monotonic time it started; the first library to see a test start or end it wins, so
 # the test's timeline is logged once however many libraries the suite imports.
@@ -26,8 +29,9 @@ class KeywordLibrary(DynamicCore, ScopedListener):  # type: ignore[misc]
 
     **One error path.** Keywords call the engine and let its errors rise: every
     :class:`~nvmechaos.errors.NvmeChaosError` becomes a one-line failure here, in
-    :meth:`run_keyword`, so no keyword catches engine errors itself. Argument conversion (``timedelta``,
-    enums, ``int``) happens in Robot before the call, so a bad argument fails before anything starts.
+    :meth:`run_keyword`, so no keyword catches engine errors itself. Argument conversion (``timedelta``
+    by :func:`~nvmechaos_robot.times.robot_time` in every library, enums, ``int``) happens in Robot
+    before the call, so a bad argument fails before anything starts.
 
     **One owner.** What a keyword starts is recorded on :data:`~nvmechaos_robot.owner.OWNER` under
     the library's ``OWNER_NAME`` and the running test or suite; the library is its own listener and
@@ -38,6 +42,8 @@ class KeywordLibrary(DynamicCore, ScopedListener):  # type: ignore[misc]
     """
 
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
+    #: Every duration argument is read one way, in every library (see :mod:`nvmechaos_robot.times`).
+    ROBOT_LIBRARY_CONVERTERS: ClassVar[dict[type, Callable[..., object]]] = {timedelta: robot_time}
     OWNER_NAME = ""
 
     def __init__(self, components: list[object]) -> None:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from nvmechaos.faults.base import Clock, FaultError, Injector, InjectorDiedError, Timeline, fault_windows
+from nvmechaos.faults.base import Clock, FaultError, Injector, InjectorDiedError, fault_windows
 from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams, Operation
 from nvmechaos.faults.schedule import Schedule, Window, load_plan, periodic_windows, plan, repeated_fault
+from nvmechaos.timeline import Timeline
 
 SPIKE = LatencyParams(read=0.1)
 ERRORS = ErrorParams(rate=0.5)

@@ -12,13 +12,13 @@ from types import SimpleNamespace
 import pytest
 
 from FioLibrary import FioLibrary
-from FioLibrary.context import robot_time, seconds
 from nvmechaos.fio import runner
 from nvmechaos.fio.html import result_chart_html, run_folder_html
 from nvmechaos.fio.model import FioArtifacts
 from nvmechaos.fio.parser import parse_fio_file
 from nvmechaos.units import ArgumentError
 from nvmechaos_robot import OWNER, KeywordError
+from nvmechaos_robot.times import robot_time, seconds
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "fio"

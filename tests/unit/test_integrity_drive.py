@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from nvmechaos.faults.base import FaultError, InjectorStartError, Timeline
+from nvmechaos.faults.base import FaultError, InjectorStartError
 from nvmechaos.integrity.drive import PowerLossDrive, cut_power, restore_power, start_drive
 from nvmechaos.process import ProcessRegistry
+from nvmechaos.timeline import Timeline
 
 pytestmark = pytest.mark.skipif(
     shutil.which("nbdkit") is None or shutil.which("qemu-io") is None, reason="needs nbdkit and qemu-io"

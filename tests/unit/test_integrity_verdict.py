@@ -7,22 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from nvmechaos.integrity.arguments import at_least, flag
 from nvmechaos.integrity.drive import PowerAction, PowerLossDrive, backing_drives, power_events
 from nvmechaos.integrity.oracle import IntegrityError, failure_line, make_block
 from nvmechaos.integrity.verdict import damage_flushed_block, verify_writer
 from nvmechaos.integrity.writer import GuestWriter, WriterSettings
 from nvmechaos.timeline import Timeline
-from nvmechaos.units import ArgumentError
+from nvmechaos.units import ArgumentError, at_least, converted_flag
 
 BS = 4096
 SEED = 777
 
 
 def test_flags_and_counts_name_the_argument_and_quote_the_value() -> None:
-    assert flag(True, "plp") is True and flag(None, "plp") is False and flag(1, "plp") is True
+    assert converted_flag(True, "plp") is True
+    assert converted_flag(None, "plp") is False
+    assert converted_flag(1, "plp") is True
     with pytest.raises(ArgumentError, match=r"^plp 'maybe' is not true or false$"):
-        flag("maybe", "plp")
+        converted_flag("maybe", "plp")
     assert at_least(0, "count") == 0
     with pytest.raises(ArgumentError, match=r"^blocks '0' is not a whole number of at least 1$"):
         at_least(0, "blocks", 1)

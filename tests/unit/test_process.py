@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from nvmechaos.process import ProcessRegistry, _descendants, spawn
+from nvmechaos.process import ProcessRegistry, _descendants, spawn, wait_for_ready_file
 
 
 def wait_gone(pid: int, seconds: float = 5.0) -> bool:
@@ -145,3 +145,18 @@ def test_fio_job_processes_die_with_a_killed_parent(tmp_path: Path) -> None:
     assert wait_gone(fio, 15), "fio outlived its SIGKILLed parent"
     for job in jobs:
         assert wait_gone(job, 5), f"fio job process {job} outlived fio and its parent"
+
+
+def test_waiting_for_a_ready_file_tells_ready_exited_and_too_slow_apart(tmp_path: Path) -> None:
+    registry = ProcessRegistry()
+    ready = tmp_path / "server.pid"
+    writes = spawn("writes", ["sh", "-c", f"sleep 0.2; echo $$ > {ready}; sleep 30"], registry=registry)
+    exits = spawn("exits", ["sh", "-c", "exit 3"], registry=registry)
+    silent = spawn("silent", ["sleep", "30"], registry=registry)
+    try:
+        assert wait_for_ready_file(writes, ready, 10) is None
+        assert wait_for_ready_file(exits, tmp_path / "never", 10) == "exited at start (exit code 3)"
+        assert wait_for_ready_file(silent, tmp_path / "never", 0.3) == "was not ready within 0.3 s"
+        assert not silent.is_running(), "a server that was too slow must be killed"
+    finally:
+        registry.stop_scope()

@@ -27,7 +27,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
@@ -36,7 +35,8 @@ from typing import IO, Any
 from nvmechaos.faults.base import FaultError, Injector, InjectorStartError
 from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams, parse_size
 from nvmechaos.faults.controlfile import ControlState, write_control
-from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
+from nvmechaos.files import cannot_create, last_log_lines
+from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn, wait_for_ready_file
 from nvmechaos.rundir import private_run_dir
 from nvmechaos.timeline import Timeline
 
@@ -226,15 +226,9 @@ class NbdInjector(Injector):
         if not self.backing.exists():
             if self.size is None:
                 raise FaultParamError(f"backing file '{self.backing}' does not exist and no size was given")
-            folder = self.backing.parent
-            if not folder.is_dir():
-                raise FaultParamError(
-                    f"cannot create backing file '{self.backing}': folder '{folder}' does not exist"
-                )
-            if not os.access(folder, os.W_OK | os.X_OK):
-                raise FaultParamError(
-                    f"cannot create backing file '{self.backing}': folder '{folder}' is not writable"
-                )
+            problem = cannot_create(self.backing)
+            if problem is not None:
+                raise FaultParamError(f"cannot create backing file '{self.backing}': {problem}")
             return
         if not self.backing.is_file():
             raise FaultParamError(f"backing '{self.backing}' is not a regular file")
@@ -323,30 +317,12 @@ class NbdInjector(Injector):
 
     def _wait_ready(self, pidfile: Path) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if pidfile.exists() and pidfile.stat().st_size > 0:
-                return
-            if not self.process.is_running():
-                code = self.process.popen.returncode
-                raise InjectorStartError(
-                    f"{self.engine} exited at start (exit code {code}): {self._last_log_line()}"
-                )
-            time.sleep(0.01)
-        self.process.kill()
-        raise InjectorStartError(
-            f"{self.engine} was not ready within {self.start_timeout:g} s: {self._last_log_line()}"
-        )
+        problem = wait_for_ready_file(self.process, pidfile, self.start_timeout)
+        if problem is not None:
+            raise InjectorStartError(f"{self.engine} {problem}: {self._last_log_line()}")
 
-    def _last_log_line(self, count: int = 2) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return "no output"
-        lines = [
-            line.strip()
-            for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-            if line.strip()
-        ]
-        return " | ".join(lines[-count:]) or "no output"
+    def _last_log_line(self) -> str:
+        return last_log_lines(self.log_path, 2) or "no output"
 
     def is_alive(self) -> bool:
         return self.process is not None and self.process.is_running()

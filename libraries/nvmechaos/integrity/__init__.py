@@ -7,5 +7,4 @@ that journals every acknowledged write and flush, and the oracle that judges the
 - :mod:`nvmechaos.integrity.oracle`: the journal, :func:`verify` and its report.
 - :mod:`nvmechaos.integrity.verdict`: what the keywords judge: a writer's blocks read from an image or
   through the guest (:func:`verify_writer`), damage on purpose (:func:`damage_flushed_block`).
-- :mod:`nvmechaos.integrity.arguments`: the keywords' flags and counts, checked before anything starts.
 """

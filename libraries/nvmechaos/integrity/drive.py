@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nvmechaos.faults.base import FaultError, InjectorStartError
-from nvmechaos.integrity.arguments import flag
-from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
+from nvmechaos.files import cannot_create, last_log_lines
+from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn, wait_for_ready_file
 from nvmechaos.rundir import private_run_dir
 from nvmechaos.timeline import Event, Timeline
+from nvmechaos.units import converted_flag
 
 START_TIMEOUT = 10.0
 #: The ``kind`` of every event a drive or a power cut records on the timeline.
@@ -165,15 +166,13 @@ class PowerLossDrive:
                     f"cannot start '{self.nbdkit}' for drive {self.name}: {error.strerror} "
                     "(apt-get install nbdkit)"
                 ) from None
-        deadline = time.monotonic() + START_TIMEOUT
-        while not (self.pid_file.exists() and self.pid_file.stat().st_size > 0):
-            if not self.is_alive() or time.monotonic() > deadline:
-                if self._process is not None:
-                    self._process.kill()
-                raise InjectorStartError(
-                    f"nbdkit of drive {self.name} did not start: {self._last_log_line() or 'no output'}"
-                )
-            time.sleep(0.01)
+        assert self._process is not None
+        problem = wait_for_ready_file(self._process, self.pid_file, START_TIMEOUT)
+        if problem is not None:
+            self._process.kill()
+            raise InjectorStartError(
+                f"nbdkit of drive {self.name} {problem}: {self._last_log_line() or 'no output'}"
+            )
         self.record(PowerAction.START, {"profile": self.profile, "uri": self.uri})
 
     def record(self, action: PowerAction, params: dict[str, Any]) -> Event:
@@ -220,15 +219,7 @@ class PowerLossDrive:
                 self.backing.unlink()
 
     def _last_log_line(self) -> str:
-        try:
-            lines = [
-                line.strip()
-                for line in self.log_file.read_text(encoding="utf-8", errors="replace").splitlines()
-                if line.strip() and not line.startswith("--- start")
-            ]
-        except OSError:
-            return ""
-        return lines[-1][:300] if lines else ""
+        return last_log_lines(self.log_file, skip_prefix="--- start")
 
 
 def check_drive(
@@ -251,15 +242,9 @@ def check_drive(
             raise FaultError(f"drive {name}: give a size to create the image (or an existing image)")
         if backing is None:
             return
-        folder = backing.parent
-        if not folder.is_dir():
-            raise FaultError(
-                f"drive {name}: cannot create image '{backing}': folder '{folder}' does not exist"
-            )
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise FaultError(
-                f"drive {name}: cannot create image '{backing}': folder '{folder}' is not writable"
-            )
+        problem = cannot_create(backing)
+        if problem is not None:
+            raise FaultError(f"drive {name}: cannot create image '{backing}': {problem}")
         return
     try:
         info = backing.stat()
@@ -295,7 +280,7 @@ def start_drive(
         FaultError: see :func:`check_drive`.
         InjectorStartError: nbdkit is missing or refused to start.
     """
-    plp = flag(plp, "plp")
+    plp = converted_flag(plp, "plp")
     check_drive(size, backing, name=name, nbdkit=nbdkit)
     run_dir = private_run_dir(f"pl-{name[:13]}")
     owns = False

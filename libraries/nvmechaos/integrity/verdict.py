@@ -13,11 +13,10 @@ from pathlib import Path
 
 import paramiko  # type: ignore[import-untyped]
 
-from nvmechaos.integrity.arguments import at_least, flag
 from nvmechaos.integrity.drive import PowerLossDrive
 from nvmechaos.integrity.oracle import IntegrityError, IntegrityReport, flip_bytes, verify, verify_image
 from nvmechaos.integrity.writer import GuestWriter, SshTarget, connect
-from nvmechaos.units import ArgumentError
+from nvmechaos.units import ArgumentError, at_least, converted_flag
 
 
 def verify_writer(
@@ -40,7 +39,7 @@ def verify_writer(
     """
     if plp is None and drive is None:
         raise ArgumentError("give plp=True or plp=False, or the drive (its profile decides)")
-    profile = flag(plp, "plp") if plp is not None else bool(drive and drive.plp)
+    profile = converted_flag(plp, "plp") if plp is not None else bool(drive and drive.plp)
     if vm is not None and image:
         raise ArgumentError("give image= or vm= to read the blocks from, not both")
     if image and not Path(image).is_file():

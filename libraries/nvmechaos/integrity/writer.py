@@ -26,9 +26,8 @@ from typing import Any, Protocol
 import paramiko  # type: ignore[import-untyped]
 
 from nvmechaos.errors import NvmeChaosError
-from nvmechaos.integrity.arguments import at_least, flag
 from nvmechaos.integrity.oracle import IntegrityError, Journal, JournalSnapshot
-from nvmechaos.units import parse_seconds
+from nvmechaos.units import at_least, converted_flag, parse_seconds
 from nvmechaos.vm.ssh import GuestSsh
 
 SOURCE = Path(__file__).with_name("integrity_writer.c")
@@ -370,7 +369,7 @@ class GuestWriter:
         """
         writes = at_least(writes, "writes")
         # The keyword calls it ``finished``; the messages below name it so too.
-        ended = flag(ended, "finished")
+        ended = converted_flag(ended, "finished")
         timeout = parse_seconds(timeout, "timeout")
         count = self.settings.count
         if count and writes > count:

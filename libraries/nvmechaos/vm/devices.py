@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nvmechaos.files import cannot_create
 from nvmechaos.vm.errors import VmSpecError
 from nvmechaos.vm.qemu import create_image, image_format, virtual_size
 from nvmechaos.vm.spec import NamespaceSpec, NbdExport, VmSpec, format_size
@@ -281,16 +282,9 @@ def _new_backing_size(ns: NamespaceSpec, backing: Path, where: str) -> int:
     """The size of a backing file to create, once it is known that it can be created."""
     if ns.size is None:
         raise VmSpecError(f"{where}: backing file '{backing}' does not exist and no size was given")
-    if ns.backing is not None:
-        folder = backing.parent
-        if not folder.is_dir():
-            raise VmSpecError(
-                f"{where}: cannot create backing file '{backing}': folder '{folder}' does not exist"
-            )
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise VmSpecError(
-                f"{where}: cannot create backing file '{backing}': folder '{folder}' is not writable"
-            )
+    problem = cannot_create(backing) if ns.backing is not None else None
+    if problem is not None:
+        raise VmSpecError(f"{where}: cannot create backing file '{backing}': {problem}")
     if (ns.format or "raw") == "qcow2" and shutil.which("qemu-img") is None:
         raise VmSpecError(
             "qemu-img is not installed (apt-get install qemu-utils): needed for qcow2 namespaces"
