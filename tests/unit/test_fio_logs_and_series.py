@@ -21,7 +21,13 @@ from nvmechaos.analysis.latency import (
     summarise_latency_log,
     summarise_latency_logs,
 )
-from nvmechaos.analysis.series import AnalysisError, IntervalSeries, read_series, total_series
+from nvmechaos.analysis.series import (
+    AnalysisError,
+    IntervalSeries,
+    logged_window_ms,
+    read_series,
+    total_series,
+)
 from nvmechaos.analysis.steady import consistency, steady_state
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.fio import logs as iv
@@ -528,3 +534,17 @@ def test_steady_state_rounds_and_errors() -> None:
     for kwargs in ({"rounds": 1}, {"round_s": 0.0}, {"max_range_pct": -1.0}):
         with pytest.raises(ValueError):
             steady_state(series([1, 2, 3]), **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_window_is_the_job_files_log_avg_msec_not_a_guess_from_late_samples(tmp_path: Path) -> None:
+    # Under load fio stamps 1 s averages at 1001, 2002, 3003 ms: the spacing alone says 1.001 s.
+    log = tmp_path / "fio_iops.1.log"
+    log.write_text("".join(f"{1001 * k}, 100, 0, 0, 0\n" for k in range(1, 6)), encoding="ascii")
+    job_file = tmp_path / "job.fio"
+    job_file.write_text("[global]\nlog_avg_msec=1000\n[mixed]\nrw=randread\n", encoding="ascii")
+    assert read_series([log], "iops")["read"].window_ms == 1001
+    assert logged_window_ms([log], job_file) == 1000
+    assert read_series([log], "iops", window_ms=logged_window_ms([log], job_file))["read"].window_ms == 1000
+    assert logged_window_ms([log], None) is None
+    job_file.write_text("[mixed]\nrw=randread\nlog_avg_msec=0\n", encoding="ascii")
+    assert logged_window_ms([log], job_file) is None, "per-I/O logs have no window to read"

@@ -15,7 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from nvmechaos import units
+from nvmechaos.analysis.runclock import ClockError, log_windows
 from nvmechaos.errors import NvmeChaosError
+from nvmechaos.fio.jobfile import JobFile
 from nvmechaos.fio.logs import (
     ADDITIVE_KINDS,
     DIRECTION_NAMES,
@@ -84,6 +86,23 @@ def _infer_window_ms(logs: Sequence[LogChunk]) -> int:
     if firsts and min(firsts) > 0:
         return min(firsts)
     return 1000
+
+
+def logged_window_ms(paths: Sequence[Path], job_file: Path | None) -> int | None:
+    """The ``log_avg_msec`` the run's ``job_file`` (its ``job.fio``) sets for the threads that wrote
+    ``paths``, or None (infer it from the samples) when that is unknown, differs between them, or is
+    0 (one line per I/O). Known, a window is never misread from samples fio wrote a little late."""
+    if job_file is None or not paths:
+        return None
+    try:
+        windows = log_windows(JobFile.load(job_file))
+    except (ClockError, OSError, ValueError, NvmeChaosError):
+        return None
+    found = {windows.get(Path(path).name.rsplit(".", 2)[-2]) for path in paths}
+    if len(found) != 1:
+        return None
+    window = found.pop()
+    return window if window else None
 
 
 def _sibling(path: Path, kind: str, other: str) -> Path:
@@ -402,8 +421,11 @@ def run_series(result: FioResult, window_s: float | None = None) -> RunSeries:
             iops = per_io_series(logs["iops"], "iops", width)
             latency = per_io_series(logs[latency_kind], latency_kind, width) if latency_kind in logs else {}
         else:
-            iops = read_series(logs["iops"], "iops")
-            latency = read_series(logs[latency_kind], latency_kind) if latency_kind in logs else {}
+            window_ms = logged_window_ms(logs["iops"], artifacts.job_file)
+            iops = read_series(logs["iops"], "iops", window_ms=window_ms)
+            latency = {}
+            if latency_kind in logs:
+                latency = read_series(logs[latency_kind], latency_kind, window_ms=window_ms)
     except ValueError as error:  # a window under 1 ms
         raise AnalysisError(str(error)) from None
     if not iops:

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nvmechaos.analysis.series import AnalysisError, IntervalSeries, read_series, total_series
+from nvmechaos.analysis.series import (
+    AnalysisError,
+    IntervalSeries,
+    logged_window_ms,
+    read_series,
+    total_series,
+)
 from nvmechaos.analysis.steady import consistency
 from nvmechaos.errors import NvmeChaosError, ThresholdError
 from nvmechaos.fio.jobfile import JobFile
@@ -116,9 +122,10 @@ def check_consistency(result: FioResult, profile: Profile, ramp_seconds: float =
             "(run it with Run Fio Job, or keep fio's write_iops_log/write_bw_log files beside its JSON)"
         )
     figures: dict[tuple[str, str], Mapping[str, float | None]] = {}
+    job_file = result.artifacts.job_file if result.artifacts is not None else None
     for job in result.jobs:
-        iops = _series_by_direction(iops_logs.get(job.name, []), "iops")
-        bw = _series_by_direction(bw_logs.get(job.name, []), "bw")
+        iops = _series_by_direction(iops_logs.get(job.name, []), "iops", job_file)
+        bw = _series_by_direction(bw_logs.get(job.name, []), "bw", job_file)
         for direction in job.active_directions:
             name = direction.direction
             iops_fig = (
@@ -148,15 +155,21 @@ def check_consistency(result: FioResult, profile: Profile, ramp_seconds: float =
     return evaluate(profile, job_activity(result), CONSISTENCY, measure, explain)
 
 
-def _series_by_direction(paths: Sequence[Path], kind: str) -> dict[str, IntervalSeries]:
+def _series_by_direction(
+    paths: Sequence[Path], kind: str, job_file: Path | None
+) -> dict[str, IntervalSeries]:
     if not paths:
         return {}
-    return dict(read_series(paths, kind))
+    return dict(read_series(paths, kind, window_ms=logged_window_ms(paths, job_file)))
 
 
 def series_by_job(result: FioResult, kind: str) -> dict[str, dict[str, IntervalSeries]]:
-    """Interval series of ``kind`` for every job of ``result``: job name to direction to series."""
-    return {job: _series_by_direction(paths, kind) for job, paths in logs_by_job(result, kind).items()}
+    """Interval series of ``kind`` for every job of ``result``: job name to direction to series,
+    in windows of the job's ``log_avg_msec`` as the run's job file sets it."""
+    job_file = result.artifacts.job_file if result.artifacts is not None else None
+    return {
+        job: _series_by_direction(paths, kind, job_file) for job, paths in logs_by_job(result, kind).items()
+    }
 
 
 @dataclass(frozen=True)
