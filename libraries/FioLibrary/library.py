@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from robot.errors import DataError
-
 from FioLibrary.context import LIBRARY, LibraryContext
 from FioLibrary.results import ResultKeywords, ResultLogger
 from FioLibrary.run import RunKeywords
 from FioLibrary.verdicts import VerdictKeywords
-from nvmechaos.errors import NvmeChaosError
 from nvmechaos.units import parse_positive_int, require_path, require_text
-from nvmechaos_robot import KeywordLibrary
+from nvmechaos_robot import KeywordLibrary, import_arguments
 
 __version__ = "0.1.0"
 
@@ -92,15 +89,11 @@ class FioLibrary(KeywordLibrary):
         | Library    FioLibrary    job_dir=${CURDIR}/jobs    thresholds=${CURDIR}/limits.yaml
         | Library    FioLibrary    fio=/opt/fio/bin/fio    log_avg_msec=500
         """
-        try:
+        with import_arguments():
             interval = parse_positive_int(log_avg_msec, "log_avg_msec")
             job_folder = None if job_dir is None else require_path(job_dir, "job_dir", folder=True)
             limits = None if thresholds is None else require_path(thresholds, "thresholds", folder=False)
             program = require_text(fio, "fio", "the fio program (a name on PATH or a path)")
-        except NvmeChaosError as error:
-            # An import is not a keyword: run_keyword's error path does not reach it. A Robot error
-            # carries no traceback into the import failure, so the message stays one line.
-            raise DataError(str(error)) from None
         self._ctx = LibraryContext(job_folder, limits, program, interval)
         results = ResultLogger(self._ctx)
         super().__init__(

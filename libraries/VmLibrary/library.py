@@ -7,12 +7,11 @@ from pathlib import Path
 
 from robot.api import logger
 
-from nvmechaos.errors import NvmeChaosError
 from nvmechaos.process import REGISTRY
 from nvmechaos.vm import VmSpec
 from nvmechaos.vm.machine import positive_seconds
 from nvmechaos.vm.spec import parse_memory
-from nvmechaos_robot import KeywordLibrary, fail
+from nvmechaos_robot import KeywordLibrary, import_arguments
 from VmLibrary.context import LIBRARY, VmContext
 from VmLibrary.faults import FaultKeywords
 from VmLibrary.guestfio import GuestFioKeywords
@@ -92,13 +91,10 @@ class VmLibrary(KeywordLibrary):
         | Library    VmLibrary
         | Library    VmLibrary    boot_timeout=3 min    memory=2G    cpus=2
         """
-        try:
+        with import_arguments():
             # VmSpec checks memory and CPUs as every launch will.
             spec = VmSpec(memory_mib=parse_memory(memory), cpus=cpus)
             boot = positive_seconds(boot_timeout.total_seconds(), "boot_timeout")
-        except NvmeChaosError as error:
-            # The import is no keyword, so run_keyword's error path does not cover it.
-            fail(error)
         self._ctx = VmContext(Path(cache_dir) if cache_dir else None, boot, spec.memory_mib, spec.cpus)
         super().__init__(
             [

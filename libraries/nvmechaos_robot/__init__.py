@@ -7,7 +7,7 @@ tracebacks, variables, per-test output folders, links that work in log.html and 
 """
 
 from nvmechaos_robot.context import RUN_TIMELINE, KeywordContext, KeywordError, fail, safe_name
-from nvmechaos_robot.library import KeywordLibrary
+from nvmechaos_robot.library import KeywordLibrary, import_arguments
 from nvmechaos_robot.listener import ScopedListener
 from nvmechaos_robot.owner import OWNER, Owner
 
@@ -20,5 +20,6 @@ __all__ = [
     "Owner",
     "ScopedListener",
     "fail",
+    "import_arguments",
     "safe_name",
 ]

@@ -4,16 +4,18 @@ owner, and the one error path."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, ClassVar
 
 from robot.api import logger
+from robot.errors import DataError
 from robotlibcore import DynamicCore
 
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.report import timeline_table_html
-from nvmechaos_robot.context import RUN_TIMELINE, fail
+from nvmechaos_robot.context import RUN_TIMELINE, KeywordError, fail
 from nvmechaos_robot.listener import ScopedListener
 from nvmechaos_robot.owner import OWNER
 from nvmechaos_robot.times import robot_time
@@ -22,6 +24,30 @@ from nvmechaos_robot.times import robot_time
 # the test's timeline is logged once however many libraries the suite imports.
 _TEST_STARTS: dict[str, float] = {}
 _TIMELINE_LOGGED: set[str] = set()
+
+
+class LibraryImportError(KeywordError, DataError):  # type: ignore[misc]
+    """A library import refused in one line. Robot reports a ``DataError`` raised while a library is
+    initialised as its message alone; any other error gets a traceback appended."""
+
+    def __init__(self, message: str) -> None:
+        DataError.__init__(self, message)
+
+
+@contextmanager
+def import_arguments() -> Iterator[None]:
+    """The error path of a library's import, which is no keyword (``run_keyword`` does not see it):
+    an engine error checking the import's arguments fails the import in one line.
+
+    Example::
+
+        with import_arguments():
+            interval = parse_positive_int(log_avg_msec, "log_avg_msec")
+    """
+    try:
+        yield
+    except NvmeChaosError as error:
+        raise LibraryImportError(str(error)) from None
 
 
 class KeywordLibrary(DynamicCore, ScopedListener):  # type: ignore[misc]

@@ -154,6 +154,14 @@ Memory Must Be A Positive Amount
     VM memory 64 MiB is too small (at least 128 MiB)    memory=64
     VM CPUs 0 must be between 1 and 64    cpus=0
 
+Bad Library Import Arguments Fail The Import In One Line
+    [Documentation]    Robot puts the import failure after its own prefix; no traceback follows
+    ...    (one did, until the import's error became a DataError).
+    Run Keyword And Expect Error    REGEXP:.*failed: VM memory '0' is not positive \\(give MiB[^\\n]*\\)\\s*
+    ...    Import Library    VmLibrary    memory=0    AS    ZeroMemoryVm
+    Run Keyword And Expect Error    REGEXP:.*failed: boot_timeout '0' is not positive\\s*
+    ...    Import Library    VmLibrary    boot_timeout=0    AS    ZeroBootVm
+
 Bad Launch Options Are Refused Before Anything
     [Template]    Launch Should Fail Before Anything
     ${NOT_A_TIME}    timeout=soon
