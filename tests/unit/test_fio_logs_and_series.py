@@ -24,6 +24,7 @@ from nvmechaos.analysis.latency import (
 from nvmechaos.analysis.series import (
     AnalysisError,
     IntervalSeries,
+    job_file_windows,
     logged_window_ms,
     read_series,
     total_series,
@@ -542,9 +543,11 @@ def test_the_window_is_the_job_files_log_avg_msec_not_a_guess_from_late_samples(
     log.write_text("".join(f"{1001 * k}, 100, 0, 0, 0\n" for k in range(1, 6)), encoding="ascii")
     job_file = tmp_path / "job.fio"
     job_file.write_text("[global]\nlog_avg_msec=1000\n[mixed]\nrw=randread\n", encoding="ascii")
+    windows = job_file_windows(job_file)
     assert read_series([log], "iops")["read"].window_ms == 1001
-    assert logged_window_ms([log], job_file) == 1000
-    assert read_series([log], "iops", window_ms=logged_window_ms([log], job_file))["read"].window_ms == 1000
-    assert logged_window_ms([log], None) is None
+    assert logged_window_ms([log], windows) == 1000
+    assert read_series([log], "iops", window_ms=logged_window_ms([log], windows))["read"].window_ms == 1000
+    assert logged_window_ms([log], job_file_windows(None)) is None
+    assert logged_window_ms([log], job_file_windows(tmp_path / "missing.fio")) is None
     job_file.write_text("[mixed]\nrw=randread\nlog_avg_msec=0\n", encoding="ascii")
-    assert logged_window_ms([log], job_file) is None, "per-I/O logs have no window to read"
+    assert logged_window_ms([log], job_file_windows(job_file)) is None, "per-I/O logs have no window to read"

@@ -34,6 +34,7 @@ from typing import Protocol
 
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.fio.jobfile import JobFile
+from nvmechaos.fio.logs import log_thread
 from nvmechaos.fio.runner import JOB_NAME, LOG_PREFIX
 from nvmechaos.units import ArgumentError
 
@@ -165,7 +166,6 @@ def _stamped_rows(path: Path) -> tuple[list[list[str]], list[int]]:
 
 
 _LATENCY_LOG = re.compile(r"_(?:lat|clat|slat)\.\d+\.log$")
-_THREAD = re.compile(r"\.(\d+)\.log$")
 
 
 def _per_io(rows: list[list[str]]) -> bool:
@@ -243,15 +243,13 @@ def rebase_epoch_logs(
             )
         loaded.append((path, source, rows, stamps))
         if _per_io(rows):
-            thread = _THREAD.search(path.name)
-            key = thread.group(1) if thread else ""
+            key = log_thread(path)
             start = _issue_start_ms(source, rows, stamps)
             per_io[key] = min(per_io.get(key, start), start)
     starts: dict[str, int] = {}
     for path, source, rows, stamps in loaded:
         if _per_io(rows):
-            thread = _THREAD.search(path.name)
-            start = per_io[thread.group(1) if thread else ""]
+            start = per_io[log_thread(path)]
         else:
             start = fio_start_ms(stamps, _window_of(path, window_ms))
         starts[path.name] = start
@@ -270,8 +268,7 @@ def rebase_epoch_logs(
 def _window_of(path: Path, window_ms: int | Mapping[str, int]) -> int:
     if isinstance(window_ms, int):
         return window_ms
-    thread = _THREAD.search(path.name)
-    return window_ms.get(thread.group(1) if thread else "", DEFAULT_WINDOW_MS)
+    return window_ms.get(log_thread(path), DEFAULT_WINDOW_MS)
 
 
 @dataclass(frozen=True)

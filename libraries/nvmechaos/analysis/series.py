@@ -28,6 +28,7 @@ from nvmechaos.fio.logs import (
     LogChunk,
     LogFormatError,
     iter_log_chunks,
+    log_thread,
     read_log,
 )
 from nvmechaos.fio.model import FioResult
@@ -88,17 +89,23 @@ def _infer_window_ms(logs: Sequence[LogChunk]) -> int:
     return 1000
 
 
-def logged_window_ms(paths: Sequence[Path], job_file: Path | None) -> int | None:
-    """The ``log_avg_msec`` the run's ``job_file`` (its ``job.fio``) sets for the threads that wrote
-    ``paths``, or None (infer it from the samples) when that is unknown, differs between them, or is
-    0 (one line per I/O). Known, a window is never misread from samples fio wrote a little late."""
-    if job_file is None or not paths:
-        return None
+def job_file_windows(job_file: Path | None) -> dict[str, int]:
+    """Each log thread's ``log_avg_msec`` as the run's ``job_file`` (its ``job.fio``) sets it (see
+    :func:`~nvmechaos.analysis.runclock.log_windows`), or nothing when there is no readable one."""
+    if job_file is None:
+        return {}
     try:
-        windows = log_windows(JobFile.load(job_file))
+        return log_windows(JobFile.load(job_file))
     except (ClockError, OSError, ValueError, NvmeChaosError):
-        return None
-    found = {windows.get(Path(path).name.rsplit(".", 2)[-2]) for path in paths}
+        return {}
+
+
+def logged_window_ms(paths: Sequence[Path], windows: Mapping[str, int]) -> int | None:
+    """The window (``log_avg_msec``) of the threads that wrote ``paths``, from ``windows``
+    (:func:`job_file_windows`), or None (infer it from the samples) when that is unknown, differs
+    between them, or is 0 (one line per I/O). Known, a window is never misread from samples fio wrote
+    a little late."""
+    found = {windows.get(log_thread(path)) for path in paths}
     if len(found) != 1:
         return None
     window = found.pop()
@@ -421,7 +428,7 @@ def run_series(result: FioResult, window_s: float | None = None) -> RunSeries:
             iops = per_io_series(logs["iops"], "iops", width)
             latency = per_io_series(logs[latency_kind], latency_kind, width) if latency_kind in logs else {}
         else:
-            window_ms = logged_window_ms(logs["iops"], artifacts.job_file)
+            window_ms = logged_window_ms(logs["iops"], job_file_windows(artifacts.job_file))
             iops = read_series(logs["iops"], "iops", window_ms=window_ms)
             latency = {}
             if latency_kind in logs:

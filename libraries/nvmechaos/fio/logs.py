@@ -297,6 +297,16 @@ class _ChunkParser:
         return numbers[0], numbers[1], numbers[2], numbers[3]
 
 
+_THREAD = re.compile(r"\.(\d+)\.log$")
+
+
+def log_thread(path: str | Path) -> str:
+    """The thread number fio puts in a log file's name (``fio_iops.2.log`` -> ``"2"``; fio counts its
+    threads from 1 through the jobs in file order), or ``""`` for a name without one."""
+    found = _THREAD.search(Path(path).name)
+    return found.group(1) if found else ""
+
+
 def iter_log_chunks(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[LogChunk]:
     """Yield the lines of fio log ``path`` as :class:`LogChunk` arrays, ``chunk_bytes`` at a time.
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from nvmechaos.errors import FioOutputError, FioRunError, TargetError
 from nvmechaos.fio.jobfile import JobFile, find_job_file, split_fio_paths
+from nvmechaos.fio.logs import log_thread
 from nvmechaos.fio.model import FioArtifacts, FioResult
 from nvmechaos.fio.parser import parse_fio_file
 from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
@@ -376,7 +377,4 @@ def _artifacts(prepared: PreparedJob) -> FioArtifacts:
 
 
 def _log_index(path: Path) -> int:
-    try:
-        return int(path.name.rsplit(".", 2)[-2])
-    except ValueError:
-        return 0
+    return int(log_thread(path) or 0)

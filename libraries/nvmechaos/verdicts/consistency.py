@@ -17,6 +17,7 @@ import numpy as np
 from nvmechaos.analysis.series import (
     AnalysisError,
     IntervalSeries,
+    job_file_windows,
     logged_window_ms,
     read_series,
     total_series,
@@ -24,6 +25,7 @@ from nvmechaos.analysis.series import (
 from nvmechaos.analysis.steady import consistency
 from nvmechaos.errors import NvmeChaosError, ThresholdError
 from nvmechaos.fio.jobfile import JobFile
+from nvmechaos.fio.logs import log_thread
 from nvmechaos.fio.model import DirectionResult, FioResult
 from nvmechaos.units import require_text
 from nvmechaos.verdicts.profiles import CONSISTENCY, Profile
@@ -56,8 +58,8 @@ def logs_by_job(result: FioResult, kind: str) -> dict[str, list[Path]]:
         return {result.jobs[0].name: files}
     mapping: dict[str, list[Path]] = {}
     for path in files:
-        number = path.name.rsplit(".", 2)[-2]
-        index = int(number) - 1 if number.isdigit() else -1
+        number = log_thread(path)
+        index = int(number) - 1 if number else -1
         if 0 <= index < len(names):
             mapping.setdefault(names[index], []).append(path)
     return mapping
@@ -122,10 +124,10 @@ def check_consistency(result: FioResult, profile: Profile, ramp_seconds: float =
             "(run it with Run Fio Job, or keep fio's write_iops_log/write_bw_log files beside its JSON)"
         )
     figures: dict[tuple[str, str], Mapping[str, float | None]] = {}
-    job_file = result.artifacts.job_file if result.artifacts is not None else None
+    windows = _windows(result)
     for job in result.jobs:
-        iops = _series_by_direction(iops_logs.get(job.name, []), "iops", job_file)
-        bw = _series_by_direction(bw_logs.get(job.name, []), "bw", job_file)
+        iops = _series_by_direction(iops_logs.get(job.name, []), "iops", windows)
+        bw = _series_by_direction(bw_logs.get(job.name, []), "bw", windows)
         for direction in job.active_directions:
             name = direction.direction
             iops_fig = (
@@ -156,19 +158,23 @@ def check_consistency(result: FioResult, profile: Profile, ramp_seconds: float =
 
 
 def _series_by_direction(
-    paths: Sequence[Path], kind: str, job_file: Path | None
+    paths: Sequence[Path], kind: str, windows: Mapping[str, int]
 ) -> dict[str, IntervalSeries]:
     if not paths:
         return {}
-    return dict(read_series(paths, kind, window_ms=logged_window_ms(paths, job_file)))
+    return dict(read_series(paths, kind, window_ms=logged_window_ms(paths, windows)))
+
+
+def _windows(result: FioResult) -> dict[str, int]:
+    return job_file_windows(result.artifacts.job_file if result.artifacts is not None else None)
 
 
 def series_by_job(result: FioResult, kind: str) -> dict[str, dict[str, IntervalSeries]]:
     """Interval series of ``kind`` for every job of ``result``: job name to direction to series,
     in windows of the job's ``log_avg_msec`` as the run's job file sets it."""
-    job_file = result.artifacts.job_file if result.artifacts is not None else None
+    windows = _windows(result)
     return {
-        job: _series_by_direction(paths, kind, job_file) for job, paths in logs_by_job(result, kind).items()
+        job: _series_by_direction(paths, kind, windows) for job, paths in logs_by_job(result, kind).items()
     }
 
 
