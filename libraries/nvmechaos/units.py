@@ -233,7 +233,6 @@ _SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[kmgt]?)(?:i?b)?\s
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 #: The longest fault delay, and the longest time any fault parameter (duration, period, start) may take.
 MAX_DELAY = 3600.0
-_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 
 
 def parse_size(value: object, what: str = "size", *, error: type[NvmeChaosError] = ArgumentError) -> int:
@@ -287,7 +286,7 @@ def parse_delay(value: object, what: str = "delay", *, error: type[NvmeChaosErro
     if isinstance(value, bool):
         raise error(f"{what} '{value}' is not a time (use e.g. 100ms, 0.5s)")
     text = str(value).strip()
-    if isinstance(value, int | float) or _PLAIN_NUMBER.fullmatch(text):
+    if isinstance(value, int | float) or _NUMBER.match(text):
         number = float(value) if isinstance(value, int | float) else float(text)
         if number == 0:
             return 0.0

@@ -158,7 +158,11 @@ def test_delays(text: str | float, seconds: float) -> None:
     assert math.isclose(parse_delay(text), seconds)
 
 
-@pytest.mark.parametrize(("value", "shown"), [("100", "100"), (100, "100"), ("0.5", "0.5"), (0.05, "0.05")])
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    # A number in exponent form has no unit either ("5e1" once read as 50 s).
+    [("100", "100"), (100, "100"), ("0.5", "0.5"), (0.05, "0.05"), ("5e1", "5e1"), ("1e-3", "1e-3")],
+)
 def test_a_delay_without_unit_is_refused_with_the_fix(value: str | float, shown: str) -> None:
     with pytest.raises(FaultParamError) as caught:
         parse_delay(value, "read delay")
