@@ -411,6 +411,20 @@ def test_fios_start_on_the_host_clock(tmp_path: Path) -> None:
     assert start == pytest.approx(1_700_000_000.0 - (time.time() - time.monotonic()), abs=1.0)
 
 
+def test_a_host_epoch_run_is_placed_by_its_own_log_window(tmp_path: Path) -> None:
+    # 500 ms averages stamped from the wall clock: fio started at 1.7e12 ms, one window before the first.
+    start_ms = 1_700_000_000_000
+    logs = {
+        kind: (write_log(tmp_path / f"fio_{kind}.1.log", [1000.0] * 6, window_ms=500, start_ms=start_ms),)
+        for kind in ("iops", "clat")
+    }
+    (tmp_path / "job.fio").write_text("[probe]\nrw=randread\nlog_avg_msec=500\n", encoding="ascii")
+    result = FioResult("fio-3.36", (), artifacts=FioArtifacts(directory=tmp_path, logs=logs))
+    start, _ = fio_origin(result)
+    # Read as 1 s windows the start would land 500 ms early.
+    assert start == pytest.approx(start_ms / 1000.0 - (time.time() - time.monotonic()), abs=0.2)
+
+
 def test_throttles_judged_from_the_timeline(tmp_path: Path) -> None:
     result = fio_run(tmp_path, [4000] * 4 + [900, 300, 301, 299, 300] + [4000] * 3, [1e6] * 12)
     throttle = [

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from nvmechaos import units
-from nvmechaos.analysis.runclock import TIMELINE_NAME, RunClock, align_run
+from nvmechaos.analysis.runclock import TIMELINE_NAME, RunClock, align_run_dir, is_epoch_log
 from nvmechaos.analysis.series import IntervalSeries, RunSeries, run_series
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.faults.base import fault_windows
@@ -57,8 +57,6 @@ from nvmechaos.timeline import Event
 FaultWindow = tuple[float, float, str]
 _MS_PER_UNIT: Mapping[str, float] = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1000.0}
 _EPS = 1e-9
-# Log time stamps from this many ms up are epoch times (log_unix_epoch=1), not ms from fio's start.
-_EPOCH_MS = 10**12
 
 
 class ImpactError(NvmeChaosError):
@@ -334,17 +332,13 @@ def _host_epoch_clock(artifacts_dir: Path, logs: Mapping[str, Sequence[Path]]) -
     relative to fio's start, originals kept in ``epoch/``) and the clock saved; None for other logs.
     """
     files = [Path(path) for paths in logs.values() for path in paths]
-    if not files:
-        return None
     try:
-        first = files[0].read_text(encoding="ascii", errors="replace").split(",", 1)[0].strip()
-        if not first.isdigit() or int(first) < _EPOCH_MS:
+        if not files or not is_epoch_log(files[0]):
             return None
-        clock = align_run(files)
-        clock.save(artifacts_dir)
     except OSError as error:
         raise ImpactError(str(error)) from None
-    return clock
+    # As a guest run's logs are: each job's own log_avg_msec from the run folder's job.fio.
+    return align_run_dir(artifacts_dir)
 
 
 def fio_origin(result: FioResult, origin: float | None = None) -> tuple[float, str]:

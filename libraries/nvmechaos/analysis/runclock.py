@@ -157,6 +157,18 @@ def fio_start_ms(times_ms: Iterable[int], window_ms: int) -> int:
 _EPOCH_MS = 10**12
 
 
+def is_epoch_log(path: Path) -> bool:
+    """Whether fio wrote the log ``path`` with ``log_unix_epoch=1`` (its first stamp is a wall-clock
+    time in ms); reads its first line only.
+
+    Raises:
+        OSError: the log cannot be read.
+    """
+    with open(path, encoding="ascii", errors="replace") as log:
+        first = log.readline().split(",", 1)[0].strip()
+    return first.isdigit() and int(first) >= _EPOCH_MS
+
+
 def _stamped_rows(path: Path) -> tuple[list[list[str]], list[int]]:
     rows = _read_lines(path)
     try:
