@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -32,6 +31,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from nvmechaos.files import log_tail
 from nvmechaos.guest.builder import GuestImage, GuestImageError, GuestRecipe, build_guest
 from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn
 from nvmechaos.rundir import private_run_dir, run_base
@@ -110,16 +110,7 @@ def _tail(path: Path, lines: int = 8, limit: int = 600) -> str:
     """The last non-empty lines of a text file, joined with ' | ' (for one-line errors).
 
     A kernel panic line is put first even when more lines followed it (the stack dump)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 16384))
-            text = handle.read().decode(errors="replace")
-    except OSError:
-        return ""
-    every = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
-    every = [line for line in every if not line.startswith("--- launch ")]
+    every = log_tail(path, skip_prefix="--- launch ")
     kept = every[-lines:]
     panics = [line for line in every if "Kernel panic" in line]
     joined = " | ".join(kept)[-limit:]
