@@ -4,32 +4,16 @@ library owns (on the one :data:`~nvmechaos_robot.OWNER`), and the checks of thei
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
 
 from nvmechaos.integrity.drive import PowerLossDrive
 from nvmechaos.integrity.writer import GuestWriter
-from nvmechaos.units import ArgumentError, show
-from nvmechaos.vm import Vm
+from nvmechaos.units import require
 from nvmechaos_robot import OWNER, KeywordContext
 
 #: The name the library owns its drives and writers under.
 LIBRARY = "IntegrityLibrary"
 DRIVE = "a drive (use the handle `Start Power Loss Drive` returned)"
 WRITER = "an integrity writer (use the handle `Start Integrity Writer` returned)"
-VM = "a VM (use the handle `Launch NVMe VM` returned)"
-
-T = TypeVar("T")
-
-
-def handle(value: object, kind: type[T], what: str) -> T:
-    """``value`` when it is a ``kind``; else one line saying what it is not and where one comes from.
-
-    Like :func:`nvmechaos.units.require`, without an argument name: the suites know these messages
-    as ``'x' is not a drive (...)``.
-    """
-    if not isinstance(value, kind):
-        raise ArgumentError(f"{show(value)} is not {what}")
-    return value
 
 
 class IntegrityContext(KeywordContext):
@@ -73,12 +57,10 @@ class IntegrityKeywords:
 
 
 def as_drive(value: object) -> PowerLossDrive:
-    return handle(value, PowerLossDrive, DRIVE)
+    """``value`` when it is a drive; else ``'x' is not a drive (...)``, as the suites know it."""
+    return require(value, PowerLossDrive, "", DRIVE)
 
 
 def as_writer(value: object) -> GuestWriter:
-    return handle(value, GuestWriter, WRITER)
-
-
-def as_vm(value: object) -> Vm:
-    return handle(value, Vm, VM)
+    """``value`` when it is an integrity writer; else ``'x' is not an integrity writer (...)``."""
+    return require(value, GuestWriter, "", WRITER)

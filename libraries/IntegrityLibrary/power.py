@@ -7,7 +7,7 @@ from pathlib import Path
 from robot.api import logger
 from robot.api.deco import keyword
 
-from IntegrityLibrary.context import IntegrityKeywords, as_drive, as_vm
+from IntegrityLibrary.context import IntegrityKeywords, as_drive
 from nvmechaos.integrity.drive import (
     PowerAction,
     PowerCut,
@@ -20,7 +20,7 @@ from nvmechaos.integrity.drive import (
 )
 from nvmechaos.timeline import Event
 from nvmechaos.units import parse_size
-from nvmechaos.vm import Vm
+from nvmechaos.vm import Vm, as_vm
 from nvmechaos_robot import safe_name
 
 

@@ -7,13 +7,13 @@ from typing import Any
 from robot.api import logger
 from robot.api.deco import keyword
 
-from IntegrityLibrary.context import IntegrityKeywords, as_drive, as_vm, as_writer
+from IntegrityLibrary.context import IntegrityKeywords, as_drive, as_writer
 from nvmechaos.integrity.drive import PowerLossDrive
 from nvmechaos.integrity.oracle import failure_line
 from nvmechaos.integrity.verdict import damage_flushed_block, verify_writer
 from nvmechaos.integrity.writer import GuestWriter
 from nvmechaos.units import ArgumentError, converted_flag
-from nvmechaos.vm import Vm
+from nvmechaos.vm import Vm, as_vm
 from nvmechaos_robot import fail
 
 

@@ -10,9 +10,9 @@ from typing import Any
 from robot.api import logger
 from robot.api.deco import keyword
 
-from IntegrityLibrary.context import IntegrityKeywords, as_vm, as_writer
+from IntegrityLibrary.context import IntegrityKeywords, as_writer
 from nvmechaos.integrity.writer import GuestWriter, WriterSettings, start_writer
-from nvmechaos.vm import Vm
+from nvmechaos.vm import Vm, as_vm
 from nvmechaos_robot import OWNER
 
 
