@@ -5,17 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from nvmechaos.units import require
 from nvmechaos_robot import OWNER, KeywordContext
 
 LIBRARY = "VmLibrary"
-
-
-def require_flag(value: bool | None, name: str) -> bool:
-    """A ``bool`` argument as Robot hands it over: converted, None for ``NONE`` (false, as Robot
-    reads its own flags), or the text it could not read, refused here in one line
-    (``wait 'maybe' is not true or false``)."""
-    return require(value or False, bool, name, "true or false")
 
 
 class VmContext(KeywordContext):

@@ -10,10 +10,10 @@ from robot.api.deco import keyword
 
 from nvmechaos.fio.runner import PreparedJob
 from nvmechaos.targets.guest import GUEST_MARGIN_SECONDS, REMOTE_BASE, GuestFioRun, start_guest_fio
-from nvmechaos.units import require
+from nvmechaos.units import converted_flag, require
 from nvmechaos.vm import Vm, as_vm
 from nvmechaos_robot import OWNER
-from VmLibrary.context import VmContext, require_flag
+from VmLibrary.context import VmContext
 from VmLibrary.faults import log_clock
 
 _PREPARED = "a prepared fio job (use what Prepare Fio Job returned)"
@@ -59,7 +59,7 @@ class GuestFioKeywords:
             job,
             margin=margin.total_seconds(),
             remote_base=remote_base,
-            host_clock=require_flag(host_clock, "host_clock"),
+            host_clock=converted_flag(host_clock, "host_clock"),
         )
         self.ctx.own(run, f"fio job '{job.name}' in VM '{target.name}'", run.stop, run.is_running)
         logger.info(f"fio job '{job.name}' started in VM '{target.name}': {run.command}")

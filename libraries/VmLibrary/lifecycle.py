@@ -12,12 +12,13 @@ from robot.api.deco import keyword
 from robot.libraries.BuiltIn import BuiltIn
 
 from nvmechaos.guest import GuestRecipe, build_guest
+from nvmechaos.units import converted_flag
 from nvmechaos.vm import Accel, GuestSpec, Vm, VmSpec, as_vm, launch_vm
 from nvmechaos.vm.machine import positive_seconds
 from nvmechaos.vm.spec import SimpleLayout, parse_memory, storage_from
 from nvmechaos.vm.ssh import fingerprint
 from nvmechaos_robot import OWNER, fail
-from VmLibrary.context import LIBRARY, VmContext, require_flag
+from VmLibrary.context import LIBRARY, VmContext
 
 
 class LifecycleKeywords:
@@ -102,9 +103,9 @@ class LifecycleKeywords:
         | ${vm} =    Launch NVMe VM    layout=[{"serial": "A1", "namespaces": ["1G", "512M"]}, ["256M"]]
         | Log    ${vm.ssh_port} ${vm.qmp_socket} ${vm.device_ids}
         """
-        wait = require_flag(wait, "wait")
-        check_fio = require_flag(check_fio, "check_fio")
-        create_backing = require_flag(create_backing, "create_backing")
+        wait = converted_flag(wait, "wait")
+        check_fio = converted_flag(check_fio, "check_fio")
+        create_backing = converted_flag(create_backing, "create_backing")
         ready_timeout = self._ready_timeout(timeout)
         guest = GuestSpec(
             kernel=Path(kernel) if kernel else None,
@@ -178,7 +179,9 @@ class LifecycleKeywords:
         | ${vm} =    Launch NVMe VM    wait=False
         | ${seconds} =    Wait Until VM Is Ready    ${vm}    timeout=60s
         """
-        return self._wait_ready(as_vm(vm), self._ready_timeout(timeout), require_flag(check_fio, "check_fio"))
+        return self._wait_ready(
+            as_vm(vm), self._ready_timeout(timeout), converted_flag(check_fio, "check_fio")
+        )
 
     @staticmethod
     def _wait_ready(vm: Vm, timeout: float, check_fio: bool = True) -> float:
@@ -230,7 +233,7 @@ class LifecycleKeywords:
         | ${result} =    Run Fio Job On VM    ${vm}    latency_probe
         """
         target = as_vm(vm)
-        wait = require_flag(wait, "wait")
+        wait = converted_flag(wait, "wait")
         limit = self._ready_timeout(timeout)
         target.restart()
         logger.info(
@@ -337,7 +340,7 @@ class LifecycleKeywords:
         Example:
         | ${image} =    Build Guest Image
         """
-        recipe = GuestRecipe(compression=compression, with_fio=require_flag(with_fio, "with_fio"))
+        recipe = GuestRecipe(compression=compression, with_fio=converted_flag(with_fio, "with_fio"))
         image = build_guest(recipe, cache_dir=Path(cache_dir) if cache_dir else self.ctx.cache_dir)
         logger.info(f"Guest image {image.directory} (kernel {image.kernel_version}, {image.kernel.name})")
         return str(image.directory)

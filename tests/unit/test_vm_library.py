@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from robot.running.testlibraries import TestLibrary as RobotLibrary
 
+from nvmechaos.units import converted_flag
 from nvmechaos.vm.qmp import typed
 from nvmechaos.vm.spec import layout_from
 from nvmechaos_robot import KeywordError, safe_name
 from VmLibrary import VmLibrary
-from VmLibrary.context import require_flag
 
 
 @cache
@@ -153,7 +153,7 @@ def test_keyword_arguments_fail_in_one_line() -> None:
         robot_run(library, "Launch NVMe VM", name="t", timeout="-1s")
     assert robot_converts("Launch NVMe VM", "wait", "yes") is True
     assert robot_converts("Launch NVMe VM", "wait", "False") is False
-    assert require_flag(robot_converts("Launch NVMe VM", "wait", "None"), "wait") is False  # type: ignore[arg-type]
+    assert converted_flag(robot_converts("Launch NVMe VM", "wait", "None"), "wait") is False
     with pytest.raises(KeywordError, match=r"^wait 'maybe' is not true or false$"):
         robot_run(library, "Launch NVMe VM", name="t", wait="maybe")
     with pytest.raises(
