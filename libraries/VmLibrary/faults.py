@@ -19,7 +19,6 @@ from nvmechaos.analysis.runclock import (
 from nvmechaos.timeline import Event
 from nvmechaos.vm import Vm, as_vm
 from nvmechaos.vm.faults import (
-    SOURCE_PREFIX,
     ThrottleLimits,
     get_throttle,
     hot_plug,
@@ -27,6 +26,7 @@ from nvmechaos.vm.faults import (
     set_throttle,
     throttle,
 )
+from nvmechaos.vm.machine import FAULT_SOURCE_PREFIX
 from VmLibrary.context import VmContext
 
 
@@ -159,7 +159,7 @@ class FaultKeywords:
         """
         if vm is None or (isinstance(vm, str) and not vm):
             # Every VM's channel writes to the run's timeline under qmp:<name>.
-            prefix = f"{SOURCE_PREFIX}:"
+            prefix = f"{FAULT_SOURCE_PREFIX}:"
             events = [e for e in self.ctx.timeline.events if e.source.startswith(prefix)]
         else:
             events = as_vm(vm).faults.events

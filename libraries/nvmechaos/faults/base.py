@@ -17,7 +17,7 @@ from typing import Any
 
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams, check_seconds
-from nvmechaos.timeline import Event, Timeline
+from nvmechaos.timeline import Channel, Event, Timeline
 
 KINDS = ("latency", "errors")
 
@@ -56,7 +56,7 @@ class Injector(ABC):
 
     def __init__(self, name: str, timeline: Timeline | None = None) -> None:
         self.name = name
-        self.log = (timeline if timeline is not None else Timeline()).channel(name)
+        self.log = Channel(name, timeline)
         self._lock = threading.RLock()
         self._active: dict[str, FaultParams] = {}
         self._generation: dict[str, int] = dict.fromkeys(KINDS, 0)

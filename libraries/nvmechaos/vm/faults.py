@@ -31,10 +31,9 @@ from nvmechaos.faults.base import FaultError
 from nvmechaos.timeline import Channel, Event
 from nvmechaos.vm.devices import ControllerHandle, NamespaceHandle
 from nvmechaos.vm.errors import QmpError, VmError, VmSpecError
-from nvmechaos.vm.machine import FAULT_SOURCE_PREFIX, Vm, fault_channel, positive_seconds
+from nvmechaos.vm.machine import Vm, fault_channel, positive_seconds
 from nvmechaos.vm.spec import parse_size
 
-SOURCE_PREFIX = FAULT_SOURCE_PREFIX
 THROTTLE_FIELDS = ("iops-total", "iops-read", "iops-write", "bps-total", "bps-read", "bps-write")
 # Prints "<block device> <nsid>" for every namespace of the controller with serial $1 that exists and
 # whose first 4 KiB can be read (the namespace is usable, not just announced).
@@ -178,9 +177,7 @@ def hot_plug(
     try:
         since = time.monotonic()
         try:
-            vm.execute("device_add", handle.device_add_arguments())
-            for arguments in handle.namespace_add_arguments():
-                vm.execute("device_add", arguments)
+            vm.execute("device_add", handle.device_add_arguments())  # one namespace: refused above otherwise
         except VmError as error:
             raise HotplugError(f"hot-plug of '{device}' on VM '{vm.name}': {error}") from None
         plugged = log.record("hotplug", "plug", {"device": device, "command": "device_add"}, monotonic=since)

@@ -85,7 +85,7 @@ _LIVE = (RunState.STARTING, RunState.RUNNING, RunState.READY)
 
 def fault_channel(vm_name: str, timeline: Timeline | None = None) -> Channel:
     """The channel a VM's QMP faults are recorded on (source ``qmp:<vm name>``)."""
-    return (timeline if timeline is not None else Timeline()).channel(f"{FAULT_SOURCE_PREFIX}:{vm_name}")
+    return Channel(f"{FAULT_SOURCE_PREFIX}:{vm_name}", timeline)
 
 
 def free_port(host: str = HOST) -> int:
