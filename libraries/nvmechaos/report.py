@@ -97,12 +97,12 @@ def verdict_table_html(verdict: Verdict) -> str:
     return _TABLE.format(head=head, rows="".join(rows))
 
 
-def timeline_table_html(events: Sequence[Event], origin: float | None = None) -> str:
-    """One table for timeline events of any source: seconds from ``origin`` (default: the first
-    event) on the monotonic clock, wall-clock time, source, kind, action and details."""
+def timeline_table_html(events: Sequence[Event]) -> str:
+    """One table for timeline events of any source: seconds from the first event on the monotonic
+    clock, wall-clock time, source, kind, action and details."""
     if not events:
         return "<p>No timeline events.</p>"
-    start = events[0].monotonic if origin is None else origin
+    start = events[0].monotonic
     rows = "".join(
         f"<tr><td>{event.monotonic - start:.3f}</td>"
         f"<td>{time.strftime('%H:%M:%S', time.localtime(event.wall))}.{int(event.wall % 1 * 1000):03d}</td>"
