@@ -55,9 +55,8 @@ class FioLibrary(KeywordLibrary):
     """
 
     ROBOT_LIBRARY_VERSION = __version__
-    # Times keep how the test wrote them, so the engine quotes a refused one as written.
     OWNER_NAME = LIBRARY
-    # The process registry's scopes (its safety net) stay apart from those of the other libraries.
+    # The process registry's scopes (KeywordLibrary.release's safety net) stay apart from the others'.
     SCOPE_PREFIX = "fio-"
 
     def __init__(

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from robot.api import logger
 
-from nvmechaos.process import REGISTRY
 from nvmechaos.vm import VmSpec
 from nvmechaos.vm.machine import positive_seconds
 from nvmechaos.vm.spec import parse_memory
@@ -114,7 +113,4 @@ class VmLibrary(KeywordLibrary):
         not warned about."""
         for line in super().release(scope, what):
             logger.info(line)
-        # Safety net: a QEMU whose launch was interrupted before it became a VM handle.
-        for process in REGISTRY.stop_scope(scope, prefix=self.SCOPE_PREFIX):
-            logger.info(f"{process.name} was left by an interrupted launch; stopped it.")
         return []

@@ -14,16 +14,17 @@ from robot.errors import DataError
 from robotlibcore import DynamicCore
 
 from nvmechaos.errors import NvmeChaosError
+from nvmechaos.process import REGISTRY
 from nvmechaos.report import timeline_table_html
 from nvmechaos_robot.context import RUN_TIMELINE, KeywordError, fail
 from nvmechaos_robot.listener import ScopedListener
 from nvmechaos_robot.owner import OWNER
 from nvmechaos_robot.times import robot_time
 
-# Test id -> monotonic time it started; the first library to see a test start or end it wins, so
-# the test's timeline is logged once however many libraries the suite imports.
+# Test id -> monotonic time it started: the first library to see the test start puts it here, the
+# first to see it end takes it out and logs its timeline, so that is logged once however many
+# libraries the suite imports.
 _TEST_STARTS: dict[str, float] = {}
-_TIMELINE_LOGGED: set[str] = set()
 
 
 class LibraryImportError(KeywordError, DataError):  # type: ignore[misc]
@@ -83,8 +84,13 @@ class KeywordLibrary(DynamicCore, ScopedListener):  # type: ignore[misc]
             fail(error)
 
     def release(self, scope: str | None, what: str) -> list[str]:
-        """Stop what this library started in ``scope`` (see :class:`~nvmechaos_robot.owner.Owner`)."""
-        return OWNER.release(self.OWNER_NAME or type(self).__name__, scope, what)
+        """Stop what this library started in ``scope`` (see :class:`~nvmechaos_robot.owner.Owner`),
+        then any process it started there that never became an owned handle: a start interrupted
+        between spawning the process and returning it (a keyword timeout, Ctrl-C)."""
+        lines = OWNER.release(self.OWNER_NAME or type(self).__name__, scope, what)
+        for process in REGISTRY.stop_scope(scope, prefix=self.SCOPE_PREFIX):
+            lines.append(f"{process.name} was left by an interrupted start; stopped it.")
+        return lines
 
     def start_test(self, data: Any, result: Any) -> None:
         _TEST_STARTS.setdefault(str(data.id), time.monotonic())
@@ -94,9 +100,7 @@ class KeywordLibrary(DynamicCore, ScopedListener):  # type: ignore[misc]
         try:
             ScopedListener.end_test(self, data, result)
         finally:
-            test = str(data.id)
-            if test not in _TIMELINE_LOGGED:
-                _TIMELINE_LOGGED.add(test)
-                events = RUN_TIMELINE.since(_TEST_STARTS.pop(test, time.monotonic()))
-                if events:
-                    logger.info(f"Timeline of this test:{timeline_table_html(events)}", html=True)
+            started = _TEST_STARTS.pop(str(data.id), None)
+            events = RUN_TIMELINE.since(started) if started is not None else []
+            if events:
+                logger.info(f"Timeline of this test:{timeline_table_html(events)}", html=True)

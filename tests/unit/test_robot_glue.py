@@ -6,6 +6,7 @@ import pytest
 from robot.api.deco import keyword
 
 from nvmechaos.errors import NvmeChaosError
+from nvmechaos.process import spawn
 from nvmechaos_robot import KeywordError, KeywordLibrary, Owner
 
 
@@ -78,3 +79,19 @@ def test_engine_errors_become_one_line_failures_in_one_place() -> None:
     assert failure.value.__cause__ is None and failure.value.__suppress_context__
     with pytest.raises(KeyError):  # anything else is a bug, shown as one
         library.run_keyword("plain_bug", ())
+
+
+def test_release_also_stops_a_process_whose_start_was_interrupted_before_it_was_owned() -> None:
+    class Lib(KeywordLibrary):
+        SCOPE_PREFIX = "glue-"
+
+    # Spawned in the library's scope but never handed to OWNER (its keyword timed out in between).
+    orphan = spawn("orphan", ["sleep", "30"], scope="glue-test:t9")
+    other = spawn("other", ["sleep", "30"], scope="else-test:t9")
+    try:
+        lines = Lib([Component()]).release("glue-test:t9", "test")
+        assert lines == ["orphan was left by an interrupted start; stopped it."]
+        assert not orphan.is_running() and other.is_running(), "only the library's own scope is swept"
+    finally:
+        other.stop()
+        orphan.stop()
