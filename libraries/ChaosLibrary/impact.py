@@ -38,7 +38,6 @@ from nvmechaos.verdicts.impact import (
 from nvmechaos_robot import fail
 from nvmechaos_robot.times import optional_seconds
 
-# As FioLibrary says it: a result of any target (host, VM) is a FioResult.
 # What `events` takes: a timeline (Get Fault Timeline, Get VM Fault Timeline), several, or one event.
 Events = Sequence[Event | Sequence[Event]] | Event | None
 

@@ -58,7 +58,6 @@ class ChaosLibrary(KeywordLibrary):
     died mid-run makes the next keyword using it fail with its exit status and last log line.
     """
 
-    ROBOT_LIBRARY_SCOPE = "GLOBAL"
     ROBOT_LIBRARY_VERSION = __version__
     SCOPE_PREFIX = "chaos-"
     OWNER_NAME = OWNER_NAME

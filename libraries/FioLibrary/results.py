@@ -15,8 +15,6 @@ from nvmechaos.report import result_table_html
 from nvmechaos.units import require
 from nvmechaos.verdicts.thresholds import measure_metric
 
-# What a keyword that reads a result says when it gets something else.
-
 
 class ResultLogger:
     """Writes a run's table, chart and links into the log."""
