@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from nvmechaos.integrity.drive import PowerLossDrive
+from nvmechaos.drive import EmulatedDrive
 from nvmechaos.integrity.writer import GuestWriter
 from nvmechaos.units import require
 from nvmechaos_robot import OWNER, KeywordContext
@@ -28,7 +28,7 @@ class IntegrityContext(KeywordContext):
         warn if ``running`` says it still ran then."""
         OWNER.own(thing, name=name, library=LIBRARY, scope=self.scope, stop=stop, running=running)
 
-    def own_drive(self, drive: PowerLossDrive) -> None:
+    def own_drive(self, drive: EmulatedDrive) -> None:
         """Stop ``drive`` (and remove its private folder) when the running test or suite ends."""
         # A drive powers its VM's disks until its test ends by design (no keyword stops it): finding
         # it still powered then is no news, so it is never reported as left running.
@@ -44,9 +44,9 @@ class IntegrityContext(KeywordContext):
         )
 
     @staticmethod
-    def drives() -> list[PowerLossDrive]:
+    def drives() -> list[EmulatedDrive]:
         """The drives the library started and still owns, oldest first."""
-        return [d for d in OWNER.things(LIBRARY, PowerLossDrive) if isinstance(d, PowerLossDrive)]
+        return [d for d in OWNER.things(LIBRARY, EmulatedDrive) if isinstance(d, EmulatedDrive)]
 
 
 class IntegrityKeywords:
@@ -56,9 +56,9 @@ class IntegrityKeywords:
         self.ctx = context
 
 
-def as_drive(value: object) -> PowerLossDrive:
+def as_drive(value: object) -> EmulatedDrive:
     """``value`` when it is a drive; else ``'x' is not a drive (...)``, as the suites know it."""
-    return require(value, PowerLossDrive, "", DRIVE)
+    return require(value, EmulatedDrive, "", DRIVE)
 
 
 def as_writer(value: object) -> GuestWriter:

@@ -16,12 +16,15 @@ class IntegrityLibrary(KeywordLibrary):
     """Power cuts on drives with and without power-loss protection, and a data-integrity oracle.
 
     = Drives =
-    `Start Power Loss Drive` serves a raw image over NBD (nbdkit on a unix socket in a private
-    folder) for a VM namespace: ``Launch NVMe VM    nbd=${drive.uri}``. Without power-loss
-    protection (``plp=False``, the default) writes are acknowledged from a volatile cache (nbdkit's
-    ``cache`` filter, writeback mode) and only a flush or a FUA write makes them durable; with it
-    (``plp=True``) every acknowledged write is durable. Killing QEMU alone would lose nothing
-    (the host page cache keeps QEMU's writes): `Cut Power` kills the drives and QEMU together.
+    `Start Power Loss Drive` starts an emulated SSD (the drive model of DriveLibrary, served over
+    NBD on a unix socket in a private folder) for a VM namespace: ``Launch NVMe VM
+    nbd=${drive.uri}``. Without power-loss protection (``plp=False``, the default ``client-qlc``
+    personality) writes are acknowledged from a volatile cache and only a flush or a FUA write
+    makes them durable; with it (``plp=True``) every acknowledged write is durable. The firmware-bug
+    personalities ``liar`` (flush acknowledged, data not durable) and ``tearing`` (512-byte
+    power-fail atomicity: torn 4 KiB blocks) are drives the oracle must fail. Killing QEMU alone
+    would lose nothing (the host page cache keeps QEMU's writes): `Cut Power` kills the drives and
+    QEMU together.
 
     = The oracle =
     `Start Integrity Writer` runs a small static program in the guest that writes self-describing
@@ -51,7 +54,7 @@ class IntegrityLibrary(KeywordLibrary):
     = Clean-up =
     The library is its own listener: writers and drives started in a test are stopped at its
     end, those started in a suite setup at the end of the suite, each writer before the drives
-    started before it; nbdkit also dies with Robot. A writer still running then is named in a
+    started before it; drive servers also die with Robot. A writer still running then is named in a
     warning. Import it after VmLibrary so VMs are stopped before their drives.
 
     = Importing =
@@ -80,5 +83,5 @@ class IntegrityLibrary(KeywordLibrary):
         super().__init__([PowerKeywords(self._ctx), WriterKeywords(self._ctx), VerdictKeywords(self._ctx)])
 
     def scope_changed(self, scope: str) -> None:
-        # Drives and writers are owned, and drives' nbdkit registered, under the running test or suite.
+        # Drives and writers are owned, and drives' servers registered, under the running test or suite.
         self._ctx.scope = scope

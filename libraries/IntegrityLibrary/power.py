@@ -8,15 +8,14 @@ from robot.api import logger
 from robot.api.deco import keyword
 
 from IntegrityLibrary.context import IntegrityKeywords, as_drive
+from nvmechaos.drive import EmulatedDrive, PowerAction
 from nvmechaos.integrity.drive import (
-    PowerAction,
     PowerCut,
-    PowerLossDrive,
     backing_drives,
     cut_power,
     power_events,
     restore_power,
-    start_drive,
+    start_power_loss_drive,
 )
 from nvmechaos.timeline import Event
 from nvmechaos.units import parse_size
@@ -31,48 +30,59 @@ class PowerKeywords(IntegrityKeywords):
     def start_power_loss_drive(
         self,
         size: str | None = "64M",
-        plp: bool = False,
+        plp: bool | None = None,
         backing: str | None = None,
         name: str | None = None,
-        nbdkit: str = "nbdkit",
-    ) -> PowerLossDrive:
-        """Start a drive with (``plp=True``) or without power-loss protection; return its handle.
+        personality: str | None = None,
+    ) -> EmulatedDrive:
+        """Start an emulated drive for power-cut tests, with (``plp=True``) or without power-loss
+        protection; return its handle.
 
-        ``size`` takes ``64M``, ``1GiB`` or bytes. ``backing`` is a raw image (or block device):
-        an existing one (at least ``size``; give ``size=${None}`` to take it whole), or, when
-        missing, one created sparse with ``size`` in a folder that must exist (kept after the
-        drive). Without ``backing`` a scratch image in a private folder is used, deleted at the
-        end. ``name`` names the drive in the power timeline (default ``drive<N>``). The handle has
-        ``uri`` (for ``Launch NVMe VM    nbd=${drive.uri}``), ``backing`` (the image: what survives
-        a cut), ``plp`` and ``profile``. Needs ``nbdkit`` (package nbdkit).
+        The drive is the emulated SSD of `DriveLibrary` (``Start Emulated Drive``):
+        ``personality`` is a shipped one (``client-qlc``, ``datacenter-tlc``, the firmware bugs
+        ``liar`` and ``tearing``, ...) or a YAML file; by default ``client-qlc`` without PLP and
+        ``datacenter-tlc`` with it; ``plp``, when given, overrides the personality's. Without PLP
+        acknowledged writes stay in the drive's volatile cache until a flush or a FUA write makes
+        them durable, and a power cut loses them.
+
+        ``size`` takes ``64M``, ``1GiB`` or bytes. ``backing`` is a raw image: an existing one (at
+        least ``size``; give ``size=${None}`` to take it whole), or, when missing, one created
+        sparse with ``size`` in a folder that must exist (kept after the drive). Without
+        ``backing`` a scratch image in a private folder is used, deleted at the end. ``name``
+        names the drive in the power timeline (default ``drive<N>``). The handle has ``uri`` (for
+        ``Launch NVMe VM    nbd=${drive.uri}``), ``backing`` (the image: what survives a cut),
+        ``plp`` and ``profile``.
 
         Every argument is checked before anything is created or started: a bad one fails in one
-        line naming the drive and the path, and leaves nothing behind.
+        line naming the drive, the file or the key, and leaves nothing behind.
 
         Example:
         | ${drive} =    Start Power Loss Drive    size=64M    plp=${False}
+        | ${liar} =    Start Power Loss Drive    size=64M    personality=liar
         | ${vm} =    Launch NVMe VM    nbd=${drive.uri}
         """
         bytes_ = parse_size(size, "drive size") if size not in (None, "") else None
         self.ctx.counter += 1
         drive_name = name or f"drive{self.ctx.counter}"
-        drive = start_drive(
+        drive = start_power_loss_drive(
             bytes_,
             Path(backing) if backing else None,
             plp=plp,
+            personality=personality or None,
             name=safe_name(drive_name, 16),
             log_dir=self.ctx.test_dir("integrity", f"drive-{drive_name}"),
-            nbdkit=nbdkit,
             scope=self.ctx.scope,
             timeline=self.ctx.timeline,
         )
         self.ctx.own_drive(drive)
-        logger.info(f"Drive {drive.name} ({drive.profile}) on {drive.backing}: {drive.uri}")
+        logger.info(
+            f"Drive {drive.name} ({drive.personality.name}, {drive.profile}) on {drive.backing}: {drive.uri}"
+        )
         return drive
 
     @keyword
-    def cut_power(self, vm: Vm, *drives: PowerLossDrive) -> PowerCut:
-        """Cut the power of ``vm`` and its drives at once: SIGKILL the drives' nbdkit, then QEMU.
+    def cut_power(self, vm: Vm, *drives: EmulatedDrive) -> PowerCut:
+        """Cut the power of ``vm`` and its drives at once: SIGKILL the drives' servers, then QEMU.
 
         Unflushed writes in a no-PLP drive's cache are gone, as on a real drive. Without
         ``drives``, the live drives this library started that back one of the VM's namespaces
@@ -90,7 +100,7 @@ class PowerKeywords(IntegrityKeywords):
         return cut
 
     @keyword
-    def restore_power(self, *drives: PowerLossDrive) -> None:
+    def restore_power(self, *drives: EmulatedDrive) -> None:
         """Power the drives back on (same images, empty caches), before ``Restart VM``.
 
         Without ``drives``, every drive this library started that is not running is restored.

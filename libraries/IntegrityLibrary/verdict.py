@@ -8,7 +8,7 @@ from robot.api import logger
 from robot.api.deco import keyword
 
 from IntegrityLibrary.context import IntegrityKeywords, as_drive, as_writer
-from nvmechaos.integrity.drive import PowerLossDrive
+from nvmechaos.drive import EmulatedDrive
 from nvmechaos.integrity.oracle import failure_line
 from nvmechaos.integrity.verdict import damage_flushed_block, verify_writer
 from nvmechaos.integrity.writer import GuestWriter
@@ -24,7 +24,7 @@ class VerdictKeywords(IntegrityKeywords):
     def verify_data_integrity(  # noqa: PLR0917 - Robot keywords take their options positionally too
         self,
         writer: GuestWriter,
-        drive: PowerLossDrive | None = None,
+        drive: EmulatedDrive | None = None,
         plp: bool | None = None,
         image: str | None = None,
         vm: Vm | None = None,
@@ -71,7 +71,7 @@ class VerdictKeywords(IntegrityKeywords):
     @keyword
     def damage_flushed_block(  # noqa: PLR0917 - Robot keywords take their options positionally too
         self,
-        drive: PowerLossDrive,
+        drive: EmulatedDrive,
         writer: GuestWriter,
         block: int | None = None,
         offset: int = 100,

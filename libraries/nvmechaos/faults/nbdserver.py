@@ -26,7 +26,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, Protocol
 
 from nvmechaos.faults.control import HOST_TO_NBD
 from nvmechaos.faults.controlfile import ControlReader, Sleeper
@@ -51,6 +51,7 @@ REP_SERVER = 2
 REP_INFO = 3
 REP_ERR_UNSUP = (1 << 31) + 1
 REP_ERR_INVALID = (1 << 31) + 3
+REP_ERR_UNKNOWN = (1 << 31) + 6
 
 INFO_EXPORT = 0
 INFO_BLOCK_SIZE = 3
@@ -102,6 +103,17 @@ def _read_exact(stream: BinaryIO, size: int) -> bytes:
     return data
 
 
+class Served(Protocol):
+    """What a connection serves: the plain file :class:`Export` or the drive model's export."""
+
+    size: int
+    flags: int
+
+    def lookup(self, name: bytes) -> tuple[int, int] | None: ...
+
+    def handle(self, connection: Connection, request: Request, payload: bytes) -> None: ...
+
+
 class Export:
     """The served file and the fault control, shared by all connections."""
 
@@ -142,12 +154,31 @@ class Export:
     def sync(self) -> None:
         (getattr(os, "fdatasync", None) or os.fsync)(self.fd)
 
+    def lookup(self, name: bytes) -> tuple[int, int] | None:
+        """(first byte, size) of the export called ``name``: one file, whatever the name."""
+        return 0, self.size
+
+    def handle(self, connection: Connection, request: Request, payload: bytes) -> None:
+        """Answer one request: now, or after the injected delay on a pool thread."""
+        op = _OPS.get(request.command)
+        if op is None:
+            connection.reply(request.handle, EINVAL)
+            return
+        delay, error = self.control.current().decide(op)
+        if delay > 0:
+            deadline = time.monotonic() + delay
+            with connection.idle:
+                connection.pending += 1
+            self.pool.submit(connection.delayed, deadline, request, payload, error)
+        else:
+            connection.execute(request, payload, error)
+
 
 _SEEK_LOCK = threading.Lock()
 
 
 class Connection:
-    def __init__(self, sock: socket.socket, export: Export) -> None:
+    def __init__(self, sock: socket.socket, export: Served) -> None:
         self.sock = sock
         self.export = export
         self.stream: BinaryIO = sock.makefile("rb", buffering=256 * 1024)  # type: ignore[assignment]
@@ -155,6 +186,8 @@ class Connection:
         self.pending = 0
         self.idle = threading.Condition()
         self.no_zeroes = False
+        self.base = 0
+        self.size = export.size
 
     # -- handshake -----------------------------------------------------------------------------
     def handshake(self) -> bool:
@@ -168,8 +201,12 @@ class Connection:
                 return False
             data = _read_exact(self.stream, length)
             if option == OPT_EXPORT_NAME:
+                found = self.export.lookup(data)
+                if found is None:
+                    return False  # the protocol's only answer to an unknown name: hang up
+                self.base, self.size = found
                 tail = b"" if self.no_zeroes else bytes(124)
-                self.sock.sendall(struct.pack(">QH", self.export.size, self.export.flags) + tail)
+                self.sock.sendall(struct.pack(">QH", self.size, self.export.flags) + tail)
                 return True
             if option == OPT_ABORT:
                 self._option_reply(option, REP_ACK)
@@ -184,8 +221,13 @@ class Connection:
                 (name_length,) = struct.unpack(">I", data[:4])
                 (count,) = struct.unpack(">H", data[4 + name_length : 6 + name_length])
                 requests = struct.unpack(f">{count}H", data[6 + name_length : 6 + name_length + 2 * count])
+                found = self.export.lookup(data[4 : 4 + name_length])
+                if found is None:
+                    self._option_reply(option, REP_ERR_UNKNOWN)
+                    continue
+                base, size = found
                 self._option_reply(
-                    option, REP_INFO, struct.pack(">HQH", INFO_EXPORT, self.export.size, self.export.flags)
+                    option, REP_INFO, struct.pack(">HQH", INFO_EXPORT, size, self.export.flags)
                 )
                 if INFO_BLOCK_SIZE in requests:
                     self._option_reply(
@@ -193,6 +235,7 @@ class Connection:
                     )
                 self._option_reply(option, REP_ACK)
                 if option == OPT_GO:
+                    self.base, self.size = base, size
                     return True
             else:  # STARTTLS, STRUCTURED_REPLY, meta contexts, ...: simple replies only
                 self._option_reply(option, REP_ERR_UNSUP)
@@ -219,21 +262,11 @@ class Connection:
                 payload = _read_exact(stream, length)
             if command == CMD_DISC:
                 return
-            op = _OPS.get(command)
-            if op is None:
-                self.reply(handle, EINVAL)
-                continue
-            delay, error = export.control.current().decide(op)
-            if delay > 0:
-                deadline = time.monotonic() + delay
-                with self.idle:
-                    self.pending += 1
-                export.pool.submit(self._delayed, deadline, request, payload, error)
-            else:
-                self.execute(request, payload, error)
+            export.handle(self, request, payload)
 
-    def _delayed(self, deadline: float, request: Request, payload: bytes, error: int) -> None:
+    def delayed(self, deadline: float, request: Request, payload: bytes, error: int) -> None:
         try:
+            assert isinstance(self.export, Export)
             self.export.sleeper.sleep_until(deadline)
             self.execute(request, payload, error)
         except OSError:
@@ -246,6 +279,7 @@ class Connection:
     def execute(self, request: Request, payload: bytes, error: int) -> None:
         flags, command, handle, offset, length = request
         export = self.export
+        assert isinstance(export, Export)
         if error:
             self.reply(handle, error)
             return
@@ -301,7 +335,7 @@ class Connection:
                 self.sock.close()
 
 
-def serve(listener: socket.socket, export: Export) -> None:
+def serve(listener: socket.socket, export: Served) -> None:
     while True:
         sock, _ = listener.accept()
         if sock.family != getattr(socket, "AF_UNIX", None):

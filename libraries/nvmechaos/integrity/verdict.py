@@ -13,7 +13,7 @@ from pathlib import Path
 
 import paramiko  # type: ignore[import-untyped]
 
-from nvmechaos.integrity.drive import PowerLossDrive
+from nvmechaos.drive import EmulatedDrive
 from nvmechaos.integrity.oracle import IntegrityError, IntegrityReport, flip_bytes, verify, verify_image
 from nvmechaos.integrity.writer import GuestWriter, SshTarget, connect
 from nvmechaos.units import ArgumentError, at_least, converted_flag
@@ -21,7 +21,7 @@ from nvmechaos.units import ArgumentError, at_least, converted_flag
 
 def verify_writer(
     writer: GuestWriter,
-    drive: PowerLossDrive | None = None,
+    drive: EmulatedDrive | None = None,
     plp: bool | None = None,
     image: str | None = None,
     vm: SshTarget | None = None,
@@ -57,7 +57,7 @@ def verify_writer(
 
 
 def damage_flushed_block(
-    drive: PowerLossDrive, writer: GuestWriter, *, block: int | None, offset: int, count: int, pick: int
+    drive: EmulatedDrive, writer: GuestWriter, *, block: int | None, offset: int, count: int, pick: int
 ) -> int:
     """Invert ``count`` bytes at ``offset`` of a block in ``drive``'s image that ``writer``'s journal
     shows as durable: ``block``, or else the ``pick``-th (from 0) durable one; return its number.

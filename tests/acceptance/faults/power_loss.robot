@@ -102,9 +102,10 @@ Drive Errors Are One Clear Line Before Anything Starts
     [Documentation]    A path where no image can be created used to raise a raw FileNotFoundError.
     Run Keyword And Expect Error    drive bad: cannot create image '/proc/x/disk.img': folder '/proc/x' does not exist
     ...    Start Power Loss Drive    backing=/proc/x/disk.img    name=bad
-    Run Keyword And Expect Error    drive bad: image '${OUTPUT DIR}' is not a file or block device
+    Run Keyword And Expect Error    drive bad: image '${OUTPUT DIR}' is not a regular file
     ...    Start Power Loss Drive    backing=${OUTPUT DIR}    name=bad
-    Run Keyword And Expect Error    plp 'maybe' is not true or false
+    Run Keyword And Expect Error
+    ...    ValueError: Argument 'plp' got value 'maybe' that cannot be converted to bool or None.
     ...    Start Power Loss Drive    plp=maybe
     Run Keyword And Expect Error    drive size 'none at all' is not a size (use bytes or e.g. 64M, 1G, 1GiB)
     ...    Start Power Loss Drive    size=none at all    name=bad
