@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 from nvmechaos.analysis.impact import FaultImpact
@@ -151,3 +151,11 @@ def impact_table_html(impacts: Sequence[FaultImpact], origin: str) -> str:
         "<th>observed after s</th></tr>"
         f"{rows}</table>"
     )
+
+
+def key_value_table_html(title: str, values: Mapping[str, object]) -> str:
+    """A two-column table (key, value) under ``title``: a drive's health or personality."""
+    rows = "".join(
+        f"<tr><td>{escape(str(key))}</td><td>{escape(str(value))}</td></tr>" for key, value in values.items()
+    )
+    return f"<b>{escape(title)}</b>" + _TABLE.format(head="<th>key</th><th>value</th>", rows=rows)

@@ -31,7 +31,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from nvmechaos.drive.model import describe_warning
 from nvmechaos.drive.personality import Personality, load_personality
 from nvmechaos.drive.server import EVENTS, HEALTH, PERSONALITY
 from nvmechaos.errors import NvmeChaosError
@@ -331,10 +330,6 @@ class EmulatedDrive:
 
     def _last_log_line(self) -> str:
         return last_log_lines(self.log_file, skip_prefix="--- start")
-
-
-def warning_text(bits: int) -> str:
-    return f"0x{bits:02x} ({describe_warning(bits)})"
 
 
 def check_backing(size: int, backing: Path | None, name: str) -> None:

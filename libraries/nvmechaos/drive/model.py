@@ -40,11 +40,11 @@ import math
 import random
 from array import array
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from nvmechaos.drive.personality import Personality
+from nvmechaos.verdicts.health import describe_warning
 
 # The operations of a request (the NBD server maps its commands onto these).
 READ = "read"
@@ -73,12 +73,6 @@ WARN_SPARE = 1 << 0
 WARN_TEMPERATURE = 1 << 1
 WARN_RELIABILITY = 1 << 2
 WARN_READ_ONLY = 1 << 3
-WARNING_NAMES = {
-    WARN_SPARE: "available spare below threshold",
-    WARN_TEMPERATURE: "temperature above critical",
-    WARN_RELIABILITY: "reliability degraded (rated endurance used up)",
-    WARN_READ_ONLY: "read-only (no spare left)",
-}
 
 _FREE, _OPEN, _CLOSED, _RETIRED = 0, 1, 2, 3
 _UPDATE_EVERY = 0.05
@@ -534,11 +528,3 @@ class DriveModel:
 def data_units(nbytes: int) -> int:
     """NVMe data units (thousands of 512-byte units, rounded up), as SMART counts bytes."""
     return -(-nbytes // 512_000)
-
-
-def describe_warning(bits: int) -> str:
-    """The critical warning bits in words (``0`` → ``none``)."""
-    return ", ".join(text for bit, text in WARNING_NAMES.items() if bits & bit) or "none"
-
-
-Clock = Callable[[], float]

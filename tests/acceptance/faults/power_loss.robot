@@ -104,8 +104,7 @@ Drive Errors Are One Clear Line Before Anything Starts
     ...    Start Power Loss Drive    backing=/proc/x/disk.img    name=bad
     Run Keyword And Expect Error    drive bad: image '${OUTPUT DIR}' is not a regular file
     ...    Start Power Loss Drive    backing=${OUTPUT DIR}    name=bad
-    Run Keyword And Expect Error
-    ...    ValueError: Argument 'plp' got value 'maybe' that cannot be converted to bool or None.
+    Run Keyword And Expect Error    plp 'maybe' is not true or false
     ...    Start Power Loss Drive    plp=maybe
     Run Keyword And Expect Error    drive size 'none at all' is not a size (use bytes or e.g. 64M, 1G, 1GiB)
     ...    Start Power Loss Drive    size=none at all    name=bad

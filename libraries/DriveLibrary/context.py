@@ -1,0 +1,43 @@
+"""What the DriveLibrary keywords share: the drives the library owns, and the check of a handle."""
+
+from __future__ import annotations
+
+from nvmechaos.drive import EmulatedDrive
+from nvmechaos.units import require
+from nvmechaos_robot import OWNER, KeywordContext
+
+#: The name the library owns its drives under (see nvmechaos_robot.OWNER).
+LIBRARY = "DriveLibrary"
+DRIVE = "an emulated drive (use the handle `Start Emulated Drive` returned)"
+
+
+class DriveContext(KeywordContext):
+    """The running test or suite, and a counter for drive names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counter = 0
+
+    def own_drive(self, drive: EmulatedDrive) -> None:
+        """Stop ``drive`` (and remove its private folder) when the running test or suite ends."""
+        # A drive serves its VMs' disks until its test ends by design: no news when it still runs.
+        OWNER.own(
+            drive,
+            name=f"drive {drive.name}",
+            library=LIBRARY,
+            scope=self.scope,
+            stop=drive.close,
+            running=lambda: False,
+        )
+
+
+class DriveKeywords:
+    """A component of the library: keywords sharing its :class:`DriveContext`."""
+
+    def __init__(self, context: DriveContext) -> None:
+        self.ctx = context
+
+
+def as_drive(value: object) -> EmulatedDrive:
+    """``value`` when it is a drive; else ``'x' is not an emulated drive (...)``."""
+    return require(value, EmulatedDrive, "", DRIVE)
