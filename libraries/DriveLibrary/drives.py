@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +10,13 @@ from robot.api import logger
 from robot.api.deco import keyword
 
 from DriveLibrary.context import DriveContext, DriveKeywords, as_drive
+from nvmechaos.analysis.series import run_series
+from nvmechaos.analysis.steady import write_cliff
 from nvmechaos.drive import EmulatedDrive, start_emulated_drive
+from nvmechaos.fio.model import FioResult
 from nvmechaos.report import key_value_table_html
 from nvmechaos.timeline import Event
-from nvmechaos.units import parse_size
+from nvmechaos.units import parse_size, require
 from nvmechaos.verdicts.health import health_problems
 from nvmechaos_robot import fail, safe_name
 
@@ -164,3 +168,43 @@ class DriveKeywordsComponent(DriveKeywords):
         handle = as_drive(drive)
         handle.stop()
         logger.info(f"Drive {handle.name} stopped")
+
+    @keyword
+    def write_cliff_should_be_seen(
+        self,
+        result: FioResult,
+        min_ratio: float = 3.0,
+        head: timedelta = timedelta(seconds=5),
+        tail: timedelta = timedelta(seconds=10),
+    ) -> dict[str, Any]:
+        """Fail unless a sustained write run fell off a write cliff: its fresh-out-of-box IOPS
+        (mean of the windows in its first ``head``, after fio's start-up window) are at least
+        ``min_ratio`` times its steady IOPS (mean of the windows in its last ``tail``). Return
+        ``fob_iops``, ``steady_iops``, ``ratio`` and ``cliff_at_s`` (when IOPS first fell below the
+        midpoint; None if never).
+
+        A drive with enough over-provisioning and program bandwidth for the workload shows no
+        cliff, and the keyword fails naming both figures.
+
+        Example:
+        | ${result} =    Run Fio Job On VM    ${vm}    drive/random_writes    runtime=45
+        | ${cliff} =    Write Cliff Should Be Seen    ${result}    min_ratio=2
+        """
+        run = require(result, FioResult, "result", "a fio result (use what Run Fio Job returned)")
+        total = run_series(run).total
+        cliff = write_cliff(total, head.total_seconds(), tail.total_seconds())
+        figures = {
+            "fob_iops": round(cliff.fob_iops, 1),
+            "steady_iops": round(cliff.steady_iops, 1),
+            "ratio": round(cliff.ratio, 2),
+            "cliff_at_s": cliff.cliff_at_s,
+        }
+        self.ctx.html(key_value_table_html("Write cliff", figures))
+        if cliff.ratio < min_ratio:
+            fail(
+                f"no write cliff: fresh-out-of-box {cliff.fob_iops:,.0f} IOPS (s {cliff.fob_window[0]:.0f}-"
+                f"{cliff.fob_window[1]:.0f}) vs steady {cliff.steady_iops:,.0f} IOPS (s "
+                f"{cliff.steady_window[0]:.0f}-{cliff.steady_window[1]:.0f}): ratio {cliff.ratio:.2f} is "
+                f"below {min_ratio:g}"
+            )
+        return figures

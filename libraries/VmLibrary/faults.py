@@ -23,6 +23,7 @@ from nvmechaos.vm.faults import (
     get_throttle,
     hot_plug,
     hot_unplug,
+    set_critical_warning,
     set_throttle,
     throttle,
 )
@@ -145,6 +146,25 @@ class FaultKeywords:
         | Should Be Equal As Integers    ${limits}[nvme0n1][iops-total]    200
         """
         return get_throttle(as_vm(vm), device)
+
+    @keyword("Set SMART Critical Warning")
+    def set_smart_critical_warning(self, vm: Vm, device: str, bits: int) -> None:
+        """Raise the SMART critical warning ``bits`` on the NVMe controller ``device`` of ``vm``
+        (``0`` clears it), through QEMU's ``smart_critical_warning`` property.
+
+        Bits (NVMe SMART / Health log): 1 available spare low, 2 temperature, 4 reliability
+        degraded, 8 read-only, 16 volatile memory backup failed. The guest sees the value in
+        ``nvme smart-log`` and gets an asynchronous event. A controller whose namespace is on an
+        emulated drive (DriveLibrary) follows that drive's warning by itself. Recorded on the VM's
+        fault timeline (kind ``smart_warning``).
+
+        Example:
+        | Set SMART Critical Warning    ${vm}    nvme0    2
+        | Set SMART Critical Warning    ${vm}    nvme0    0
+        """
+        target = as_vm(vm)
+        set_critical_warning(target, device, bits, target.faults)
+        logger.info(f"Critical warning of '{device}' on VM '{target.name}' set to 0x{bits:02x}")
 
     @keyword("Get VM Fault Timeline")
     def get_vm_fault_timeline(self, vm: Vm | None = None) -> list[Event]:

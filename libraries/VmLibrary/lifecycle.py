@@ -14,6 +14,7 @@ from robot.libraries.BuiltIn import BuiltIn
 from nvmechaos.guest import GuestRecipe, build_guest
 from nvmechaos.units import converted_flag
 from nvmechaos.vm import Accel, GuestSpec, Vm, VmSpec, as_vm, launch_vm
+from nvmechaos.vm.faults import follow_drive_warnings
 from nvmechaos.vm.machine import positive_seconds
 from nvmechaos.vm.spec import SimpleLayout, parse_memory, storage_from
 from nvmechaos.vm.ssh import fingerprint
@@ -139,6 +140,9 @@ class LifecycleKeywords:
         )
         self.ctx.own(vm, f"VM '{vm.name}'", vm.close, vm.is_running)
         self._log_launch(vm)
+        links = follow_drive_warnings(vm, vm.faults)
+        if links:
+            logger.info(f"Critical warnings follow the emulated drives: {'; '.join(links)}")
         if wait:
             self._wait_ready(vm, ready_timeout, check_fio)
         return vm

@@ -154,6 +154,24 @@ def test_windows_from_mixed_events() -> None:
     assert fault_windows(events, origin=100.0)[-1] == (9.0, 10.0, "EIO 100 % read")
 
 
+def test_drive_states_are_spans_ended_by_end_or_by_the_drive_stopping() -> None:
+    events = [
+        event("power", "start", 100.0, "d1"),
+        event("buffer_full", "begin", 101.0, "d1"),
+        event("gc", "begin", 102.0, "d1"),
+        event("buffer_full", "end", 103.0, "d1", duration_s=2.0),
+        event("critical_warning", "begin", 104.0, "d1", critical_warning=2),
+        event("thermal_throttle", "begin", 105.0, "d1"),
+        event("power", "stop", 106.0, "d1"),
+    ]
+    assert fault_windows(events, origin=100.0) == [
+        (1.0, 3.0, "buffer full"),
+        (2.0, 6.0, "GC"),
+        (4.0, 6.0, "critical warning 0x02"),
+        (5.0, 6.0, "thermal throttle"),
+    ]
+
+
 def test_better_than_baseline_counts_as_recovered() -> None:
     iops = series([1000] * 4 + [300] + [1300, 1250, 1280])
     [impact] = analyse(iops, [(4.0, 5.0, "throttle")])

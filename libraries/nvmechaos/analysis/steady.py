@@ -178,3 +178,54 @@ def steady_state(
             return last
     assert last is not None
     return last
+
+
+# --------------------------------------------------------------------------------------------------
+# Write cliff
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WriteCliff:
+    """Fresh-out-of-box against late IOPS of a sustained write run, and where IOPS fell through
+    the midpoint between them (None when they never did)."""
+
+    fob_iops: float
+    steady_iops: float
+    ratio: float
+    cliff_at_s: float | None
+    fob_window: tuple[float, float]
+    steady_window: tuple[float, float]
+
+
+def write_cliff(iops: IntervalSeries, head_s: float, tail_s: float) -> WriteCliff:
+    """Mean IOPS of the windows in the first ``head_s`` seconds (after fio's first window, its
+    start-up) against the windows of the last ``tail_s`` seconds (before fio's last, cut short).
+
+    Raises:
+        AnalysisError: fewer than two windows in either part, or the parts overlap.
+    """
+    times = np.asarray(iops.times_s, dtype=np.float64)[1:-1]
+    values = np.asarray(iops.values, dtype=np.float64)[1:-1]
+    keep = ~np.isnan(values)
+    times, values = times[keep], values[keep]
+    if times.size < 4:
+        raise AnalysisError(f"a write cliff needs at least 4 full IOPS windows, the run has {times.size}")
+    head = times <= times[0] + head_s
+    tail = times > times[-1] - tail_s
+    if head.sum() < 2 or tail.sum() < 2 or np.any(head & tail):
+        raise AnalysisError(
+            f"the run ({times[-1]:.0f} s) is too short for a {head_s:g} s fresh-out-of-box part and a "
+            f"{tail_s:g} s steady part that do not overlap"
+        )
+    fob, steady = float(values[head].mean()), float(values[tail].mean())
+    midpoint = (fob + steady) / 2
+    below = np.nonzero((values < midpoint) & ~head)[0]
+    return WriteCliff(
+        fob_iops=fob,
+        steady_iops=steady,
+        ratio=fob / steady if steady > 0 else math.inf,
+        cliff_at_s=float(times[below[0]]) if below.size and fob > steady else None,
+        fob_window=(float(times[head][0]), float(times[head][-1])),
+        steady_window=(float(times[tail][0]), float(times[tail][-1])),
+    )

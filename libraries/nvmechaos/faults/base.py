@@ -249,6 +249,18 @@ class Injector(ABC):
         threading.Thread(target=expire, name=f"{self.name}-{kind}-timer", daemon=True).start()
 
 
+#: Drive-model states (``begin`` … ``end`` spans on the timeline) and their chart labels.
+DRIVE_SPAN_LABELS = {
+    "gc": "GC",
+    "buffer_full": "buffer full",
+    "thermal_throttle": "thermal throttle",
+    "critical_warning": "critical warning",
+}
+#: Actions that open and close a span: a fault's apply/clear, a drive state's begin/end.
+OPENS = ("apply", "begin")
+CLOSES = ("clear", "end")
+
+
 def describe_params(kind: str, params: Mapping[str, Any]) -> str:
     """A short label of a fault of any source: ``read 100 ms, write 50 ms``, ``EIO 10 % read,write``,
     ``unplug nvme0`` (QMP hot-unplug), ``throttle iops-total 300`` (QMP throttle)."""
@@ -263,6 +275,9 @@ def describe_params(kind: str, params: Mapping[str, Any]) -> str:
     if kind == "throttle":
         limits = ", ".join(f"{key} {value}" for key, value in params.items() if key != "device")
         return f"throttle {limits}".strip()
+    if kind in DRIVE_SPAN_LABELS:
+        bits = params.get("critical_warning")
+        return DRIVE_SPAN_LABELS[kind] + (f" 0x{int(bits):02x}" if bits else "")
     return kind
 
 
@@ -274,14 +289,15 @@ def fault_windows(
 ) -> list[tuple[float, float, str]]:
     """The spans during which faults were active, as ``(start, end, label)`` in seconds from
     ``origin`` on ``clock`` (``monotonic`` or ``wall``): what a chart shades and an impact verdict
-    compares against. Events of any source count: NBD injectors (``latency``, ``errors``) and QMP
+    compares against. Events of any source count: NBD injectors (``latency``, ``errors``), QMP
     faults (``hotplug``: device_del until the namespace is usable again; ``throttle``: set until
-    cleared).
+    cleared) and emulated drives' states (``gc``, ``buffer_full``, ``thermal_throttle``,
+    ``critical_warning``: ``begin`` until ``end``).
 
-    A span opens at an ``apply`` and ends at the ``clear`` of its kind, at the next ``apply`` of the
-    same kind and source (which replaced it), or when its source stopped or died; other actions
-    (a latency compensation, a hot-plug's device_add) change no span. One still open ends at
-    ``until`` (absolute, on the same clock), or is left out without it.
+    A span opens at an ``apply`` (``begin``) and ends at the ``clear`` (``end``) of its kind, at
+    the next opening of the same kind and source (which replaced it), or when its source stopped or
+    died; other actions (a latency compensation, a hot-plug's device_add) change no span. One still
+    open ends at ``until`` (absolute, on the same clock), or is left out without it.
 
     Raises:
         ValueError: ``clock`` is neither ``monotonic`` nor ``wall``.
@@ -305,11 +321,11 @@ def fault_windows(
                 close(other, at)
         elif event.kind == "injector":
             continue
-        elif event.action == "apply":
+        elif event.action in OPENS:
             if key in open_spans:
                 close(key, at)
             open_spans[key] = (at, describe_params(event.kind, event.params))
-        elif event.action == "clear" and key in open_spans:
+        elif event.action in CLOSES and key in open_spans:
             close(key, at)
     if until is not None:
         for key in list(open_spans):

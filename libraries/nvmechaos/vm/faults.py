@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from nvmechaos.drive.handle import drive_serving
 from nvmechaos.faults.base import FaultError
 from nvmechaos.timeline import Channel, Event
 from nvmechaos.vm.devices import ControllerHandle, NamespaceHandle
@@ -435,3 +436,46 @@ __all__ = [
     "throttle",
     "throttle_names",
 ]
+
+
+def set_critical_warning(vm: Vm, device: str, bits: int, log: Channel) -> None:
+    """Raise (``bits`` > 0) or clear (0) the SMART critical warning of controller ``device``: QEMU's
+    ``smart_critical_warning`` property (bit 0 spare, 1 temperature, 2 reliability, 3 read-only,
+    4 volatile backup); the guest sees it in ``nvme smart-log`` and gets an asynchronous event.
+
+    Raises:
+        HotplugError: no such controller.
+        VmError: bits outside 0..255, or QEMU refused the value.
+    """
+    controller(vm, device)
+    if not 0 <= bits <= 0xFF:
+        raise VmError(f"critical warning {bits} of '{device}' is not a byte (0..255)")
+    try:
+        vm.execute(
+            "qom-set",
+            {"path": f"/machine/peripheral/{device}", "property": "smart_critical_warning", "value": bits},
+        )
+    except VmError as error:
+        raise VmError(f"cannot set the critical warning of '{device}' on VM '{vm.name}': {error}") from None
+    log.record("smart_warning", "set" if bits else "clear", {"device": device, "critical_warning": bits})
+
+
+def follow_drive_warnings(vm: Vm, log: Channel) -> list[str]:
+    """Link every controller of ``vm`` with a namespace on an emulated drive (``nbd=${drive.uri}``)
+    to that drive: when the drive raises or clears its critical warning, the controller does too.
+    Returns ``controller <- drive`` for each link."""
+    links = []
+    for handle in vm.controllers:
+        for ns in handle.namespaces:
+            drive = drive_serving(ns.nbd) if ns.nbd else None
+            if drive is None:
+                continue
+
+            def forward(bits: int, device: str = handle.id) -> None:
+                if vm.is_running():
+                    set_critical_warning(vm, device, bits, log)
+
+            drive.on_critical_warning(forward)
+            links.append(f"{handle.id} <- drive {drive.name}")
+            break
+    return links
