@@ -10,6 +10,8 @@ from robot.api import logger
 from robot.api.deco import keyword
 
 from DriveLibrary.context import DriveContext, DriveKeywords, as_drive
+from nvmechaos.analysis.charts import png_data_uri, render_timeline_png
+from nvmechaos.analysis.impact import fio_origin, windows_during_run
 from nvmechaos.analysis.series import run_series
 from nvmechaos.analysis.steady import write_cliff
 from nvmechaos.drive import EmulatedDrive, start_emulated_drive
@@ -17,7 +19,7 @@ from nvmechaos.fio.model import FioResult
 from nvmechaos.report import key_value_table_html
 from nvmechaos.timeline import Event
 from nvmechaos.units import parse_size, require
-from nvmechaos.verdicts.health import health_problems
+from nvmechaos.verdicts.health import health_delta, health_problems
 from nvmechaos_robot import fail, safe_name
 
 
@@ -154,6 +156,76 @@ class DriveKeywordsComponent(DriveKeywords):
         ]
         self.ctx.log_timeline(events)
         return events
+
+    @keyword
+    def log_drive_states_chart(
+        self, result: FioResult, drive: EmulatedDrive
+    ) -> list[tuple[float, float, str]]:
+        """Log a chart of the fio run's IOPS and latency over time with the drive's states shaded
+        (GC, buffer full, thermal throttle, critical warning) and return those spans as
+        ``(start_s, end_s, label)`` in seconds from fio's start.
+
+        fio's start must be known on the host clock: a host run with ``log_unix_epoch=1`` (the
+        nbd jobs have it) or a VM run started with ``Start Timed Fio Job On VM``. ChaosLibrary's
+        `Get Fault Impact` shades the same spans and also measures their impact against a
+        baseline before them.
+
+        Example:
+        | ${result} =    Run Fio Job    drive/nbd_random_writes    uri=${drive.uri}
+        | ${spans} =    Log Drive States Chart    ${result}    ${drive}
+        """
+        run = require(result, FioResult, "result", "a fio result (use what Run Fio Job returned)")
+        handle = as_drive(drive)
+        handle.sync_events()
+        start, _ = fio_origin(run)
+        series = run_series(run)
+        events = [e for e in self.ctx.timeline.events if e.source == handle.name]
+        windows = windows_during_run(events, start, series.total)
+        png = render_timeline_png(
+            series.iops,
+            series.latency,
+            fault_windows=windows,
+            title=f"fio on drive {handle.name} ({handle.personality.name}) with its states shaded",
+        )
+        self.ctx.html(f'<img src="{png_data_uri(png)}" alt="IOPS and latency over time with drive states">')
+        return windows
+
+    @keyword
+    def drive_event_should_have_happened(self, drive: EmulatedDrive, kind: str) -> list[Event]:
+        """Fail unless the drive recorded an event of ``kind`` (``gc``, ``buffer_full``,
+        ``thermal_throttle``, ``critical_warning``, ``power``); return those events.
+
+        Example:
+        | Drive Event Should Have Happened    ${drive}    gc
+        """
+        events = self.get_drive_events(drive, kind)
+        if not events:
+            handle = as_drive(drive)
+            seen = sorted({e.kind for e in self.ctx.timeline.events if e.source == handle.name})
+            fail(f"drive {handle.name} recorded no '{kind}' event (it recorded: {', '.join(seen) or 'none'})")
+        return events
+
+    @keyword
+    def drive_wear_should_have_grown(self, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+        """Fail unless the health ``after`` shows more wear than ``before`` (both from
+        `Get Drive Health`): ``percent_used`` and ``data_units_written`` grew. Return the change of
+        every number in the health (after - before), also logged as a table.
+
+        Example:
+        | ${before} =    Get Drive Health    ${drive}
+        | Run Fio Job On VM    ${vm}    drive/random_writes
+        | ${after} =    Get Drive Health    ${drive}
+        | ${delta} =    Drive Wear Should Have Grown    ${before}    ${after}
+        """
+        delta = health_delta(before, after)
+        self.ctx.html(key_value_table_html("Health change", delta))
+        flat = [key for key in ("percent_used", "data_units_written") if delta.get(key, 0) <= 0]
+        if flat:
+            fail(
+                "drive wear did not grow: "
+                + "; ".join(f"{key} {before.get(key)} -> {after.get(key)}" for key in flat)
+            )
+        return delta
 
     @keyword
     def stop_emulated_drive(self, drive: EmulatedDrive) -> None:

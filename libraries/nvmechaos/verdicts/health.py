@@ -50,3 +50,15 @@ def health_problems(
     if max_temperature_c is not None and celsius is not None and celsius > max_temperature_c:
         problems.append(f"temperature {celsius} °C > {max_temperature_c:g} °C")
     return problems
+
+
+def health_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, float]:
+    """``after - before`` for every number the two health views share (flags left out)."""
+    return {
+        key: round(after[key] - value, 3)
+        for key, value in before.items()
+        if key in after
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and isinstance(after[key], int | float)
+    }
