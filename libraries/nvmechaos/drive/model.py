@@ -18,8 +18,9 @@ itself is not here: the server stores every byte (:mod:`nvmechaos.drive.store`).
 - **Flash translation.** Page-level mapping; host and GC writes share one write frontier. When
   fewer than ``gc_reserve_blocks`` superblocks are free, greedy garbage collection takes the closed
   superblock with the fewest valid pages, moves them (a read and a program each, on the dies) and
-  erases it on every die. TRIM and write-zeroes unmap pages. Write amplification = NAND pages
-  programmed / host pages written.
+  erases it on every die. TRIM and write-zeroes unmap pages; superblocks they leave empty are
+  erased in the background at once. Write amplification = NAND pages programmed / host pages
+  written.
 - **Wear.** Erase counts per superblock against ``endurance`` give ``percent_used``; superblocks at
   their rated endurance retire, which eats the spare (``avail_spare``) and, when none is left, makes
   the drive read-only. From ``media_errors_from`` of its life a page read fails with a probability
@@ -210,12 +211,12 @@ class DriveModel:
             if self.read_only:
                 return now + self.p.buffer_latency, EPERM
             if op == ZERO:
-                self._unmap(offset, length)
+                self._unmap(offset, length, now)
                 self.counters["host_write_commands"] += 1
                 return now + self.p.buffer_latency, 0
             return self._write(offset, length, fua, now), 0
         if op == TRIM:
-            self._unmap(offset, length)
+            self._unmap(offset, length, now)
             return now + self.p.buffer_latency, 0
         if op == FLUSH:
             self.counters["flushes"] += 1
@@ -308,7 +309,7 @@ class DriveModel:
             self.valid[old // self.sb_pages] -= 1
             self.l2p[lpn] = -1
 
-    def _unmap(self, offset: int, length: int) -> None:
+    def _unmap(self, offset: int, length: int, now: float) -> None:
         first = -(-offset // self.page)  # only whole pages are unmapped
         last = (offset + length) // self.page
         for lpn in range(first, min(last, len(self.l2p))):
@@ -316,6 +317,11 @@ class DriveModel:
                 self._invalidate(lpn)
                 self.counters["trimmed_pages"] += 1
             self.program_done[lpn] = 0.0
+        # Superblocks left without a valid page are erased in the background (the dies' time is
+        # taken from now on), as drives do after a TRIM: they are free again without a GC move.
+        for superblock in [sb for sb in self.closed if self.valid[sb] == 0]:
+            self.closed.discard(superblock)
+            self._erase(superblock, now)
 
     # ---- flash translation ----------------------------------------------------------------------
     def _allocate(self, now: float) -> int:
