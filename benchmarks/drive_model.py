@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
 from _nbdbench import load_average, read_stats, run_fio
 from nvmechaos.analysis.impact import fio_origin
 from nvmechaos.analysis.series import run_series
@@ -83,6 +84,10 @@ def qemu_img_mean_us(uri: str, count: int = 15000) -> float:
     return float(match.group(1)) / count * 1e6
 
 
+def _yes(error: float) -> str:
+    return "yes" if abs(error) <= 0.05 else "NO"
+
+
 def latency_fidelity(work: Path, rounds: int) -> bool:
     print("\n## 1. Latency fidelity: QD1 4k random reads, idle drive (rounds interleaved, medians)")
     configured = [0.1, 0.2, 0.5, 1.0]  # ms
@@ -103,7 +108,8 @@ def latency_fidelity(work: Path, rounds: int) -> bool:
             d.close()
     fio_base, qemu_base = statistics.median(fio_us["transport"]), statistics.median(qemu_us["transport"])
     print(
-        f"transport's own mean (1 us personality): fio clat {fio_base:.1f} us, qemu-img bench {qemu_base:.1f} us"
+        f"transport's own mean (1 us personality): fio clat {fio_base:.1f} us, "
+        f"qemu-img bench {qemu_base:.1f} us"
     )
     print(
         "| configured (us) | fio: mean less transport (us) | error | within ±5 % | qemu-img bench: mean less "
@@ -118,8 +124,8 @@ def latency_fidelity(work: Path, rounds: int) -> bool:
         fio_error, qemu_error = (fio_added - want) / want, (qemu_added - want) / want
         ok &= abs(fio_error) <= 0.05
         print(
-            f"| {want:.0f} | {fio_added:.1f} | {fio_error:+.1%} | {'yes' if abs(fio_error) <= 0.05 else 'NO'} "
-            f"| {qemu_added:.1f} | {qemu_error:+.1%} | {'yes' if abs(qemu_error) <= 0.05 else 'NO'} |"
+            f"| {want:.0f} | {fio_added:.1f} | {fio_error:+.1%} | {_yes(fio_error)} "
+            f"| {qemu_added:.1f} | {qemu_error:+.1%} | {_yes(qemu_error)} |"
         )
     return ok
 
@@ -143,8 +149,8 @@ def parallelism(work: Path) -> bool:
         slow.close()
         fast.close()
     print(
-        "| QD | model min(QD, 8) x 1000 | sequential (IOPS) | error | random (IOPS) | occupancy 8(1-(7/8)^QD) x 1000 "
-        "| transport ceiling, 1 us (IOPS) | limit |"
+        "| QD | model min(QD, 8) x 1000 | sequential (IOPS) | error | random (IOPS) "
+        "| occupancy 8(1-(7/8)^QD) x 1000 | transport ceiling, 1 us (IOPS) | limit |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---|")
     ok = True
@@ -157,7 +163,8 @@ def parallelism(work: Path) -> bool:
             ok &= abs(error) <= 0.15
         limit = "transport" if transport_bound else "model"
         print(
-            f"| {qd} | {expected:,.0f} | {seq:,.0f} | {error:+.1%} | {rnd:,.0f} | {occupancy:,.0f} | {ceiling:,.0f} | {limit} |"
+            f"| {qd} | {expected:,.0f} | {seq:,.0f} | {error:+.1%} | {rnd:,.0f} | {occupancy:,.0f} "
+            f"| {ceiling:,.0f} | {limit} |"
         )
     return ok
 
@@ -294,8 +301,8 @@ def heat(work: Path) -> bool:
     dipped = times[(times > on - 3) & (iops < 0.75 * base)]
     dip = float(dipped[0]) if dipped.size else math.nan
     print(
-        f"predicted throttle at {predicted:.1f} s of full load ({p.thermal_time_constant:g} s x ln(rise / (rise - "
-        f"(throttle_at - ambient)))); throttle-on event at {on:.2f} s after fio's start"
+        f"predicted throttle at {predicted:.1f} s of full load ({p.thermal_time_constant:g} s x "
+        f"ln(rise / (rise - (throttle_at - ambient)))); throttle-on event at {on:.2f} s after fio's start"
     )
     print(
         f"IOPS before: {base:,.0f} (median of 250 ms windows); first window below 75 % ends at {dip:.2f} s "
