@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from nvmechaos.drive.personality import Personality, load_personality
-from nvmechaos.drive.server import EVENTS, HEALTH, PERSONALITY
+from nvmechaos.drive.statefiles import EVENTS, HEALTH, PERSONALITY
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.files import cannot_create, last_log_lines
 from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn, wait_for_ready_file

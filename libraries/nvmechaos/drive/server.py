@@ -41,6 +41,7 @@ from typing import Any
 
 from nvmechaos.drive.model import FLUSH, READ, TRIM, WRITE, ZERO, DriveModel, Geometry
 from nvmechaos.drive.personality import Personality, check
+from nvmechaos.drive.statefiles import EVENTS, HEALTH, STATE
 from nvmechaos.drive.store import Store
 from nvmechaos.faults import nbdserver
 from nvmechaos.faults.nbdserver import (
@@ -52,12 +53,7 @@ from nvmechaos.faults.nbdserver import (
     CMD_WRITE_ZEROES,
     EINVAL,
     EIO,
-    TFLAG_CAN_MULTI_CONN,
-    TFLAG_HAS_FLAGS,
-    TFLAG_SEND_FLUSH,
-    TFLAG_SEND_FUA,
-    TFLAG_SEND_TRIM,
-    TFLAG_SEND_WRITE_ZEROES,
+    SERVED_FLAGS,
     Connection,
     Request,
 )
@@ -65,10 +61,6 @@ from nvmechaos.faults.nbdserver import (
 #: Completions due within this many seconds are answered at once: a thread hand-off costs more.
 INLINE = 40e-6
 _OPS = {CMD_READ: READ, CMD_WRITE: WRITE, CMD_FLUSH: FLUSH, CMD_TRIM: TRIM, CMD_WRITE_ZEROES: ZERO}
-EVENTS = "events.jsonl"
-HEALTH = "health.json"
-STATE = "state.pickle"
-PERSONALITY = "personality.json"
 
 
 def _tight_timer_slack() -> None:
@@ -128,14 +120,7 @@ class DriveExport:
 
     def __init__(self, path: Path, personality: Personality, state_dir: Path, namespaces: int = 0) -> None:
         self.size = personality.size
-        self.flags = (
-            TFLAG_HAS_FLAGS
-            | TFLAG_SEND_FLUSH
-            | TFLAG_SEND_FUA
-            | TFLAG_SEND_TRIM
-            | TFLAG_SEND_WRITE_ZEROES
-            | TFLAG_CAN_MULTI_CONN
-        )
+        self.flags = SERVED_FLAGS
         self.personality = personality
         self.store = Store(path, self.size, personality)
         now = time.monotonic()

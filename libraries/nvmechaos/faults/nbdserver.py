@@ -64,6 +64,16 @@ TFLAG_SEND_TRIM = 32
 TFLAG_SEND_WRITE_ZEROES = 64
 TFLAG_CAN_MULTI_CONN = 256
 
+#: What every export we serve offers: flush, FUA, trim, write-zeroes, several connections.
+SERVED_FLAGS = (
+    TFLAG_HAS_FLAGS
+    | TFLAG_SEND_FLUSH
+    | TFLAG_SEND_FUA
+    | TFLAG_SEND_TRIM
+    | TFLAG_SEND_WRITE_ZEROES
+    | TFLAG_CAN_MULTI_CONN
+)
+
 CMD_READ = 0
 CMD_WRITE = 1
 CMD_DISC = 2
@@ -124,15 +134,7 @@ class Export:
         self.control = ControlReader(control)
         self.sleeper = Sleeper()
         self.pool = ThreadPoolExecutor(max_workers=128, thread_name_prefix="nbd-delay")
-        self.flags = (
-            TFLAG_HAS_FLAGS
-            | TFLAG_SEND_FLUSH
-            | TFLAG_SEND_FUA
-            | TFLAG_SEND_TRIM
-            | TFLAG_SEND_WRITE_ZEROES
-            | TFLAG_CAN_MULTI_CONN
-            | (TFLAG_READ_ONLY if readonly else 0)
-        )
+        self.flags = SERVED_FLAGS | (TFLAG_READ_ONLY if readonly else 0)
 
     def pread(self, length: int, offset: int) -> bytes:
         if hasattr(os, "pread"):

@@ -10,7 +10,7 @@ Test Tags        readme
 
 *** Test Cases ***
 Every Robot Example Has A Test
-    README Should Have Robot Examples    2
+    README Should Have Robot Examples    3
 
 Writing A Suite Example Runs As Written
     README Robot Example Should Pass    1    Mixed Workload Meets The Default Profile
@@ -18,3 +18,7 @@ Writing A Suite Example Runs As Written
 Emulated Target Example Runs As Written
     [Tags]    vm
     README Robot Example Should Pass    2    Mixed Workload In The Guest
+
+Emulated SSD Example Runs As Written
+    [Tags]    drive_model
+    README Robot Example Should Pass    3    Random Writes Wear A Client QLC Drive
