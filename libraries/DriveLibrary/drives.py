@@ -10,9 +10,9 @@ from robot.api import logger
 from robot.api.deco import keyword
 
 from DriveLibrary.context import DriveContext, DriveKeywords, as_drive
-from nvmechaos.analysis.charts import png_data_uri, render_timeline_png
+from nvmechaos.analysis.charts import png_data_uri, render_panels_png, render_timeline_png
 from nvmechaos.analysis.impact import fio_origin, windows_during_run
-from nvmechaos.analysis.series import run_series
+from nvmechaos.analysis.series import drive_sample_series, run_series
 from nvmechaos.analysis.steady import write_cliff
 from nvmechaos.drive import EmulatedDrive, start_emulated_drive
 from nvmechaos.fio.model import FioResult
@@ -162,8 +162,9 @@ class DriveKeywordsComponent(DriveKeywords):
         self, result: FioResult, drive: EmulatedDrive
     ) -> list[tuple[float, float, str]]:
         """Log a chart of the fio run's IOPS and latency over time with the drive's states shaded
-        (GC, buffer full, thermal throttle, critical warning) and return those spans as
-        ``(start_s, end_s, label)`` in seconds from fio's start.
+        (GC, buffer full, thermal throttle, critical warning), and under it the drive's wear (% of
+        its rated endurance), temperature and free superblocks on the same time axis; return the
+        spans as ``(start_s, end_s, label)`` in seconds from fio's start.
 
         fio's start must be known on the host clock: a host run with ``log_unix_epoch=1`` (the
         nbd jobs have it) or a VM run started with ``Start Timed Fio Job On VM``. ChaosLibrary's
@@ -188,6 +189,19 @@ class DriveKeywordsComponent(DriveKeywords):
             title=f"fio on drive {handle.name} ({handle.personality.name}) with its states shaded",
         )
         self.ctx.html(f'<img src="{png_data_uri(png)}" alt="IOPS and latency over time with drive states">')
+        health = drive_sample_series(handle.samples(), start)
+        png = render_panels_png(
+            [
+                ("wear (% of endurance)", {"wear": health["wear_pct"]}),
+                ("temperature (°C)", {"temperature": health["temperature_c"]}),
+                ("free superblocks (%)", {"free": health["free_blocks_pct"]}),
+            ],
+            fault_windows=windows,
+            title=f"drive {handle.name}: wear, temperature and free blocks on fio's time axis",
+        )
+        self.ctx.html(
+            f'<img src="{png_data_uri(png)}" alt="drive wear, temperature and free blocks over time">'
+        )
         return windows
 
     @keyword

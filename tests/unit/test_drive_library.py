@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from DriveLibrary import DriveLibrary
-from nvmechaos.analysis.series import AnalysisError, IntervalSeries
+from nvmechaos.analysis.charts import render_panels_png
+from nvmechaos.analysis.series import AnalysisError, IntervalSeries, drive_sample_series
 from nvmechaos.analysis.steady import write_cliff
 from nvmechaos.process import REGISTRY
 from nvmechaos.verdicts.health import describe_warning, health_delta, health_problems
@@ -93,3 +94,21 @@ def test_write_cliff_needs_two_parts_that_do_not_overlap() -> None:
         AnalysisError, match=r"too short for a 5 s fresh-out-of-box part and a 5 s steady part"
     ):
         write_cliff(series([1] * 8), 5, 5)
+
+
+def test_drive_samples_become_series_on_fios_time_axis_and_a_chart() -> None:
+    samples = [
+        {"monotonic": 100.0 + t, "wear_pct": 0.1 * t, "temperature_c": 35 + t, "free_blocks_pct": 50 - t}
+        for t in range(5)
+    ]
+    health = drive_sample_series(samples, origin=101.0)
+    assert list(health["wear_pct"].times_s) == [-1.0, 0.0, 1.0, 2.0, 3.0]
+    assert health["temperature_c"].values[-1] == 39 and health["temperature_c"].unit == "°C"
+    png = render_panels_png(
+        [("wear", {"wear": health["wear_pct"]}), ("temperature", {"t": health["temperature_c"]})],
+        fault_windows=[(1.0, 2.5, "GC")],
+    )
+    assert png.startswith(b"\x89PNG")
+    assert drive_sample_series([], 0.0)["wear_pct"].values.size == 0
+    with pytest.raises(ValueError, match="at least one panel"):
+        render_panels_png([])

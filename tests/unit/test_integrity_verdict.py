@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nvmechaos.integrity.drive import PowerAction, PowerLossDrive, backing_drives, power_events
+from nvmechaos.drive import EmulatedDrive, PowerAction, load_personality
+from nvmechaos.integrity.drive import backing_drives, power_events
 from nvmechaos.integrity.oracle import IntegrityError, failure_line, make_block
 from nvmechaos.integrity.verdict import damage_flushed_block, verify_writer
 from nvmechaos.integrity.writer import GuestWriter, WriterSettings
@@ -58,8 +59,10 @@ def finished_writer(tmp_path: Path, *lines: str, blocks: int = 4) -> GuestWriter
     return writer
 
 
-def drive_on(image: Path, plp: bool = False) -> PowerLossDrive:
-    return PowerLossDrive("d", image, plp, image.parent, image.parent / "nbdkit.log")
+def drive_on(image: Path, plp: bool = False, name: str = "d", run_dir: Path | None = None) -> EmulatedDrive:
+    """A drive handle (never started) on ``image``: what the verdicts read is its backing image."""
+    personality = load_personality("client-qlc", {"plp": plp})
+    return EmulatedDrive(name, personality, image, run_dir or image.parent, image.parent / "drive.log")
 
 
 def test_verify_writer_reads_the_drive_and_judges_by_its_profile(tmp_path: Path) -> None:
@@ -142,9 +145,9 @@ class _Vm:
 def test_a_vm_is_cut_with_the_live_drives_under_its_namespaces(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    under = PowerLossDrive("a", tmp_path / "a.raw", False, Path("/run/a"), tmp_path / "a.log")
-    elsewhere = PowerLossDrive("b", tmp_path / "b.raw", False, Path("/run/b"), tmp_path / "b.log")
-    monkeypatch.setattr(PowerLossDrive, "is_alive", lambda self: True)
+    under = drive_on(tmp_path / "a.raw", name="a", run_dir=Path("/run/a"))
+    elsewhere = drive_on(tmp_path / "b.raw", name="b", run_dir=Path("/run/b"))
+    monkeypatch.setattr(EmulatedDrive, "is_alive", lambda self: True)
     assert backing_drives(_Vm(), [under, elsewhere]) == [under]
-    monkeypatch.setattr(PowerLossDrive, "is_alive", lambda self: False)
+    monkeypatch.setattr(EmulatedDrive, "is_alive", lambda self: False)
     assert backing_drives(_Vm(), [under, elsewhere]) == []

@@ -120,6 +120,52 @@ def render_timeline_png(
     return out.getvalue()
 
 
+def render_panels_png(
+    panels: Sequence[tuple[str, Mapping[str, IntervalSeries]]],
+    *,
+    fault_windows: Sequence[FaultWindow] = (),
+    title: str = "",
+    width_px: int = 900,
+    height_px: int = 420,
+    dpi: int = 100,
+) -> bytes:
+    """Draw stacked panels sharing the time axis, each ``(y label, {legend label: series})``, with
+    ``fault_windows`` shaded in all of them, and return the PNG's bytes (e.g. a drive's wear,
+    temperature and free blocks under its fio chart).
+
+    Raises:
+        ValueError: no panel, a bad fault window, or a size that is not positive.
+    """
+    if not panels:
+        raise ValueError("a chart needs at least one panel")
+    if width_px < 1 or height_px < 1 or dpi < 1:
+        raise ValueError(f"chart size must be positive, not {width_px}x{height_px} px at {dpi} dpi")
+    windows = [_check_window(window) for window in fault_windows]
+    figure = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+    FigureCanvasAgg(figure)
+    axes_list = figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    colours = iter(_OTHER_COLOURS * 4)
+    for axes, (ylabel, series_map) in zip(axes_list, panels, strict=True):
+        for label, series in series_map.items():
+            _plot(axes, series, series.values, label, next(colours, "#000000"))
+        if not series_map:
+            axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", va="center", color="grey")
+        axes.set_ylabel(ylabel, fontsize=8)
+        axes.grid(True, alpha=0.3, linewidth=0.6)
+        axes.tick_params(labelsize=8)
+        for start, end, _ in windows:
+            axes.axvspan(start, end, color=_FAULT_COLOUR, alpha=0.15, linewidth=0)
+        if len(series_map) > 1:
+            axes.legend(loc="best", fontsize=7, framealpha=0.7)
+    axes_list[-1].set_xlabel("time (s)", fontsize=9)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout(pad=0.6)
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=dpi, metadata={"Software": None})
+    return out.getvalue()
+
+
 def png_data_uri(png: bytes) -> str:
     """``data:image/png;base64,...`` for an ``<img src>`` in log.html."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")

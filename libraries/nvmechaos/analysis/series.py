@@ -438,3 +438,29 @@ def run_series(result: FioResult, window_s: float | None = None) -> RunSeries:
     if not iops:
         raise AnalysisError("the fio result's IOPS log is empty: the job did no I/O")
     return RunSeries(iops, latency, artifacts.directory)
+
+
+_SAMPLE_UNITS = {"wear_pct": "%", "temperature_c": "°C", "free_blocks_pct": "%", "write_amplification": "x"}
+
+
+def drive_sample_series(samples: Sequence[Mapping[str, float]], origin: float) -> dict[str, IntervalSeries]:
+    """An emulated drive's per-second samples (``monotonic`` plus figures) as one series per
+    figure, in seconds from ``origin`` on the monotonic clock (a fio run's start)."""
+    keys = [key for key in (samples[0] if samples else {}) if key != "monotonic"] or [
+        "wear_pct",
+        "temperature_c",
+        "free_blocks_pct",
+        "write_amplification",
+    ]
+    times = np.asarray([float(sample["monotonic"]) - origin for sample in samples], dtype=np.float64)
+    return {
+        key: IntervalSeries(
+            kind=key,
+            direction="",
+            unit=_SAMPLE_UNITS.get(key, ""),
+            window_ms=1000,
+            times_s=times,
+            values=np.asarray([float(sample.get(key, math.nan)) for sample in samples], dtype=np.float64),
+        )
+        for key in keys
+    }

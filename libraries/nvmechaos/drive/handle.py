@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from nvmechaos.drive.personality import Personality, load_personality
-from nvmechaos.drive.statefiles import EVENTS, HEALTH, PERSONALITY
+from nvmechaos.drive.statefiles import EVENTS, HEALTH, PERSONALITY, SAMPLES
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.files import cannot_create, last_log_lines
 from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn, wait_for_ready_file
@@ -271,6 +271,19 @@ class EmulatedDrive:
             if time.monotonic() > deadline:
                 raise DriveError(f"drive {self.name} wrote no health report within {HEALTH_WAIT:g} s")
             time.sleep(0.02)
+
+    def samples(self) -> list[dict[str, float]]:
+        """Every per-second sample the server wrote (``monotonic``, ``wear_pct``,
+        ``temperature_c``, ``free_blocks_pct``, ``write_amplification``), oldest first."""
+        try:
+            lines = (self.run_dir / SAMPLES).read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+        samples = []
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                samples.append(json.loads(line))
+        return samples
 
     def on_critical_warning(self, listener: WarningListener) -> None:
         """Call ``listener(bits)`` whenever the critical warning changes (from the watcher thread)."""

@@ -467,6 +467,17 @@ class DriveModel:
             bits |= WARN_READ_ONLY
         return bits
 
+    def sample(self, now: float) -> dict[str, float]:
+        """What a chart over time shows: wear (% of rated endurance, unrounded), temperature, free
+        superblocks (%) and write amplification so far."""
+        return {
+            "monotonic": now,
+            "wear_pct": round(100 * sum(self.erases) / len(self.erases) / self.p.endurance, 3),
+            "temperature_c": round(self.temperature, 2),
+            "free_blocks_pct": round(100 * len(self.free) / self.geometry.superblocks, 2),
+            "write_amplification": round(self.write_amplification(), 3),
+        }
+
     def write_amplification(self) -> float:
         host = self.counters["host_pages_written"]
         return self.counters["nand_pages_written"] / host if host else 1.0

@@ -10,6 +10,7 @@ every 100 ms and writes, into the drive's private folder:
 - ``events.jsonl``: one JSON line per drive event (GC, buffer full, thermal throttle, critical
   warning; each ``begin``/``end``) with its monotonic and wall-clock time, as it happens;
 - ``health.json``: the SMART view (:meth:`DriveModel.health`) every 250 ms, replaced atomically;
+- ``samples.jsonl``: wear, temperature, free blocks and write amplification every second;
 - ``state.pickle``: FTL, wear and counters every second and at an orderly stop, so wear and mapping
   survive a power cut (less the last second: the drive's FTL journal) and the next start counts it
   as an unsafe shutdown.
@@ -41,7 +42,7 @@ from typing import Any
 
 from nvmechaos.drive.model import FLUSH, READ, TRIM, WRITE, ZERO, DriveModel, Geometry
 from nvmechaos.drive.personality import Personality, check
-from nvmechaos.drive.statefiles import EVENTS, HEALTH, STATE
+from nvmechaos.drive.statefiles import EVENTS, HEALTH, SAMPLES, STATE
 from nvmechaos.drive.store import Store
 from nvmechaos.faults import nbdserver
 from nvmechaos.faults.nbdserver import (
@@ -178,7 +179,8 @@ class DriveExport:
     # ---- housekeeping ---------------------------------------------------------------------------
     def housekeeping(self) -> None:
         events = open(self.state_dir / EVENTS, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the server
-        last_health = last_state = 0.0
+        samples = open(self.state_dir / SAMPLES, "a", encoding="utf-8")  # noqa: SIM115 - as long as the server
+        last_health = last_state = last_sample = 0.0
         while True:
             time.sleep(0.1)
             with self.lock:
@@ -187,6 +189,11 @@ class DriveExport:
                 self.store.write_back_old(now)
                 taken = self.model.take_events()
                 health = self.health(now) if now - last_health >= 0.25 or taken else None
+                sample = self.model.sample(now) if now - last_sample >= 1.0 else None
+            if sample is not None:
+                samples.write(json.dumps(sample) + "\n")
+                samples.flush()
+                last_sample = now
             offset = time.time() - time.monotonic()
             for at, kind, action, params in taken:
                 line = {

@@ -9,3 +9,5 @@ HEALTH = "health.json"
 STATE = "state.pickle"
 #: The resolved personality the server runs (written by the handle before the start).
 PERSONALITY = "personality.json"
+#: One JSON line of wear, temperature and free blocks every second (for charts over time).
+SAMPLES = "samples.jsonl"
