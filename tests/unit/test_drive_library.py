@@ -82,9 +82,13 @@ def test_write_cliff_compares_the_first_and_last_seconds() -> None:
     # fio's first window (start-up) and last (cut short) are left out
     cliff = write_cliff(series([50] + [4000] * 5 + [2000, 1500] + [1000] * 6 + [10]), head_s=3, tail_s=4)
     assert cliff.fob_iops == 4000 and cliff.steady_iops == 1000 and cliff.ratio == 4
+    assert cliff.fob_window == (2.0, 4.0) and cliff.steady_window == (11.0, 14.0)
     assert cliff.cliff_at_s == 7.0  # the first window below (4000 + 1000) / 2
     flat = write_cliff(series([50] + [3000] * 10 + [10]), head_s=3, tail_s=3)
     assert flat.ratio == 1 and flat.cliff_at_s is None
+    epoch = series([50] + [4000] * 5 + [1000] * 6 + [10])
+    stamped = IntervalSeries("iops", "write", "IOPS", 1000, epoch.times_s + 1.8e9, epoch.values)
+    assert write_cliff(stamped, 3, 4).cliff_at_s == 7.0  # epoch-stamped logs: seconds from fio's start
 
 
 def test_write_cliff_needs_two_parts_that_do_not_overlap() -> None:

@@ -199,24 +199,30 @@ class WriteCliff:
 
 
 def write_cliff(iops: IntervalSeries, head_s: float, tail_s: float) -> WriteCliff:
-    """Mean IOPS of the windows in the first ``head_s`` seconds (after fio's first window, its
-    start-up) against the windows of the last ``tail_s`` seconds (before fio's last, cut short).
+    """Mean IOPS of the windows in the first ``head_s`` seconds after fio's first window (its
+    start-up) against the windows of the last ``tail_s`` seconds before fio's last (cut short).
+    Times are reported in seconds from fio's start, also for logs stamped with epoch time.
 
     Raises:
         AnalysisError: fewer than two windows in either part, or the parts overlap.
     """
-    times = np.asarray(iops.times_s, dtype=np.float64)[1:-1]
+    window_s = iops.window_ms / 1000.0
+    all_times = np.asarray(iops.times_s, dtype=np.float64)
+    if all_times.size == 0:
+        raise AnalysisError("a write cliff needs at least 4 full IOPS windows, the run has 0")
+    relative = all_times - (all_times[0] - window_s)  # the first window ends one window after the start
+    times = relative[1:-1]
     values = np.asarray(iops.values, dtype=np.float64)[1:-1]
     keep = ~np.isnan(values)
     times, values = times[keep], values[keep]
     if times.size < 4:
         raise AnalysisError(f"a write cliff needs at least 4 full IOPS windows, the run has {times.size}")
-    head = times <= times[0] + head_s
+    head = times <= window_s + head_s + 1e-9
     tail = times > times[-1] - tail_s
     if head.sum() < 2 or tail.sum() < 2 or np.any(head & tail):
         raise AnalysisError(
             f"the run ({times[-1]:.0f} s) is too short for a {head_s:g} s fresh-out-of-box part and a "
-            f"{tail_s:g} s steady part that do not overlap"
+            f"{tail_s:g} s steady part that do not overlap (each needs two windows of {window_s:g} s)"
         )
     fob, steady = float(values[head].mean()), float(values[tail].mean())
     midpoint = (fob + steady) / 2

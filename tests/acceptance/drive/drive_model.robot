@@ -14,17 +14,17 @@ Test Tags        drive_model
 
 
 *** Variables ***
-# 16 MiB: the fresh-out-of-box part (about one drive fill) lasts about a second at 4k IOPS, and
-# 20 s of random writes write the drive several times over.
+# 16 MiB: one fill of the free blocks takes about a second at 16 MiB/s; 32 MiB (the cliff test)
+# about two, and 20 s of random writes fill it several times over.
 ${SMALL}    16M
 
 
 *** Test Cases ***
 Client QLC Drive Falls Off Its Write Cliff And Collects Garbage
-    ${drive}    Start Emulated Drive    client-qlc    size=${SMALL}
+    ${drive}    Start Emulated Drive    client-qlc    size=32M
     ${before}    Get Drive Health    ${drive}
     ${result}    Run Fio Job    drive/nbd_random_writes    uri=${drive.uri}    runtime=20
-    Write Cliff Should Be Seen    ${result}    min_ratio=3    head=3s    tail=8s
+    Write Cliff Should Be Seen    ${result}    min_ratio=3    head=2s    tail=5s
     ${after}    Get Drive Health    ${drive}
     Should Be True    ${after}[write_amplification] > 2
     Drive Wear Should Have Grown    ${before}    ${after}
@@ -38,7 +38,7 @@ A Datacenter Drive Shows No Cliff Under The Same Load
     ${drive}    Start Emulated Drive    datacenter-tlc    size=32M
     ${result}    Run Fio Job    drive/nbd_random_writes    uri=${drive.uri}    runtime=10
     Run Keyword And Expect Error    no write cliff: fresh-out-of-box * IOPS * vs steady * IOPS *: ratio * is below 3
-    ...    Write Cliff Should Be Seen    ${result}    min_ratio=3    head=3s    tail=3s
+    ...    Write Cliff Should Be Seen    ${result}    min_ratio=3    head=2s    tail=3s
 
 A Fresh Drive Is Healthy
     ${drive}    Start Emulated Drive    datacenter-tlc    size=64M
