@@ -94,6 +94,7 @@ class EmulatedDrive:
     _watching: threading.Event = field(default_factory=threading.Event)
     _events_read: int = 0
     _listeners: list[WarningListener] = field(default_factory=list)
+    _sync_lock: threading.Lock = field(default_factory=threading.Lock)
     _warning: int = 0
 
     # ---- identity ---------------------------------------------------------------------------------
@@ -292,18 +293,23 @@ class EmulatedDrive:
             listener(self._warning)
 
     def sync_events(self) -> list[Event]:
-        """Record the drive events the server wrote since the last call; return them."""
+        """Record the drive events the server wrote since the last call; return them. The watcher
+        thread and keywords both call it: one at a time, so no event is recorded twice."""
+        with self._sync_lock:
+            return self._sync_events()
+
+    def _sync_events(self) -> list[Event]:
         path = self.run_dir / EVENTS
         try:
-            with open(path, encoding="utf-8") as handle:
+            with open(path, "rb") as handle:
                 handle.seek(self._events_read)
-                text = handle.read()
+                data = handle.read()
         except OSError:
             return []
-        complete = text[: text.rfind("\n") + 1]
-        self._events_read += len(complete.encode())
+        complete = data[: data.rfind(b"\n") + 1]
+        self._events_read += len(complete)
         recorded = []
-        for line in complete.splitlines():
+        for line in complete.decode("utf-8", "replace").splitlines():
             try:
                 item = json.loads(line)
             except ValueError:
