@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nvmechaos.drive.handle import POWER, EmulatedDrive, PowerAction, start_emulated_drive
-from nvmechaos.process import REGISTRY, ProcessRegistry
 from nvmechaos.timeline import Event, Timeline
 from nvmechaos.units import converted_flag
 
@@ -48,15 +47,12 @@ def start_power_loss_drive(
     *,
     plp: bool | None = None,
     personality: str | Path | None = None,
-    name: str = "drive",
-    log_dir: Path | None = None,
-    scope: str = "",
-    registry: ProcessRegistry = REGISTRY,
-    timeline: Timeline | None = None,
+    **options: Any,
 ) -> EmulatedDrive:
     """An emulated drive for power-cut tests: ``personality`` (default ``client-qlc`` without PLP,
     ``datacenter-tlc`` with it) with ``plp`` when given. ``size`` None takes an existing
-    ``backing`` image whole (or the personality's size for a new one).
+    ``backing`` image whole (or the personality's size for a new one). ``options`` go to
+    :func:`~nvmechaos.drive.handle.start_emulated_drive` (``name``, ``log_dir``, ``scope``, ...).
 
     Raises:
         ArgumentError: ``plp`` is not true or false.
@@ -69,17 +65,7 @@ def start_power_loss_drive(
     chosen = personality or ("datacenter-tlc" if overrides.get("plp") else "client-qlc")
     if size is None and backing is not None and backing.is_file():
         size = backing.stat().st_size
-    return start_emulated_drive(
-        chosen,
-        size,
-        backing,
-        overrides=overrides,
-        name=name,
-        log_dir=log_dir,
-        scope=scope,
-        registry=registry,
-        timeline=timeline,
-    )
+    return start_emulated_drive(chosen, size, backing, overrides=overrides, **options)
 
 
 @dataclass(frozen=True)
