@@ -40,6 +40,8 @@ class ChaosContext(KeywordContext):
     """What the keywords share: names for new injectors and schedules, where logs go, and which
     timeline sources are this library's (its injectors and schedules, running or stopped)."""
 
+    owner_name = OWNER_NAME
+
     def __init__(self) -> None:
         super().__init__()
         self.sources: set[str] = set()
@@ -54,19 +56,11 @@ class ChaosContext(KeywordContext):
         self._counter += 1
         return f"{prefix}-{self._counter}"
 
-    def own(self, thing: Injector | Schedule) -> None:
+    def own_fault(self, thing: Injector | Schedule) -> None:
         """Record ``thing`` on the one owner: it is stopped when the running test (or suite) ends,
-        newest first, so a schedule stops before its injector."""
-        OWNER.own(
-            thing,
-            name=thing.name,
-            library=OWNER_NAME,
-            scope=self.scope,
-            stop=thing.stop,
-            # Injectors and schedules end with their test or suite by design (the keywords' docs say
-            # so), so one still running then is no news: the owner stops it without a warning.
-            running=lambda: False,
-        )
+        newest first, so a schedule stops before its injector. Injectors and schedules end with their
+        test or suite by design (the keywords' docs say so): one still running then is no news."""
+        self.own(thing, thing.name, thing.stop)
         self.sources.add(thing.name)
 
     @staticmethod

@@ -89,7 +89,7 @@ class InjectorKeywords:
             timeline=self.ctx.timeline,
         )
         injector.start()
-        self.ctx.own(injector)
+        self.ctx.own_fault(injector)
         pid = injector.process.pid if injector.process else "?"
         logger.info(
             f"Started {injector.name} ({injector.engine}, pid {pid}) serving {injector.export_path} "

@@ -64,7 +64,7 @@ class ScheduleKeywords:
             name=self.ctx.next_name("schedule"),
         )
         schedule.start()
-        self.ctx.own(schedule)
+        self.ctx.own_fault(schedule)
         times = count if count is not None else "endless"
         logger.info(
             f"{schedule.name}: {params.as_dict()} for {duration.total_seconds():g} s every "
@@ -97,7 +97,7 @@ class ScheduleKeywords:
         target = injector_handle(injector)
         schedule = Schedule(target, load_plan(plan), name=self.ctx.next_name("plan"))
         schedule.start()
-        self.ctx.own(schedule)
+        self.ctx.own_fault(schedule)
         logger.info(f"{schedule.name}: started on {target.name}")
         return schedule
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nvmechaos.drive import EmulatedDrive
 from nvmechaos.units import require
-from nvmechaos_robot import OWNER, KeywordContext
+from nvmechaos_robot import KeywordContext
 
 #: The name the library owns its drives under (see nvmechaos_robot.OWNER).
 LIBRARY = "DriveLibrary"
@@ -14,6 +14,8 @@ DRIVE = "an emulated drive (use the handle `Start Emulated Drive` returned)"
 class DriveContext(KeywordContext):
     """The running test or suite, and a counter for drive names."""
 
+    owner_name = LIBRARY
+
     def __init__(self) -> None:
         super().__init__()
         self.counter = 0
@@ -21,14 +23,7 @@ class DriveContext(KeywordContext):
     def own_drive(self, drive: EmulatedDrive) -> None:
         """Stop ``drive`` (and remove its private folder) when the running test or suite ends."""
         # A drive serves its VMs' disks until its test ends by design: no news when it still runs.
-        OWNER.own(
-            drive,
-            name=f"drive {drive.name}",
-            library=LIBRARY,
-            scope=self.scope,
-            stop=drive.close,
-            running=lambda: False,
-        )
+        self.own(drive, f"drive {drive.name}", drive.close)
 
 
 class DriveKeywords:

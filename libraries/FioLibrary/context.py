@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nvmechaos.fio.runner import FioProcess
-from nvmechaos_robot import OWNER, KeywordContext
+from nvmechaos_robot import KeywordContext
 
 _REPO = Path(__file__).resolve().parents[2]
 #: The name FioLibrary owns what it starts under (see nvmechaos_robot.OWNER).
@@ -15,6 +15,8 @@ LIBRARY = "FioLibrary"
 
 class LibraryContext(KeywordContext):
     """Settings and the per-test run folders; does no work until a keyword needs it."""
+
+    owner_name = LIBRARY
 
     def __init__(self, job_dir: str | None, thresholds: str | None, fio: str, log_avg_msec: int) -> None:
         super().__init__()
@@ -46,14 +48,7 @@ class LibraryContext(KeywordContext):
         """A fresh folder for one run: OUTPUT DIR/fio/<suite>/<test>/<NN>-<job>."""
         return self.test_dir("fio", Path(job).stem)
 
-    def own(self, fio: FioProcess) -> FioProcess:
+    def own_fio(self, fio: FioProcess) -> FioProcess:
         """Record ``fio`` as started by the running test or suite, so its end stops it."""
-        OWNER.own(
-            fio,
-            name=fio.process.name,
-            library=LIBRARY,
-            scope=self.scope,
-            stop=fio.process.stop,
-            running=fio.is_running,
-        )
+        self.own(fio, fio.process.name, fio.process.stop, fio.is_running)
         return fio

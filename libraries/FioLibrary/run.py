@@ -137,7 +137,7 @@ class RunKeywords:
 
     def _start(self, job: str, overrides: Mapping[str, str | None], keyword: str) -> FioProcess:
         prepared = self._prepare(job, overrides, keyword, REFUSED_BY_START)
-        return self.ctx.own(start_fio(prepared, fio_binary=self.ctx.fio_binary, scope=self.ctx.scope))
+        return self.ctx.own_fio(start_fio(prepared, fio_binary=self.ctx.fio_binary, scope=self.ctx.scope))
 
     @keyword
     def wait_for_fio_job(

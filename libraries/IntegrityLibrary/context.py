@@ -3,8 +3,6 @@ library owns (on the one :data:`~nvmechaos_robot.OWNER`), and the checks of thei
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from nvmechaos.drive import EmulatedDrive
 from nvmechaos.integrity.writer import GuestWriter
 from nvmechaos.units import require
@@ -17,22 +15,20 @@ WRITER = "an integrity writer (use the handle `Start Integrity Writer` returned)
 
 
 class IntegrityContext(KeywordContext):
-    """The running test or suite (``scope``), and what the library started in it."""
+    """The running test or suite (``scope``), and what the library started in it (stopped newest
+    first when it ends: a writer before its drive)."""
+
+    owner_name = LIBRARY
 
     def __init__(self) -> None:
         super().__init__()
         self.counter = 0
 
-    def own(self, thing: object, name: str, stop: Callable[[], object], running: Callable[[], bool]) -> None:
-        """Stop ``thing`` when the running test or suite ends (newest first: a writer before its drive);
-        warn if ``running`` says it still ran then."""
-        OWNER.own(thing, name=name, library=LIBRARY, scope=self.scope, stop=stop, running=running)
-
     def own_drive(self, drive: EmulatedDrive) -> None:
         """Stop ``drive`` (and remove its private folder) when the running test or suite ends."""
         # A drive powers its VM's disks until its test ends by design (no keyword stops it): finding
         # it still powered then is no news, so it is never reported as left running.
-        self.own(drive, f"drive {drive.name}", drive.close, lambda: False)
+        self.own(drive, f"drive {drive.name}", drive.close)
 
     def own_writer(self, writer: GuestWriter) -> None:
         """Stop ``writer`` when the running test or suite ends; a writer still writing then is news."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -12,6 +12,7 @@ from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 
 from nvmechaos.report import timeline_table_html
 from nvmechaos.timeline import Event, Timeline
+from nvmechaos_robot.owner import OWNER
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -39,9 +40,26 @@ def safe_name(text: str, limit: int = 60) -> str:
 class KeywordContext:
     """What every keyword library needs from the running Robot; does nothing until asked."""
 
+    #: The library name the context's things are owned under (see nvmechaos_robot.OWNER).
+    owner_name = ""
+
     def __init__(self) -> None:
         self.scope = ""
         self._counters: dict[str, int] = {}
+
+    def own(
+        self,
+        thing: object,
+        name: str,
+        stop: Callable[[], object],
+        running: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Record what a keyword started on the one owner, in the running test or suite: ``stop``
+        ends it when that ends, newest first. ``running`` says whether it still runs then, which
+        is reported as news; by default it is not (a thing that ends with its test by design)."""
+        if not self.owner_name:  # a library's context without it would own things nobody releases
+            raise TypeError(f"{type(self).__name__} sets no owner_name")
+        OWNER.own(thing, name=name, library=self.owner_name, scope=self.scope, stop=stop, running=running)
 
     @staticmethod
     def variable(name: str, default: Any = None) -> Any:

@@ -7,7 +7,7 @@ from robot.api.deco import keyword
 
 from nvmechaos.errors import NvmeChaosError
 from nvmechaos.process import spawn
-from nvmechaos_robot import KeywordError, KeywordLibrary, Owner
+from nvmechaos_robot import OWNER, KeywordContext, KeywordError, KeywordLibrary, Owner
 
 
 class Thing:
@@ -95,3 +95,19 @@ def test_release_also_stops_a_process_whose_start_was_interrupted_before_it_was_
     finally:
         other.stop()
         orphan.stop()
+
+
+def test_a_context_owns_under_its_library_and_refuses_without_one() -> None:
+    class Named(KeywordContext):
+        owner_name = "GlueTestLibrary"
+
+    stopped: list[str] = []
+    context = Named()
+    context.scope = "glue-test"
+    thing = object()
+    context.own(thing, "thing", lambda: stopped.append("thing"))
+    assert OWNER.things("GlueTestLibrary") == [thing]
+    assert OWNER.release("GlueTestLibrary", "glue-test", "test") == []  # not news: ends by design
+    assert stopped == ["thing"]
+    with pytest.raises(TypeError, match="KeywordContext sets no owner_name"):
+        KeywordContext().own(object(), "x", lambda: None)
