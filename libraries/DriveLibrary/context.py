@@ -12,13 +12,9 @@ DRIVE = "an emulated drive (use the handle `Start Emulated Drive` returned)"
 
 
 class DriveContext(KeywordContext):
-    """The running test or suite, and a counter for drive names."""
+    """The running test or suite, and the drives the library owns in it."""
 
     owner_name = LIBRARY
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.counter = 0
 
     def own_drive(self, drive: EmulatedDrive) -> None:
         """Stop ``drive`` (and remove its private folder) when the running test or suite ends."""

@@ -14,7 +14,7 @@ from nvmechaos.analysis.charts import png_data_uri, render_panels_png, render_ti
 from nvmechaos.analysis.impact import fio_origin, windows_during_run
 from nvmechaos.analysis.series import drive_sample_series, run_series
 from nvmechaos.analysis.steady import write_cliff
-from nvmechaos.drive import EmulatedDrive, start_emulated_drive
+from nvmechaos.drive import EmulatedDrive, next_drive_name, start_emulated_drive
 from nvmechaos.fio.model import FioResult
 from nvmechaos.report import key_value_table_html
 from nvmechaos.timeline import Event
@@ -60,8 +60,7 @@ class DriveKeywordsComponent(DriveKeywords):
         | ${slow} =    Start Emulated Drive    client-qlc    program_latency=2ms    buffer_size=1M
         | ${shared} =    Start Emulated Drive    datacenter-tlc    size=512M    namespaces=2
         """
-        self.ctx.counter += 1
-        drive_name = safe_name(name or f"drive{self.ctx.counter}", 16)
+        drive_name = safe_name(name or next_drive_name(), 16)
         drive = start_emulated_drive(
             personality,
             parse_size(size, "drive size") if size not in (None, "") else None,

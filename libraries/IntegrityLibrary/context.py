@@ -20,10 +20,6 @@ class IntegrityContext(KeywordContext):
 
     owner_name = LIBRARY
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.counter = 0
-
     def own_drive(self, drive: EmulatedDrive) -> None:
         """Stop ``drive`` (and remove its private folder) when the running test or suite ends."""
         # A drive powers its VM's disks until its test ends by design (no keyword stops it): finding

@@ -8,7 +8,7 @@ from robot.api import logger
 from robot.api.deco import keyword
 
 from IntegrityLibrary.context import IntegrityKeywords, as_drive
-from nvmechaos.drive import EmulatedDrive, PowerAction
+from nvmechaos.drive import EmulatedDrive, PowerAction, next_drive_name
 from nvmechaos.integrity.drive import (
     PowerCut,
     backing_drives,
@@ -62,8 +62,7 @@ class PowerKeywords(IntegrityKeywords):
         | ${vm} =    Launch NVMe VM    nbd=${drive.uri}
         """
         bytes_ = parse_size(size, "drive size") if size not in (None, "") else None
-        self.ctx.counter += 1
-        drive_name = name or f"drive{self.ctx.counter}"
+        drive_name = name or next_drive_name()
         drive = start_power_loss_drive(
             bytes_,
             Path(backing) if backing else None,

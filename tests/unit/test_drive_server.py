@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nvmechaos.drive import DriveError, EmulatedDrive, PersonalityError, start_emulated_drive
+from nvmechaos.drive import DriveError, EmulatedDrive, PersonalityError, next_drive_name, start_emulated_drive
 from nvmechaos.integrity.drive import cut_power, restore_power, start_power_loss_drive
 from nvmechaos.process import ProcessRegistry
 from nvmechaos.timeline import Timeline
@@ -270,3 +270,15 @@ def test_start_errors_name_the_drive_and_leave_nothing(tmp_path: Path, registry:
         start_emulated_drive("client-qlc", overrides={"speed": 1}, name="d", registry=registry)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.raw"]
     assert not registry.running()
+
+
+def test_drive_names_are_unique_and_a_log_folder_that_cannot_be_made_is_one_line(
+    tmp_path: Path, registry: ProcessRegistry
+) -> None:
+    first, second = next_drive_name(), next_drive_name()
+    assert first != second and first.startswith("drive") and second.startswith("drive")
+    with pytest.raises(DriveError, match=r"^drive d: cannot write '/proc/nowhere[^']*': "):
+        start_emulated_drive(
+            "client-qlc", SIZE, name="d", log_dir=Path("/proc/nowhere/logs"), registry=registry
+        )
+    assert not list((tmp_path / "run").glob("nvmechaos-*")) and not registry.running()

@@ -7,7 +7,13 @@
 - :mod:`nvmechaos.drive.handle`: a running drive (start, health, events, power).
 """
 
-from nvmechaos.drive.handle import DriveError, EmulatedDrive, PowerAction, start_emulated_drive
+from nvmechaos.drive.handle import (
+    DriveError,
+    EmulatedDrive,
+    PowerAction,
+    next_drive_name,
+    start_emulated_drive,
+)
 from nvmechaos.drive.personality import Personality, PersonalityError, load_personality, shipped_personalities
 
 __all__ = [
@@ -17,6 +23,7 @@ __all__ = [
     "PersonalityError",
     "PowerAction",
     "load_personality",
+    "next_drive_name",
     "shipped_personalities",
     "start_emulated_drive",
 ]

@@ -17,6 +17,7 @@ on a unix socket in that folder. The handle:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -61,6 +62,15 @@ class PowerAction(Enum):
 WarningListener = Callable[[int], None]
 _RUNNING: dict[int, EmulatedDrive] = {}
 _RUNNING_LOCK = threading.Lock()
+
+
+_NUMBERS = itertools.count(1)
+
+
+def next_drive_name() -> str:
+    """``drive<N>``, unique in this process (the run's timeline tells drives apart by name, whichever
+    library started them)."""
+    return f"drive{next(_NUMBERS)}"
 
 
 def running_drives() -> list[EmulatedDrive]:
@@ -412,9 +422,12 @@ def start_emulated_drive(
         if backing is None:
             backing = run_dir / "drive.raw"
         if not backing.exists():
-            with open(backing, "xb") as handle:
-                created = backing
-                handle.truncate(resolved.size)
+            try:
+                with open(backing, "xb") as handle:
+                    created = backing
+                    handle.truncate(resolved.size)
+            except OSError as error:
+                raise DriveError(f"drive {name}: cannot create image '{backing}': {error.strerror}") from None
         (run_dir / PERSONALITY).write_text(json.dumps(resolved.as_dict()), encoding="utf-8")
         logs = log_dir or run_dir
         logs.mkdir(parents=True, exist_ok=True)
@@ -431,16 +444,12 @@ def start_emulated_drive(
             owns_backing=owns,
         )
         drive.start()
-    except OSError as error:
+    except BaseException as error:
         shutil.rmtree(run_dir, ignore_errors=True)
         if created is not None:
             with contextlib.suppress(OSError):
                 created.unlink()
-        raise DriveError(f"drive {name}: cannot create image '{backing}': {error.strerror}") from None
-    except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        if created is not None:
-            with contextlib.suppress(OSError):
-                created.unlink()
+        if isinstance(error, OSError):  # its personality file or its log
+            raise DriveError(f"drive {name}: cannot write '{error.filename}': {error.strerror}") from None
         raise
     return drive
