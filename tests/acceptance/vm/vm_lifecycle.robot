@@ -114,9 +114,11 @@ No QEMU Is Left From The Previous Test
 
 *** Keywords ***
 Console Tail Should Show The Guest Init
-    [Documentation]    The last 20 console lines hold the guest init's line; one line is one line.
+    [Documentation]    The console's last 200 lines hold the guest init's line (after it dropbear logs
+    ...    2-4 lines per SSH connection, more when the readiness probe had to retry under load, so
+    ...    the default 20 lines did not always reach it); one line is one line.
     [Arguments]    ${vm}
-    ${tail}    Get VM Console Tail    ${vm}
+    ${tail}    Get VM Console Tail    ${vm}    lines=200
     Should Contain    ${tail}    nvmechaos: sshd started
     ${last}    Get VM Console Tail    ${vm}    lines=1
     Should Not Be Empty    ${last}
