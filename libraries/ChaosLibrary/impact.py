@@ -21,9 +21,10 @@ from nvmechaos.analysis.impact import (
     flatten_events,
     measure_impacts,
 )
+from nvmechaos.analysis.outage import DEFAULT_SETTLE_S, measure_outages
 from nvmechaos.analysis.series import RunSeries
 from nvmechaos.fio.model import RESULT_EXPECTED, FioResult
-from nvmechaos.report import impact_table_html
+from nvmechaos.report import impact_table_html, outage_table_html
 from nvmechaos.timeline import Event
 from nvmechaos.units import require
 from nvmechaos.verdicts.impact import (
@@ -32,6 +33,7 @@ from nvmechaos.verdicts.impact import (
     fault_impacts,
     impact_limits,
     judge_throttles,
+    outage_violations,
     throttle_violations,
     violations,
 )
@@ -44,7 +46,7 @@ Events = Sequence[Event | Sequence[Event]] | Event | None
 
 class ImpactKeywords:
     """`Get Fault Impact`, `Fault Impact Should Be Within`, `Fault Should Add Latency`,
-    `IO Throttle Should Be Honoured`."""
+    `Fault Outage Should Be Within`, `IO Throttle Should Be Honoured`."""
 
     def __init__(self, context: ChaosContext) -> None:
         self.ctx = context
@@ -289,6 +291,63 @@ class ImpactKeywords:
             + f" (expected {low if low is not None else '-'}..{high if high is not None else '-'} ms)"
         )
         return [i.added_latency_ms for i in chosen]
+
+    @keyword
+    def fault_outage_should_be_within(
+        self,
+        result: FioResult,
+        events: Events = None,
+        *,
+        max_gap_ms: float | None = None,
+        max_io_errors: int | None = None,
+        max_resume_s: float | None = None,
+        max_restarts: int | None = None,
+        settle: timedelta = timedelta(seconds=DEFAULT_SETTLE_S),
+        origin: float | None = None,
+    ) -> list[dict[str, object]]:
+        """Fail unless the workload ``result`` kept going through every fault active during it, with
+        one line per broken limit naming the fault, the metric, its value and the limit; log a table
+        and a chart of IOPS and latency (250 ms windows) with the faults shaded; return one
+        dictionary per fault.
+
+        For faults where I/O stops rather than slows (a path unplugged, a reset, a PCIe error, a
+        stalled backend, flaps). The run must log every I/O (``log_avg_msec=0``: pass
+        ``&{EVERY_IO}``). Per fault: ``gap_ms``, the longest time without any I/O completion
+        overlapping the fault or the ``settle`` time after it (a Robot time: an instantaneous
+        fault stalls I/O after it); ``resumed_s``, from the fault's start to the first completion
+        after that gap (None: I/O never resumed, which breaks ``max_resume_s`` whatever its value);
+        ``io_errors``, the errors fio reported in the run (its ``total_err`` under
+        ``continue_on_error``, else 1 per fio that ended on an error; a workload started with
+        ``reopen=True`` adds up its restarts); ``restarts``, how often such a workload had to
+        reopen the device. Also ``gap_from_s``/``gap_to_s``, ``start_s``/``end_s`` (seconds from
+        fio's start). ``events`` and ``origin`` as in `Get Fault Impact`.
+
+        Examples:
+        | Fault Outage Should Be Within    ${result}    max_gap_ms=2000    max_io_errors=0
+        | Fault Outage Should Be Within    ${result}    ${events}    max_resume_s=5    max_restarts=1
+        """
+        limits = {
+            name: float(value)
+            for name, value in (
+                ("max_gap_ms", max_gap_ms),
+                ("max_io_errors", max_io_errors),
+                ("max_resume_s", max_resume_s),
+                ("max_restarts", max_restarts),
+            )
+            if value is not None
+        }
+        report = measure_outages(
+            require(result, FioResult, "result", RESULT_EXPECTED),
+            self._events(events),
+            origin=origin,
+            settle_s=settle.total_seconds(),
+        )
+        self.ctx.html(outage_table_html(report.outages, report.how))
+        self._chart(report.series, report.windows, latency=True)
+        broken = outage_violations(report.outages, limits)
+        if broken:
+            fail(f"{len(broken)} fault outage limit(s) broken:\n" + "\n".join(broken))
+        return [outage.as_dict() for outage in report.outages]
 
     @keyword("IO Throttle Should Be Honoured")
     def io_throttle_should_be_honoured(

@@ -20,14 +20,17 @@ from nvmechaos.timeline import Event
 from nvmechaos.vm import Vm, as_vm
 from nvmechaos.vm.faults import (
     ThrottleLimits,
+    controller,
     get_throttle,
     hot_plug,
     hot_unplug,
+    path_io,
     set_critical_warning,
     set_throttle,
     throttle,
 )
 from nvmechaos.vm.machine import FAULT_SOURCE_PREFIX
+from nvmechaos_robot import fail
 from VmLibrary.context import VmContext
 
 
@@ -81,6 +84,39 @@ class FaultKeywords:
         result = hot_plug(target, device, target.faults, timeout=timeout.total_seconds())
         logger.info(result.describe(target.name))
         return result.seconds
+
+    @keyword("All Paths Should Carry IO")
+    def all_paths_should_carry_io(
+        self, vm: Vm, device: str, paths: int | None = None, over: timedelta = timedelta(seconds=1)
+    ) -> dict[str, int]:
+        """Fail unless every path of the multi-port drive ``device`` (the id of any of its
+        controllers, e.g. ``nvme0``) completes I/O in the guest over ``over`` (a Robot time), and
+        there are ``paths`` of them (default: as many as it was launched with). Returns guest path
+        disk (``nvme0c1n1``) -> I/Os completed. Run it while a workload runs: after `Hot Plug NVMe
+        Device` of a path, it shows that the guest uses the path again (the I/O policy is
+        ``round-robin``).
+
+        Example:
+        | Hot Plug NVMe Device    ${vm}    nvme0p1
+        | All Paths Should Carry IO    ${vm}    nvme0
+        """
+        target = as_vm(vm)
+        counts = path_io(target, device, over.total_seconds())
+        wanted = paths if paths is not None else len(controller(target, device).paths)
+        logger.info(
+            "I/Os per path over "
+            + f"{over.total_seconds():g} s: "
+            + ", ".join(f"{p} {n}" for p, n in counts.items())
+        )
+        idle = [path for path, count in counts.items() if count <= 0]
+        if len(counts) < wanted or idle:
+            fail(
+                f"'{device}' of VM '{target.name}': {len(counts) - len(idle)} of {wanted} paths carried I/O "
+                f"over {over.total_seconds():g} s ("
+                + (", ".join(f"{p} {n}" for p, n in counts.items()) or "no live path")
+                + ")"
+            )
+        return counts
 
     @keyword("Set IO Throttle")
     def set_io_throttle(

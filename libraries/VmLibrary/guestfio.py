@@ -27,13 +27,14 @@ class GuestFioKeywords:
         self.ctx = context
 
     @keyword("Start Prepared Fio Job On VM")
-    def start_prepared_fio_job_on_vm(
+    def start_prepared_fio_job_on_vm(  # noqa: PLR0917 - Robot keywords take their options positionally too
         self,
         vm: Vm,
         prepared: PreparedJob,
         margin: timedelta = timedelta(seconds=GUEST_MARGIN_SECONDS),
         remote_base: str = REMOTE_BASE,
         host_clock: bool = False,
+        reopen: bool = False,
     ) -> GuestFioRun:
         """Copy the job `Prepare Fio Job` wrote into a fresh folder under ``remote_base`` in the guest
         of ``vm``, start it there in the background over the VM's own SSH connection, and return a
@@ -46,9 +47,18 @@ class GuestFioKeywords:
         ``log_unix_epoch=1``) on the clock the fault timeline uses, as `Align Fio Logs To Host
         Clock` does. A job still running when its test ends is stopped.
 
+        ``reopen=True`` runs the job as an application that survives its device going away: when
+        fio ends on an error (the namespace was unplugged or reset), the guest waits until the
+        device (the job's ``filename``) reads again, every 20 ms, and starts fio anew on it for the
+        rest of the job's runtime. The logs of all these segments are joined into one run, so the
+        chart shows the I/O before, the gap and after; ``fio.json`` is the last segment's (the
+        workload after it came back), and `Fault Outage Should Be Within` counts the errors and
+        restarts of all of them (``fio-segments.txt``).
+
         Example:
         | ${prepared} =    Prepare Fio Job    mixed_randrw    filename=/dev/nvme0n1    runtime=5
         | ${fio} =    Start Prepared Fio Job On VM    ${vm}    ${prepared}
+        | ${again} =    Start Prepared Fio Job On VM    ${vm}    ${prepared}    reopen=True
         | ${rc} =    Wait For Prepared Fio Job On VM    ${fio}
         | ${result} =    Collect Fio Result    ${prepared}    ${rc}
         """
@@ -60,6 +70,7 @@ class GuestFioKeywords:
             margin=margin.total_seconds(),
             remote_base=remote_base,
             host_clock=converted_flag(host_clock, "host_clock"),
+            reopen=converted_flag(reopen, "reopen"),
         )
         self.ctx.own(run, f"fio job '{job.name}' in VM '{target.name}'", run.stop, run.is_running)
         logger.info(f"fio job '{job.name}' started in VM '{target.name}': {run.command}")

@@ -14,12 +14,29 @@ from robot.libraries.BuiltIn import BuiltIn
 from nvmechaos.guest import GuestRecipe, build_guest
 from nvmechaos.units import converted_flag
 from nvmechaos.vm import Accel, GuestSpec, Vm, VmSpec, as_vm, launch_vm
+from nvmechaos.vm.errors import VmSpecError
 from nvmechaos.vm.faults import follow_drive_warnings
 from nvmechaos.vm.machine import positive_seconds
 from nvmechaos.vm.spec import SimpleLayout, parse_memory, storage_from
 from nvmechaos.vm.ssh import fingerprint
 from nvmechaos_robot import OWNER, fail
 from VmLibrary.context import LIBRARY, VmContext
+
+
+def io_timeout_seconds(value: timedelta | None) -> int | None:
+    """``io_timeout`` as whole seconds for the kernel option (None: not given).
+
+    Raises:
+        VmSpecError: not a whole number of seconds.
+    """
+    if value is None:
+        return None
+    seconds = value.total_seconds()
+    if seconds != int(seconds):
+        raise VmSpecError(
+            f"io_timeout {seconds:g} s is not a whole number of seconds (the kernel takes seconds)"
+        )
+    return int(seconds)
 
 
 class LifecycleKeywords:
@@ -59,6 +76,8 @@ class LifecycleKeywords:
         timeout: timedelta | None = None,
         check_fio: bool = True,
         create_backing: bool = False,
+        paths: int = 1,
+        io_timeout: timedelta | None = None,
     ) -> Vm:
         """Launch a QEMU VM with NVMe controllers and return its handle (ready, unless ``wait=False``).
 
@@ -73,9 +92,20 @@ class LifecycleKeywords:
 
         ``layout`` describes anything else: a list with one entry per controller, each a list of
         namespaces (a size, or a dictionary with size/backing/format/nbd/block_size/create) or a
-        dictionary with ``serial`` and ``namespaces`` (a JSON string works too); give the
+        dictionary with ``serial``, ``paths`` and ``namespaces`` (a JSON string works too); give the
         namespaces' options inside it, not beside it. ``serials`` names the controllers' serial
         numbers.
+
+        ``paths=2`` makes each controller a dual-port drive (up to 4 ports): an NVMe subsystem with
+        one controller per path, ``nvme0`` and ``nvme0p1`` (then ``nvme0p2``...), each on its own
+        PCIe root port, sharing the namespaces. The guest's native NVMe multipath shows one
+        ``/dev/nvmeXnY`` per namespace and spreads I/O over the live paths (I/O policy
+        ``round-robin``, set when the guest is ready); unplug one path with `Hot Unplug NVMe
+        Device` and I/O goes on over the other.
+
+        ``io_timeout`` (a Robot time, whole seconds, e.g. ``5s``) sets the guest NVMe driver's
+        command timeout (``nvme_core.io_timeout``, Linux default 30 s): an I/O that takes longer is
+        aborted and the controller reset. Built-in guest or ``kernel`` only.
 
         ``memory`` is the guest's RAM: MiB as a bare number (``2048``, as QEMU's ``-m``) or a size
         with a unit (``2G``, ``512M``); at least 128 MiB; default the library's ``memory`` (1024).
@@ -102,6 +132,7 @@ class LifecycleKeywords:
         | ${vm} =    Launch NVMe VM    backing=${CURDIR}/disk.qcow2    wait=False
         | ${vm} =    Launch NVMe VM    backing=${TEMPDIR}/keep.raw    size=256M    create_backing=True
         | ${vm} =    Launch NVMe VM    layout=[{"serial": "A1", "namespaces": ["1G", "512M"]}, ["256M"]]
+        | ${vm} =    Launch NVMe VM    size=256M    paths=2    io_timeout=5s
         | Log    ${vm.ssh_port} ${vm.qmp_socket} ${vm.device_ids}
         """
         wait = converted_flag(wait, "wait")
@@ -116,10 +147,11 @@ class LifecycleKeywords:
             ssh_user=ssh_user,
             ssh_key=Path(ssh_key) if ssh_key else None,
             host_key=host_key,
+            io_timeout=io_timeout_seconds(io_timeout),
         )
         storage = storage_from(
             layout,
-            SimpleLayout(size, namespaces, controllers, backing, format, nbd, create_backing),
+            SimpleLayout(size, namespaces, controllers, backing, format, nbd, create_backing, paths),
             serials,
         )
         spec = VmSpec(

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 
 from nvmechaos.analysis.impact import FaultImpact
+from nvmechaos.analysis.outage import FaultOutage
 from nvmechaos.fio.model import FioResult, LatencyStats
 from nvmechaos.timeline import Event
 from nvmechaos.verdicts.profiles import METRICS
@@ -114,6 +115,27 @@ def timeline_table_html(events: Sequence[Event]) -> str:
     return _TABLE.format(
         head="<th>t (s)</th><th>wall</th><th>source</th><th>kind</th><th>action</th><th>details</th>",
         rows=rows,
+    )
+
+
+def outage_table_html(outages: Sequence[FaultOutage], origin: str) -> str:
+    """One row per fault (window, longest completion gap, resumed, errors, restarts) for Robot's
+    log; empty without outages."""
+    if not outages:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(o.label)}</td><td>{o.start_s:.2f}-{o.end_s:.2f}</td><td>{o.gap_ms:.0f}</td>"
+        f"<td>{o.gap_from_s:.2f}-{o.gap_to_s:.2f}</td>"
+        f"<td>{f'{o.resumed_s:.2f}' if o.resumed_s is not None else 'never'}</td>"
+        f"<td>{o.io_errors}</td><td>{o.restarts}</td></tr>"
+        for o in outages
+    )
+    return (
+        f"<b>Fault outage</b> (times in s from fio's start; fault times from the host clock, {origin}; "
+        "gap = longest time without an I/O completion; resumed = from the fault's start to the first "
+        "completion after it)<table border='1'><tr><th>fault</th><th>window (s)</th><th>gap ms</th>"
+        "<th>gap (s)</th><th>resumed after s</th><th>I/O errors</th><th>restarts</th></tr>"
+        f"{rows}</table>"
     )
 
 

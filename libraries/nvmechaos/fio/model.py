@@ -80,6 +80,13 @@ class JobResult:
     directions: Mapping[str, DirectionResult]
     options: Mapping[str, str] = field(default_factory=dict)
     runtime_ms: int = 0
+    # fio's ``total_err``: errors counted under continue_on_error (0 when fio stops at the first).
+    error_count: int = 0
+
+    @property
+    def io_errors(self) -> int:
+        """I/O errors fio saw: its count under continue_on_error, else 1 for the error it ended on."""
+        return max(self.error_count, 1 if self.error else 0)
 
     @property
     def active_directions(self) -> list[DirectionResult]:

@@ -111,6 +111,7 @@ def _build_job(raw: Any, index: int, source: str) -> JobResult:
         directions=directions,
         options={str(k): str(v) for k, v in options.items()} if isinstance(options, dict) else {},
         runtime_ms=_as_int(raw.get("job_runtime", 0), f"{where} job_runtime"),
+        error_count=_as_int(raw.get("total_err", 0), f"{where} total_err"),
     )
 
 

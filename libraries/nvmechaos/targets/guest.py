@@ -9,6 +9,14 @@ exit code without polling (a busy wait would take a host core from QEMU for the 
 every ``fio*`` file (JSON, stdout, stderr, interval logs) back into the run folder, removes the
 guest's folder and returns the exit code for ``collect_result``.
 
+With ``reopen``, the guest runs fio as an application that survives its device going away would:
+:data:`REOPEN_SCRIPT` (``fio-reopen.sh``) starts fio, and when fio ends on an error before the
+job's planned time is up, waits until the device reads again (every 20 ms), starts fio anew on it
+for the time left, and so on. Each segment's JSON is kept (``fio.json.N``), its exit code, error
+count and end time written to ``fio-segments.txt``; the interval logs of all segments are joined
+(they are on the guest's wall clock, ``log_unix_epoch=1``), and ``fio.json`` is the last
+segment's: the workload after it came back. See :func:`read_segments`.
+
 With ``host_clock``, the guest's wall clock is compared with the host's before the start and after
 the end, and the logs (written with ``log_unix_epoch=1``) are put on the host's clock in the run
 folder (``timeline.json``, see :mod:`nvmechaos.analysis.runclock`), where the impact verdicts find
@@ -18,15 +26,27 @@ fio's start.
 from __future__ import annotations
 
 import contextlib
+import math
 import shlex
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import paramiko  # type: ignore[import-untyped]
 
 from nvmechaos.analysis.runclock import ClockSample, RunClock, align_run_dir, measure_guest_clock
-from nvmechaos.errors import NvmeChaosError
-from nvmechaos.fio.runner import COMMAND_NAME, JOB_NAME, LOG_PREFIX, STDERR_NAME, STDOUT_NAME, PreparedJob
+from nvmechaos.errors import FioOutputError, NvmeChaosError
+from nvmechaos.fio.parser import parse_fio_file
+from nvmechaos.fio.runner import (
+    COMMAND_NAME,
+    JOB_NAME,
+    JSON_NAME,
+    LOG_PREFIX,
+    STDERR_NAME,
+    STDOUT_NAME,
+    PreparedJob,
+)
 from nvmechaos.units import ArgumentError
 from nvmechaos.vm.errors import VmError
 from nvmechaos.vm.ssh import CommandResult, GuestSsh
@@ -59,8 +79,86 @@ def guest_time_limit(prepared: PreparedJob, margin: float = GUEST_MARGIN_SECONDS
     return int((planned if planned is not None else UNPLANNED_SECONDS) + margin)
 
 
-def guest_command(prepared: PreparedJob, remote: str, limit: int) -> str:
+#: Runs fio (``$@``) for ``$1`` seconds on the device ``$2``, starting it again after each error
+#: once the device reads again (see the module docstring). busybox sh; epoch seconds from ``date``.
+REOPEN_SCRIPT = r"""#!/bin/sh
+runtime=$1; device=$2; shift 2
+end=$(( $(date +%s) + runtime )); n=0
+while left=$(( end - $(date +%s) )); [ "$left" -gt 0 ]; do
+  timeout -s INT "$left" "$@" --output=fio.json.$n job.fio >>fio.stdout 2>>fio.stderr
+  rc=$?
+  echo "$n $rc $(date +%s)" >>fio-segments.txt
+  for log in fio_*.log; do [ -e "$log" ] && cat "$log" >>"joined.$log" && rm "$log"; done
+  cp fio.json.$n fio.json 2>/dev/null
+  [ "$rc" -eq 0 ] && break
+  until dd if="$device" of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null; do
+    [ "$(date +%s)" -lt "$end" ] || break 2
+    usleep 20000
+  done
+  n=$((n + 1))
+done
+for log in joined.fio_*.log; do [ -e "$log" ] && mv "$log" "${log#joined.}"; done
+exit 0
+"""
+REOPEN_NAME = "fio-reopen.sh"
+SEGMENTS_NAME = "fio-segments.txt"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One fio run of a reopening workload: its exit code, when it ended (the guest's epoch
+    seconds), and the I/O errors its JSON (``fio.json.N``) reports."""
+
+    index: int
+    exit_code: int
+    ended_epoch_s: int
+    io_errors: int
+
+
+def read_segments(run_dir: Path) -> list[Segment]:
+    """The segments a reopening run wrote to ``fio-segments.txt`` (empty for an ordinary run)."""
+    path = run_dir / SEGMENTS_NAME
+    if not path.is_file():
+        return []
+    segments = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        words = line.split()
+        if len(words) == 3 and all(word.isdigit() for word in words):
+            index, code, ended = (int(word) for word in words)
+            try:
+                errors = sum(job.io_errors for job in parse_fio_file(run_dir / f"{JSON_NAME}.{index}").jobs)
+            except FioOutputError:
+                errors = 1 if code else 0  # fio died before writing its JSON: count what ended it
+            segments.append(Segment(index, code, ended, errors))
+    return segments
+
+
+def reopen_device(prepared: PreparedJob) -> str:
+    """The device a reopening workload waits for: the first job's ``filename``.
+
+    Raises:
+        ArgumentError: the job names no single device file.
+    """
+    names = prepared.job_file.job_names
+    filename = prepared.job_file.effective("filename", names[0]) if names else None
+    if not filename or ":" in filename or not filename.startswith("/dev/"):
+        raise ArgumentError(
+            f"reopen needs a job on one device (filename=/dev/...), not '{filename or 'no filename'}'"
+        )
+    return filename
+
+
+def guest_command(prepared: PreparedJob, remote: str, limit: int, *, reopen: bool = False) -> str:
     """The guest shell command that runs ``prepared`` in the guest folder ``remote``."""
+    if reopen:
+        planned = prepared.expected_seconds
+        if planned is None:
+            raise ArgumentError("reopen needs a job with a runtime (it runs for that long in all)")
+        fio = " ".join(prepared.argv()[:2])  # fio --output-format=...: the script adds output and job
+        return (
+            f"cd {remote} && timeout {limit} sh {REOPEN_NAME} {math.ceil(planned)} "
+            f"{shlex.quote(reopen_device(prepared))} {fio}"
+        )
     return f"cd {remote} && timeout {limit} {' '.join(prepared.argv())} >{STDOUT_NAME} 2>{STDERR_NAME}"
 
 
@@ -185,9 +283,11 @@ def start_guest_fio(
     margin: float = GUEST_MARGIN_SECONDS,
     remote_base: str = REMOTE_BASE,
     host_clock: bool = False,
+    reopen: bool = False,
 ) -> GuestFioRun:
     """Copy ``prepared`` into a fresh folder under ``remote_base`` in the guest of ``vm`` and start it
-    there in the background (see the module docstring).
+    there in the background (see the module docstring; ``reopen``: as an application that reopens
+    its device after errors).
 
     Raises:
         ArgumentError: ``margin`` is negative.
@@ -196,6 +296,8 @@ def start_guest_fio(
     """
     if margin < 0:
         raise ArgumentError(f"margin '{margin:g}' is negative")
+    if reopen:
+        reopen_device(prepared)  # refuse a job without one device before anything starts
     ssh = vm.ssh()
     try:
         clock_before = measure_guest_clock(lambda: _Borrowed(ssh)) if host_clock else None
@@ -207,7 +309,11 @@ def start_guest_fio(
                 f"{(made.stderr or made.stdout).strip() or f'exit code {made.exit_code}'}"
             )
         ssh.put(prepared.run_dir / JOB_NAME, f"{remote}/{JOB_NAME}")
-        command = guest_command(prepared, remote, guest_time_limit(prepared, margin))
+        if reopen:
+            script = prepared.run_dir / REOPEN_NAME
+            script.write_text(REOPEN_SCRIPT, encoding="utf-8")
+            ssh.put(script, f"{remote}/{REOPEN_NAME}")
+        command = guest_command(prepared, remote, guest_time_limit(prepared, margin), reopen=reopen)
         (prepared.run_dir / COMMAND_NAME).write_text(f"ssh {vm.name}: {command}\n", encoding="utf-8")
         channel = ssh.start(command)
     except BaseException:
@@ -220,10 +326,14 @@ def start_guest_fio(
 
 __all__ = [
     "GUEST_MARGIN_SECONDS",
+    "REOPEN_SCRIPT",
     "GuestFioError",
     "GuestFioRun",
     "GuestTarget",
+    "Segment",
     "guest_command",
     "guest_time_limit",
+    "read_segments",
+    "reopen_device",
     "start_guest_fio",
 ]

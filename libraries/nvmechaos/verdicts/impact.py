@@ -14,6 +14,7 @@ import numpy as np
 
 from nvmechaos import units
 from nvmechaos.analysis.impact import FaultImpact, FaultWindow, ImpactError, fio_origin
+from nvmechaos.analysis.outage import FaultOutage
 from nvmechaos.analysis.series import IntervalSeries, RunSeries, run_series
 from nvmechaos.faults.base import fault_windows
 from nvmechaos.fio.model import FioResult
@@ -30,6 +31,48 @@ METRICS: Mapping[str, tuple[str, str, str]] = {
     "min_added_latency_ms": ("added_latency_ms", "ms", "min"),
     "max_recovery_s": ("recovery_s", "s", "max"),
 }
+
+
+#: Limits a fault's outage is checked against (:mod:`nvmechaos.analysis.outage`): name -> (attribute, unit).
+OUTAGE_METRICS: Mapping[str, tuple[str, str]] = {
+    "max_gap_ms": ("gap_ms", "ms"),
+    "max_io_errors": ("io_errors", "errors"),
+    "max_resume_s": ("resumed_s", "s"),
+    "max_restarts": ("restarts", "restarts"),
+}
+
+
+def outage_violations(outages: Iterable[FaultOutage], limits: Mapping[str, float]) -> list[str]:
+    """One line per limit an outage breaks, naming the fault, the metric, its value and the limit.
+    I/O that never resumed after a fault breaks ``max_resume_s`` whatever the limit.
+
+    Raises:
+        ImpactError: no limit, or an unknown metric name (the message lists the known ones).
+    """
+    if not limits:
+        raise ImpactError(f"no outage limit given (use {', '.join(OUTAGE_METRICS)})")
+    unknown = sorted(set(limits) - set(OUTAGE_METRICS))
+    if unknown:
+        raise ImpactError(
+            f"unknown outage metric(s) {', '.join(unknown)} (known: {', '.join(OUTAGE_METRICS)})"
+        )
+    lines = []
+    for outage in outages:
+        where = f"fault '{outage.label}' at {outage.start_s:.1f}-{outage.end_s:.1f} s"
+        for name, limit in limits.items():
+            attribute, unit = OUTAGE_METRICS[name]
+            value = getattr(outage, attribute)
+            if value is None:
+                lines.append(
+                    f"{where}: I/O never resumed after it (no completion from {outage.gap_from_s:.1f} s to "
+                    f"the end of the run at {outage.gap_to_s:.1f} s; limit {name} {limit:g} s)"
+                )
+            elif float(value) > limit:
+                shown = (
+                    f"{float(value):.0f}" if unit in ("ms", "errors", "restarts") else f"{float(value):.2f}"
+                )
+                lines.append(f"{where}: {name} is {shown} {unit}, above the limit {limit:g} {unit}")
+    return lines
 
 
 def impact_limits(given: Mapping[str, float | None]) -> dict[str, float]:
@@ -292,6 +335,7 @@ def judge_throttles(
 
 __all__ = [
     "METRICS",
+    "OUTAGE_METRICS",
     "ThrottleCheck",
     "ThrottleReport",
     "added_latency_bounds",
@@ -300,6 +344,7 @@ __all__ = [
     "fault_impacts",
     "impact_limits",
     "judge_throttles",
+    "outage_violations",
     "throttle_violations",
     "violations",
 ]

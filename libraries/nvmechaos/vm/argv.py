@@ -91,6 +91,8 @@ def guest_argv(guest: GuestSpec, image: GuestImage | None, key: KeyPair) -> list
     if initrd is not None:
         argv += ["-initrd", str(initrd)]
     append = guest.append if guest.append is not None else (image.append if image else BASE_APPEND)
+    if guest.io_timeout is not None:
+        append = f"{append} nvme_core.io_timeout={guest.io_timeout}"
     argv += ["-append", f"{append} nvmechaos.authkey={key.kernel_argument}".strip()]
     if image is not None and image.tools_disk is not None and guest.kernel is None:
         argv += [

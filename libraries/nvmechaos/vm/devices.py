@@ -8,6 +8,13 @@ readable and big enough, new ones fitting in the free space, serials unique. Onl
 Every controller sits on its own PCIe root port (``rp<N>``) so that it can be hot-plugged; a
 single-namespace controller takes its block node as ``drive=`` (plugged back in one ``device_add``),
 a controller with several namespaces gets one ``nvme-ns`` device per namespace.
+
+A multi-port drive (``paths`` > 1) is an ``nvme-subsys`` (``subsys<N>``) with one controller per
+path: ``nvme<N>`` and ``nvme<N>p1``, ``nvme<N>p2``..., each on its own root port, all with the
+subsystem's serial, and its namespaces as ``nvme-ns`` devices with ``shared=on`` (attached to every
+path; QEMU moves them to the subsystem when a path is unplugged, and a path plugged back in takes
+them again). The guest's native NVMe multipath shows one ``/dev/nvmeXnY`` per namespace, with a
+hidden ``nvmeXcZnY`` per path.
 """
 
 from __future__ import annotations
@@ -67,10 +74,35 @@ class ControllerHandle:
     slot: int
     serial: str
     namespaces: tuple[NamespaceHandle, ...]
+    #: The ``nvme-subsys`` id of a multi-port drive's paths (None: a controller of its own).
+    subsystem: str | None = None
+    #: The ids of every path of the subsystem, this one included (empty: a controller of its own).
+    paths: tuple[str, ...] = ()
 
     @property
     def single_namespace(self) -> bool:
         return len(self.namespaces) == 1
+
+    @property
+    def first_path(self) -> bool:
+        """The controller that builds the subsystem and its namespaces (every plain controller)."""
+        return not self.paths or self.paths[0] == self.id
+
+    @property
+    def last_path(self) -> bool:
+        return not self.paths or self.paths[-1] == self.id
+
+    def live_paths_probe(self) -> str:
+        """A guest shell command printing ``paths N``: the live controllers with this serial that
+        have every namespace attached (a path's namespaces show as ``nvmeXcYnZ`` in its sysfs
+        folder); see :func:`parse_live_paths`."""
+        return (
+            "n=0; for c in /sys/class/nvme/nvme*; do "
+            f'[ "$(echo $(cat $c/serial 2>/dev/null))" = "{self.serial}" ] || continue; '
+            '[ "$(cat $c/state 2>/dev/null)" = live ] || continue; '
+            'k=0; for p in $c/nvme*c*n*; do [ -e "$p" ] && k=$((k + 1)); done; '
+            f"[ $k -ge {len(self.namespaces)} ] && n=$((n + 1)); done; echo paths $n"
+        )
 
     def device_add_arguments(self) -> dict[str, Any]:
         """``device_add`` arguments that plug this controller back in.
@@ -78,6 +110,10 @@ class ControllerHandle:
         Namespaces of a multi-namespace controller: :meth:`namespace_add_arguments`.
         """
         arguments: dict[str, Any] = {"driver": "nvme", "id": self.id, "bus": self.bus, "serial": self.serial}
+        if self.subsystem is not None:
+            # A path takes the subsystem's shared namespaces, at launch and when plugged back in.
+            arguments["subsys"] = self.subsystem
+            return arguments
         if self.single_namespace:
             arguments["drive"] = self.namespaces[0].node
             if self.namespaces[0].block_size != 512:
@@ -86,8 +122,9 @@ class ControllerHandle:
         return arguments
 
     def namespace_add_arguments(self) -> list[dict[str, Any]]:
-        """``device_add`` arguments of the nvme-ns devices (empty for a single-namespace controller)."""
-        if self.single_namespace:
+        """``device_add`` arguments of the nvme-ns devices (empty for a single-namespace controller;
+        for a subsystem, shared namespaces on its first path)."""
+        if self.single_namespace and self.subsystem is None:
             return []
         result = []
         for ns in self.namespaces:
@@ -101,16 +138,27 @@ class ControllerHandle:
             if ns.block_size != 512:
                 arguments["logical_block_size"] = ns.block_size
                 arguments["physical_block_size"] = ns.block_size
+            if self.subsystem is not None:
+                arguments["bus"] = self.paths[0]
+                arguments["shared"] = "on"
             result.append(arguments)
         return result
 
     def argv(self) -> list[str]:
         """The QEMU options of this controller: its root port, its namespaces' block nodes, its
-        device (the same arguments a hot-plug sends) and its nvme-ns devices."""
+        device (the same arguments a hot-plug sends) and its nvme-ns devices. A subsystem's first
+        path also builds the subsystem and the block nodes; its last path the shared namespaces,
+        once every path exists."""
         argv = ["-device", f"pcie-root-port,id={self.bus},chassis={self.chassis},slot={self.slot}"]
-        for ns in self.namespaces:
-            argv += ns.blockdev_argv()
-        for device in (self.device_add_arguments(), *self.namespace_add_arguments()):
+        if self.subsystem is not None and self.first_path:
+            argv += ["-device", f"nvme-subsys,id={self.subsystem},nqn=nqn.2026-11.io.nvmechaos:{self.serial}"]
+        if self.first_path:
+            for ns in self.namespaces:
+                argv += ns.blockdev_argv()
+        devices = [self.device_add_arguments()]
+        if self.last_path:
+            devices += self.namespace_add_arguments()
+        for device in devices:
             argv += ["-device", ",".join(f"{key}={value}" for key, value in device.items())]
         return argv
 
@@ -124,6 +172,20 @@ class NewImage:
     format: str
     size: int
     kept: bool
+
+
+def parse_live_paths(output: str) -> int | None:
+    """The ``N`` of the ``paths N`` line :meth:`ControllerHandle.live_paths_probe` prints (None: none)."""
+    for line in output.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == "paths" and words[1].isdigit():
+            return int(words[1])
+    return None
+
+
+#: Guest command that makes every multipath device spread its I/O over all live paths (the
+#: kernel's default, ``numa``, keeps using one path while it lives).
+ROUND_ROBIN_COMMAND = "for f in /sys/class/nvme-subsystem/*/iopolicy; do echo round-robin > $f; done"
 
 
 def escape(path: Path | str) -> str:
@@ -158,7 +220,7 @@ def plan_namespaces(spec: VmSpec, run_dir: Path) -> tuple[tuple[ControllerHandle
     Raises:
         VmSpecError: naming the namespace and the file at fault.
     """
-    controllers = []
+    controllers: list[ControllerHandle] = []
     images: list[NewImage] = []
     for index, controller in enumerate(spec.controllers):
         serial = controller.serial or f"NVMECHAOS{index:04d}"
@@ -171,7 +233,7 @@ def plan_namespaces(spec: VmSpec, run_dir: Path) -> tuple[tuple[ControllerHandle
                 node,
                 nsid,
                 run_dir,
-                with_device=len(controller.namespaces) > 1,
+                with_device=len(controller.namespaces) > 1 or controller.paths > 1,
                 controller=f"nvme{index}",
             )
             handles.append(handle)
@@ -179,17 +241,26 @@ def plan_namespaces(spec: VmSpec, run_dir: Path) -> tuple[tuple[ControllerHandle
                 if any(image.path == other.path for other in images):
                     raise VmSpecError(f"backing file '{image.path}' is given to two namespaces")
                 images.append(image)
-        controllers.append(
-            ControllerHandle(
-                id=f"nvme{index}",
-                bus=f"rp{index}",
-                chassis=index + 1,
-                slot=index + 1,
-                serial=serial,
-                namespaces=tuple(handles),
+        ids = tuple(f"nvme{index}" + (f"p{path}" if path else "") for path in range(controller.paths))
+        for path, device in enumerate(ids):
+            # Root ports: rp<N> for the first path of controller N (as without multipath), then
+            # rp16, rp17... for further paths (16 controllers at most).
+            port = (
+                index if path == 0 else 16 + sum(1 for c in controllers if c.subsystem and not c.first_path)
             )
-        )
-    serials = [c.serial for c in controllers]
+            controllers.append(
+                ControllerHandle(
+                    id=device,
+                    bus=f"rp{port}",
+                    chassis=port + 1,
+                    slot=port + 1,
+                    serial=serial,
+                    namespaces=tuple(handles),
+                    subsystem=f"subsys{index}" if controller.paths > 1 else None,
+                    paths=ids if controller.paths > 1 else (),
+                )
+            )
+    serials = [c.serial for c in controllers if c.first_path]
     if len(set(serials)) != len(serials):
         raise VmSpecError(f"NVMe serials must differ between controllers: {', '.join(serials)}")
     _check_free_space(images)
@@ -293,10 +364,12 @@ def _new_backing_size(ns: NamespaceSpec, backing: Path, where: str) -> int:
 
 
 __all__ = [
+    "ROUND_ROBIN_COMMAND",
     "ControllerHandle",
     "NamespaceHandle",
     "NewImage",
     "create_namespaces",
     "escape",
+    "parse_live_paths",
     "plan_namespaces",
 ]

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from nvmechaos.drive.handle import drive_serving
 from nvmechaos.faults.base import FaultError
 from nvmechaos.timeline import Channel, Event
-from nvmechaos.vm.devices import ControllerHandle, NamespaceHandle
+from nvmechaos.vm.devices import ControllerHandle, NamespaceHandle, parse_live_paths
 from nvmechaos.vm.errors import QmpError, VmError, VmSpecError
 from nvmechaos.vm.machine import Vm, fault_channel, positive_seconds
 from nvmechaos.vm.spec import parse_size
@@ -163,7 +163,7 @@ def hot_plug(
     """
     positive_seconds(timeout)
     handle = controller(vm, device)
-    if not handle.single_namespace:
+    if not handle.single_namespace and handle.subsystem is None:
         raise HotplugError(
             f"'{device}' of VM '{vm.name}' has {len(handle.namespaces)} namespaces: QEMU cannot plug nvme-ns "
             "devices back (its NVMe bus has no hot-plug); give each hot-plugged controller one namespace"
@@ -176,13 +176,15 @@ def hot_plug(
             f"hot-plug of '{device}': cannot reach the guest of VM '{vm.name}': {error}"
         ) from None
     try:
+        # A path of a multi-port drive is back when one more path is live than before.
+        wanted_paths = live_paths(handle, guest) + 1 if handle.subsystem is not None else 0
         since = time.monotonic()
         try:
             vm.execute("device_add", handle.device_add_arguments())  # one namespace: refused above otherwise
         except VmError as error:
             raise HotplugError(f"hot-plug of '{device}' on VM '{vm.name}': {error}") from None
         plugged = log.record("hotplug", "plug", {"device": device, "command": "device_add"}, monotonic=since)
-        devices = _wait_usable(vm, handle, guest, since + timeout, poll)
+        devices = _wait_usable(vm, handle, guest, since + timeout, poll, paths=wanted_paths)
         if devices is None:
             log.record("hotplug", "timeout", {"device": device, "waited_s": timeout})
             raise HotplugError(
@@ -197,11 +199,23 @@ def hot_plug(
             guest.close()
 
 
+def live_paths(handle: ControllerHandle, guest: GuestShell) -> int:
+    """How many paths of ``handle``'s subsystem the guest has live, with every namespace attached."""
+    try:
+        return parse_live_paths(str(guest.run(handle.live_paths_probe(), timeout=15).stdout)) or 0
+    except VmError:
+        return 0
+
+
 def _wait_usable(
-    vm: Vm, handle: ControllerHandle, guest: GuestShell, deadline: float, poll: float
+    vm: Vm, handle: ControllerHandle, guest: GuestShell, deadline: float, poll: float, *, paths: int = 0
 ) -> tuple[str, ...] | None:
+    """The namespaces of ``handle`` once all are readable (and, for a subsystem's path, once
+    ``paths`` paths are live), or None at ``deadline``."""
     wanted = {ns.nsid for ns in handle.namespaces}
     probe = _USABLE_PROBE.replace("{serial}", handle.serial)
+    if handle.subsystem is not None:
+        probe += "; " + handle.live_paths_probe()
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -211,16 +225,59 @@ def _wait_usable(
         try:
             result = guest.run(probe, timeout=max(1.0, remaining))
             found = {}
+            live = parse_live_paths(str(result.stdout)) or 0
             for line in str(result.stdout).splitlines():
                 parts = line.split()
                 if len(parts) == 2 and parts[1].isdigit():
                     found[int(parts[1])] = parts[0]
         except VmError:
-            found = {}
-        if wanted <= set(found):
+            found, live = {}, 0
+        if wanted <= set(found) and live >= paths:
             # Seen only after the deadline (the probe itself takes an SSH round trip): too late.
             return tuple(found[nsid] for nsid in sorted(wanted)) if time.monotonic() <= deadline else None
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+
+def path_io(vm: Vm, device: str, seconds: float = 1.0, shell: GuestShell | None = None) -> dict[str, int]:
+    """I/Os each live path of the multi-port drive ``device`` (any of its controllers' ids)
+    completed over ``seconds``: guest path disk (``nvme0c1n1``) -> reads + writes, from
+    ``/sys/block/<path>/stat``.
+
+    Raises:
+        HotplugError: unknown device, or not a multi-port drive.
+        VmError: the guest cannot be reached.
+    """
+    handle = controller(vm, device)
+    if handle.subsystem is None:
+        raise HotplugError(
+            f"'{device}' of VM '{vm.name}' is not a path of a multi-port drive (launch it with paths=2)"
+        )
+    positive_seconds(seconds)
+    sample = (
+        "for c in /sys/class/nvme/nvme*; do "
+        f'[ "$(echo $(cat $c/serial 2>/dev/null))" = "{handle.serial}" ] || continue; '
+        'for p in $c/nvme*c*n*; do [ -e "$p" ] && echo "${p##*/} $(cat /sys/block/${p##*/}/stat)"; done; done'
+    )
+    own = shell is None
+    guest: GuestShell = shell if shell is not None else vm.ssh()
+    try:
+        before = _path_counts(str(guest.run(sample).stdout))
+        time.sleep(seconds)
+        after = _path_counts(str(guest.run(sample).stdout))
+    finally:
+        if own:
+            guest.close()
+    return {path: after[path] - before.get(path, 0) for path in sorted(after)}
+
+
+def _path_counts(output: str) -> dict[str, int]:
+    """Path disk -> reads + writes completed, from lines ``name <block stat fields>``."""
+    counts = {}
+    for line in output.splitlines():
+        words = line.split()
+        if len(words) >= 6 and words[1].isdigit() and words[5].isdigit():
+            counts[words[0]] = int(words[1]) + int(words[5])
+    return counts
 
 
 # ----- throttling ------------------------------------------------------------------------------
@@ -432,6 +489,7 @@ __all__ = [
     "hot_plug",
     "hot_unplug",
     "namespaces_of",
+    "path_io",
     "set_throttle",
     "throttle",
     "throttle_names",

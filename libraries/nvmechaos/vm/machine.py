@@ -38,7 +38,13 @@ from nvmechaos.rundir import private_run_dir, run_base
 from nvmechaos.timeline import Channel, Timeline
 from nvmechaos.units import ArgumentError, require
 from nvmechaos.vm.argv import HOST, command_line, qemu_argv
-from nvmechaos.vm.devices import ControllerHandle, create_namespaces, plan_namespaces
+from nvmechaos.vm.devices import (
+    ROUND_ROBIN_COMMAND,
+    ControllerHandle,
+    create_namespaces,
+    parse_live_paths,
+    plan_namespaces,
+)
 from nvmechaos.vm.errors import (
     HostKeyMismatchError,
     QemuError,
@@ -433,6 +439,15 @@ class Vm:
                 for ns in controller.namespaces
                 if ns.nsid not in have
             ]
+        for controller in self.controllers:
+            if controller.subsystem is not None and controller.first_path and not missing:
+                live = parse_live_paths(ssh.run(controller.live_paths_probe(), timeout=15).stdout) or 0
+                if live < len(controller.paths):
+                    missing.append(
+                        f"{controller.id} ({controller.serial}): {live} of {len(controller.paths)} paths"
+                    )
+                else:
+                    ssh.run(ROUND_ROBIN_COMMAND, timeout=15)
         return missing
 
     def check_host_key(self, seen: str) -> None:

@@ -21,6 +21,8 @@ from nvmechaos.vm.qemu import Accel
 
 FORMATS = ("raw", "qcow2")
 MAX_NAMESPACES = 256  # QEMU's NVME_MAX_NAMESPACES
+#: Controllers (ports) one NVMe subsystem may have here: a dual-port drive has 2.
+MAX_PATHS = 4
 #: The size of a namespace nobody gave a size or a backing store.
 DEFAULT_SIZE = 1 << 30
 
@@ -146,14 +148,23 @@ class NamespaceSpec:
 
 @dataclass(frozen=True)
 class ControllerSpec:
-    """One NVMe controller on its own PCIe root port, with one or more namespaces."""
+    """One NVMe controller on its own PCIe root port, with one or more namespaces; with ``paths``
+    above 1, a multi-port drive: that many controllers (each on its own root port) of one NVMe
+    subsystem sharing the namespaces, which the guest sees as one multipath device per namespace."""
 
     namespaces: tuple[NamespaceSpec, ...] = (NamespaceSpec(size=1 << 30),)
     serial: str | None = None
+    paths: int = 1
 
     def __post_init__(self) -> None:
         if not self.namespaces:
             raise VmSpecError("an NVMe controller needs at least one namespace")
+        if (
+            isinstance(self.paths, bool)
+            or not isinstance(self.paths, int)
+            or not 1 <= self.paths <= MAX_PATHS
+        ):
+            raise VmSpecError(f"paths '{self.paths}' of an NVMe controller must be 1 to {MAX_PATHS}")
         if len(self.namespaces) > MAX_NAMESPACES:
             raise VmSpecError(
                 f"{len(self.namespaces)} namespaces on one NVMe controller: "
@@ -178,6 +189,9 @@ class GuestSpec:
     ssh_user: str = "root"
     ssh_key: Path | None = None
     host_key: str | None = None
+    #: Seconds the guest's NVMe driver waits for an I/O before it aborts it and resets the
+    #: controller (kernel option ``nvme_core.io_timeout``; Linux's default is 30). None: the default.
+    io_timeout: int | None = None
 
     @property
     def builtin(self) -> bool:
@@ -197,6 +211,14 @@ class GuestSpec:
                 raise VmSpecError(f"{what} '{path}' does not exist")
         if self.initrd is not None and self.kernel is None:
             raise VmSpecError(f"initrd '{self.initrd}' given without a kernel")
+        if self.io_timeout is not None:
+            if self.disk_image is not None:
+                raise VmSpecError(
+                    "io_timeout is a kernel option: a disk image boots its own kernel command line "
+                    "(set nvme_core.io_timeout there)"
+                )
+            if not 1 <= self.io_timeout <= 3600:
+                raise VmSpecError(f"io_timeout {self.io_timeout} s is not 1 to 3600 s")
         if not self.builtin and self.ssh_key is None and self.kernel is None:
             raise VmSpecError("a user disk image needs the SSH private key its guest accepts (ssh_key)")
         if self.host_key is not None:
@@ -285,7 +307,7 @@ def controllers_from(layout: object) -> tuple[ControllerSpec, ...]:
     """Controllers from data (YAML/JSON/Robot lists and dicts).
 
     ``layout`` is a list with one entry per controller; each entry is a list of namespaces or a
-    mapping ``{serial: ..., namespaces: [...]}``; each namespace is a size (``1G``) or a mapping
+    mapping ``{serial: ..., paths: 2, namespaces: [...]}``; each namespace is a size (``1G``) or a mapping
     ``{size, backing, format, nbd, block_size}``. A single mapping or size means one controller.
 
     Raises:
@@ -299,12 +321,14 @@ def controllers_from(layout: object) -> tuple[ControllerSpec, ...]:
     for index, entry in enumerate(layout):
         where = f"controller {index}"
         serial: str | None = None
+        paths: object = 1
         items: object = entry
         if isinstance(entry, dict) and "namespaces" in entry:
-            unknown = set(entry) - {"namespaces", "serial"}
+            unknown = set(entry) - {"namespaces", "serial", "paths"}
             if unknown:
                 raise VmSpecError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
             serial = str(entry["serial"]) if entry.get("serial") else None
+            paths = entry.get("paths", 1)
             items = entry["namespaces"]
         if isinstance(items, (str, int, dict)):
             items = [items]
@@ -313,8 +337,25 @@ def controllers_from(layout: object) -> tuple[ControllerSpec, ...]:
         namespaces = tuple(
             _namespace_from(item, f"{where} namespace {n + 1}") for n, item in enumerate(items)
         )
-        controllers.append(ControllerSpec(namespaces=namespaces, serial=serial))
+        try:
+            controllers.append(ControllerSpec(namespaces=namespaces, serial=serial, paths=parse_paths(paths)))
+        except VmSpecError as error:
+            raise VmSpecError(f"{where}: {error}") from None
     return tuple(controllers)
+
+
+def parse_paths(value: object) -> int:
+    """The number of paths (ports) of a controller: a whole number from 1 to :data:`MAX_PATHS`.
+
+    Raises:
+        VmSpecError: anything else.
+    """
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= MAX_PATHS:
+        raise VmSpecError(
+            f"paths '{value}' of an NVMe controller must be a whole number from 1 to {MAX_PATHS}"
+        )
+    return int(text)
 
 
 def layout_from(value: object) -> object:
@@ -344,6 +385,7 @@ class SimpleLayout:
     format: str | None = None
     nbd: str | None = None
     create: bool = False
+    paths: int = 1
 
     def given(self) -> list[str]:
         """The options set, as ``name=`` (for a message)."""
@@ -357,6 +399,7 @@ class SimpleLayout:
                 ("format", bool(self.format)),
                 ("nbd", bool(self.nbd)),
                 ("create_backing", self.create),
+                ("paths", self.paths != 1),
             )
             if set_
         ]
@@ -383,8 +426,10 @@ class SimpleLayout:
         )
         if (self.backing or self.nbd) and (self.namespaces > 1 or self.controllers > 1):
             raise VmSpecError("backing= and nbd= describe one namespace: use layout= for several")
+        paths = parse_paths(self.paths)
         return tuple(
-            ControllerSpec(namespaces=(namespace,) * self.namespaces) for _ in range(self.controllers)
+            ControllerSpec(namespaces=(namespace,) * self.namespaces, paths=paths)
+            for _ in range(self.controllers)
         )
 
 
@@ -411,6 +456,7 @@ def storage_from(
         if len(serials) != len(specs):
             raise VmSpecError(f"{len(serials)} serials given for {len(specs)} controllers")
         specs = tuple(
-            ControllerSpec(namespaces=c.namespaces, serial=s) for c, s in zip(specs, serials, strict=True)
+            ControllerSpec(namespaces=c.namespaces, serial=s, paths=c.paths)
+            for c, s in zip(specs, serials, strict=True)
         )
     return specs
