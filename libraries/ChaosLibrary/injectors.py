@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from robot.api import logger
@@ -16,6 +17,7 @@ from nvmechaos.faults import (
     LatencyParams,
     NbdInjector,
     Operation,
+    StallParams,
     Transport,
     fault_windows,
     make_injector,
@@ -23,6 +25,7 @@ from nvmechaos.faults import (
     resolve_engine,
 )
 from nvmechaos.timeline import Event
+from nvmechaos.units import converted_flag
 from nvmechaos_robot.times import optional_seconds
 
 
@@ -127,6 +130,28 @@ class InjectorKeywords:
         params = LatencyParams.spike(read=read, write=write, flush=flush, trim=trim, zero=zero)
         event = target.apply(params, optional_seconds(duration))
         logger.info(f"{target.name}: latency {params.as_dict()} s{_for(duration)}")
+        return event
+
+    @keyword("Stall IO")
+    def stall_io(self, injector: Injector, duration: timedelta, wait: bool = True) -> Event:
+        """Answer no request for ``duration`` (a Robot time, e.g. ``8s``): the disk behind
+        ``injector`` hangs, then comes back. Every request that arrives meanwhile, and every one in
+        progress, is answered when the stall ends; nothing fails on the disk's side. What the
+        workload sees depends on its host: a guest whose NVMe driver times out first
+        (``io_timeout`` of `Launch NVMe VM`, Linux default 30 s) aborts the commands and resets
+        the controller. Recorded on the fault timeline (``stall``, apply and clear); with
+        ``wait`` (default) the keyword returns when the stall has ended. Returns the apply event.
+
+        Examples:
+        | Stall IO    ${injector}    3s
+        | Stall IO    ${injector}    8s    wait=False
+        """
+        target = injector_handle(injector)
+        params = StallParams(duration.total_seconds())
+        event = target.apply(params, params.seconds)
+        logger.info(f"{target.name}: no request answered for {params.seconds:g} s")
+        if converted_flag(wait, "wait"):
+            time.sleep(max(0.0, event.monotonic + params.seconds - time.monotonic()))
         return event
 
     @keyword

@@ -3,6 +3,8 @@ logs from the guest with the host clock the fault timeline is stamped on."""
 
 from __future__ import annotations
 
+import re
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,15 +21,30 @@ from nvmechaos.analysis.runclock import (
 from nvmechaos.timeline import Event
 from nvmechaos.vm import Vm, as_vm
 from nvmechaos.vm.faults import (
+    PCIE_ERRORS,
+    SMART_WARNINGS,
+    PcieError,
+    ResetKind,
+    SmartWarning,
     ThrottleLimits,
     controller,
+    critical_warning,
+    flap,
     get_throttle,
+    guest_controller,
     hot_plug,
     hot_unplug,
+    inject_pcie_error,
+    kernel_log,
     path_io,
+    reset_controller,
     set_critical_warning,
     set_throttle,
+    smart_events,
     throttle,
+    wait_for_guest_io,
+    wait_for_kernel_message,
+    watch_smart_events,
 )
 from nvmechaos.vm.machine import FAULT_SOURCE_PREFIX
 from nvmechaos_robot import fail
@@ -117,6 +134,233 @@ class FaultKeywords:
                 + ")"
             )
         return counts
+
+    @keyword("Inject PCIe Error")
+    def inject_pcie_error(self, vm: Vm, device: str, severity: PcieError = PcieError.correctable) -> Event:
+        """Inject a PCIe AER error of ``severity`` (``correctable``, ``non_fatal``, ``fatal``) into
+        the link of NVMe controller ``device``, now, while I/O may run; return its timeline event
+        (an instantaneous ``pcie_error`` fault).
+
+        QEMU's NVMe device has no AER capability of its own, so the error is injected at its PCIe
+        root port (``pcie_aer_inject_error``), which reports it to the guest; the guest's AER
+        driver then recovers the devices below the port: nothing to do for a correctable error,
+        the driver's error handlers for a non-fatal one, a link reset for a fatal one. Measured on
+        QEMU 10 with Linux 6.1 under TCG: correctable and non-fatal errors are reported and
+        recovered with no I/O stall; a fatal error resets the link, which QEMU's root port never
+        reports active again, so recovery fails and I/O hangs for good (the guest is lost: use a
+        VM of its own). Check the guest's reaction with `Guest Should Report PCIe Error`.
+
+        Example:
+        | ${error} =    Inject PCIe Error    ${vm}    nvme0    non_fatal
+        | Guest Should Report PCIe Error    ${vm}    ${error}
+        """
+        target = as_vm(vm)
+        with target.ssh() as shell:
+            event = inject_pcie_error(target, device, severity, target.faults, shell)
+        logger.info(
+            f"{PcieError(severity).value} PCIe error injected at {event.params['port']} above '{device}'"
+        )
+        return event
+
+    @keyword("Guest Should Report PCIe Error")
+    def guest_should_report_pcie_error(
+        self, vm: Vm, error: Event, timeout: timedelta = timedelta(seconds=5)
+    ) -> list[str]:
+        """Fail unless the guest's kernel reported the PCIe error ``error`` (what `Inject PCIe
+        Error` returned) within ``timeout`` (a Robot time) and, for an uncorrectable one, recovered
+        the device (``AER: device recovery successful``); a failed recovery fails at once. Returns
+        the kernel log lines found.
+
+        Example:
+        | ${error} =    Inject PCIe Error    ${vm}    nvme0    correctable
+        | ${lines} =    Guest Should Report PCIe Error    ${vm}    ${error}    timeout=5s
+        """
+        target = as_vm(vm)
+        params = error.params if isinstance(error, Event) and error.kind == "pcie_error" else None
+        if params is None:
+            fail(f"'{error}' is not a PCIe error event (use what Inject PCIe Error returned)")
+        severity = PcieError(params["severity"])
+        after = int(params["kernel_lines"])
+        seconds = timeout.total_seconds()
+        with target.ssh() as shell:
+            reported = wait_for_kernel_message(shell, PCIE_ERRORS[severity][1], after, seconds)
+            if reported is None:
+                fail(
+                    f"the guest of VM '{target.name}' reported no {severity.value} PCIe error within "
+                    f"{seconds:g} s (no kernel line matching '{PCIE_ERRORS[severity][1]}')"
+                )
+            lines = [reported]
+            if severity is not PcieError.correctable:
+                outcome = wait_for_kernel_message(
+                    shell, "AER: device recovery (successful|failed)", after, seconds
+                )
+                if outcome is None or "failed" in outcome:
+                    fail(
+                        f"the guest of VM '{target.name}' did not recover from the {severity.value} PCIe "
+                        f"error within {seconds:g} s: {outcome or 'no recovery reported'}"
+                    )
+                lines.append(outcome)
+        logger.info("guest kernel: " + " | ".join(lines))
+        return lines
+
+    @keyword("Reset NVMe Controller")
+    def reset_nvme_controller(self, vm: Vm, device: str, kind: ResetKind = ResetKind.controller) -> float:
+        """Reset NVMe controller ``device`` from inside the guest, now, while I/O may run, and return
+        the seconds until the guest has it live again. ``kind``: ``controller`` (``nvme reset``),
+        ``function`` (PCIe function-level reset through sysfs) or ``subsystem`` (``nvme
+        subsystem-reset``; QEMU's NVMe emulation has no NVM subsystem reset, so the guest refuses
+        it and this fails saying so). Recorded as a ``reset`` fault from the command until live.
+
+        Example:
+        | ${fio} =    Start Timed Fio Job On VM    ${vm}    faults/fault_workload    runtime=8    &{EVERY_IO}
+        | Reset NVMe Controller    ${vm}    nvme0    function
+        """
+        target = as_vm(vm)
+        with target.ssh() as shell:
+            seconds = reset_controller(target, device, kind, target.faults, shell)
+        logger.info(f"{ResetKind(kind).value} reset of '{device}': live again after {seconds:.3f} s")
+        return seconds
+
+    @keyword("Flap NVMe Device")
+    def flap_nvme_device(
+        self,
+        vm: Vm,
+        device: str,
+        cycles: int = 5,
+        interval: timedelta = timedelta(milliseconds=200),
+        timeout: timedelta = timedelta(seconds=10),
+    ) -> dict[str, object]:
+        """Unplug and plug NVMe controller ``device`` ``cycles`` times, ``interval`` (a Robot time)
+        after each unplug is done and after each plug, while I/O may run, then wait until the guest
+        reads its namespaces again (and, for a path of a multi-port drive, until the path is live).
+        Fails when an unplug or the final return takes longer than ``timeout``. Returns
+        ``cycles``, ``stable_s`` (seconds from the last plug until stable) and ``unplug_s``.
+
+        An unplug is a cooperative (ACPI) removal: QEMU's ``device_del`` asks the guest, which
+        releases the device (0.1-0.5 s here), so a cycle cannot be shorter than that.
+
+        Example:
+        | ${flaps} =    Flap NVMe Device    ${vm}    nvme0p1    cycles=5    interval=200ms
+        | Should Be True    ${flaps}[stable_s] < 5
+        """
+        target = as_vm(vm)
+        with target.ssh() as shell:
+            result = flap(
+                target,
+                device,
+                target.faults,
+                cycles=cycles,
+                interval=interval.total_seconds(),
+                timeout=timeout.total_seconds(),
+                shell=shell,
+            )
+        logger.info(
+            f"'{device}' flapped {result.cycles} times; stable {result.stable_s:.3f} s after the last plug; "
+            f"unplugs took {', '.join(f'{s:.2f}' for s in result.unplug_s)} s"
+        )
+        return {"cycles": result.cycles, "stable_s": result.stable_s, "unplug_s": list(result.unplug_s)}
+
+    @keyword("Watch SMART Events In Guest")
+    def watch_smart_events_in_guest(self, vm: Vm, device: str) -> str:
+        """Make the guest report and record SMART/Health asynchronous events of NVMe controller
+        ``device``: Linux enables only notice events, so the critical warning bits are added to its
+        Asynchronous Event Configuration (``nvme set-feature -f 0x0b``) and the kernel's
+        ``nvme_async_event`` trace is turned on. Returns the guest's controller name. After one
+        event, the controller reports no other until the host reads the SMART log (`Guest Should
+        See SMART Warning` does).
+
+        Example:
+        | Watch SMART Events In Guest    ${vm}    nvme0
+        | Set SMART Critical Warning    ${vm}    nvme0    2
+        | Guest Should See SMART Warning    ${vm}    nvme0    temperature
+        """
+        target = as_vm(vm)
+        with target.ssh() as shell:
+            return watch_smart_events(target, device, shell)
+
+    @keyword("Guest Should See SMART Warning")
+    def guest_should_see_smart_warning(
+        self, vm: Vm, device: str, warning: SmartWarning, timeout: timedelta = timedelta(seconds=5)
+    ) -> int:
+        """Fail unless, within ``timeout`` (a Robot time), the guest's ``nvme smart-log`` of NVMe
+        controller ``device`` shows the critical warning ``warning`` (``spare``, ``temperature``,
+        ``reliability``, ``read_only``, ``volatile_backup``) and the guest received the
+        asynchronous event that announces it (watched with `Watch SMART Events In Guest`; its
+        information field: temperature, spare, or reliability for the others). Returns the
+        critical warning byte the guest read.
+
+        Example:
+        | Set SMART Critical Warning    ${vm}    nvme0    8
+        | Guest Should See SMART Warning    ${vm}    nvme0    read_only
+        """
+        target = as_vm(vm)
+        kind = SmartWarning(warning)
+        bit, info = SMART_WARNINGS[kind]
+        deadline = time.monotonic() + timeout.total_seconds()
+        with target.ssh() as shell:
+            name = guest_controller(controller(target, device), shell)
+            while True:
+                byte = critical_warning(name, shell)  # reading the log also unmasks further events
+                events = [r for c, r in smart_events(shell) if c == name and (r >> 8) & 0xFF == info]
+                if byte & bit and events:
+                    break
+                if time.monotonic() >= deadline:
+                    seen = "no SMART event" if not events else f"event 0x{events[-1]:06x}"
+                    fail(
+                        f"the guest of VM '{target.name}' did not see the {kind.value} warning of '{device}' "
+                        f"within {timeout.total_seconds():g} s: smart-log critical_warning 0x{byte:02x}, "
+                        f"{seen} (watch SMART events first: Watch SMART Events In Guest)"
+                    )
+                time.sleep(0.2)
+        logger.info(f"guest {name}: critical_warning 0x{byte:02x}, SMART event 0x{events[-1]:06x}")
+        return byte
+
+    @keyword("Wait Until Guest Does NVMe IO")
+    def wait_until_guest_does_nvme_io(self, vm: Vm, timeout: timedelta = timedelta(seconds=60)) -> float:
+        """Wait until the guest of ``vm`` completes NVMe I/O (its NVMe block devices' read and write
+        counts grow over 0.2 s), i.e. until a workload started in the background really runs (a
+        TCG guest takes 1-3 s to load fio); fail after ``timeout`` (a Robot time). Returns the
+        seconds waited. Sleep after it to give a fault its baseline.
+
+        Example:
+        | ${fio} =    Start Timed Fio Job On VM    ${vm}    faults/probe_qd1    runtime=16
+        | Wait Until Guest Does NVMe IO    ${vm}
+        """
+        return wait_for_guest_io(as_vm(vm), timeout.total_seconds())
+
+    @keyword("Mark Guest Kernel Log")
+    def mark_guest_kernel_log(self, vm: Vm) -> int:
+        """The number of lines the guest kernel's log (``dmesg``) has now: give it to `Get Guest
+        Kernel Log` as ``after`` to read only what came later.
+
+        Example:
+        | ${mark} =    Mark Guest Kernel Log    ${vm}
+        """
+        target = as_vm(vm)
+        with target.ssh() as shell:
+            return len(kernel_log(shell))
+
+    @keyword("Get Guest Kernel Log")
+    def get_guest_kernel_log(self, vm: Vm, match: str | None = None, after: int = 0) -> list[str]:
+        """The guest kernel's log (``dmesg``) lines after the first ``after`` (a `Mark Guest Kernel
+        Log`), only those matching the regular expression ``match`` when given (e.g.
+        ``nvme|AER``), logged and returned.
+
+        Example:
+        | ${mark} =    Mark Guest Kernel Log    ${vm}
+        | ${lines} =    Get Guest Kernel Log    ${vm}    match=nvme.*(timeout|reset)    after=${mark}
+        """
+        target = as_vm(vm)
+        with target.ssh() as shell:
+            lines = kernel_log(shell)[after:]
+        if match:
+            try:
+                expression = re.compile(match)
+            except re.error as error:
+                fail(f"match '{match}' is not a regular expression: {error}")
+            lines = [line for line in lines if expression.search(line)]
+        logger.info("\n".join(lines) or "(no lines)")
+        return lines
 
     @keyword("Set IO Throttle")
     def set_io_throttle(

@@ -23,6 +23,7 @@ from nvmechaos.faults.control import (
     FaultParams,
     LatencyParams,
     Operation,
+    StallParams,
     parse_delay,
     parse_duration,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "Operation",
     "PythonNbdProxy",
     "Schedule",
+    "StallParams",
     "Transport",
     "Window",
     "fault_windows",

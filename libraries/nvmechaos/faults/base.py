@@ -19,7 +19,7 @@ from nvmechaos.errors import NvmeChaosError
 from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams, check_seconds
 from nvmechaos.timeline import Channel, Event, Timeline
 
-KINDS = ("latency", "errors")
+KINDS = ("latency", "errors", "stall")
 
 
 class Clock(str, Enum):
@@ -270,6 +270,8 @@ def describe_params(kind: str, params: Mapping[str, Any]) -> str:
     if kind == "errors":
         rate = float(params.get("rate", 0.0)) * 100
         return f"{params.get('errno', 'EIO')} {rate:g} % {','.join(params.get('operations', []))}".strip()
+    if kind == "stall":
+        return f"stall {float(params.get('seconds', 0)):g} s"
     if kind == "hotplug":
         return f"unplug {params.get('device', '')}".strip()
     if kind == "throttle":

@@ -237,4 +237,25 @@ def parse_rate(value: str | float | int) -> float:
     return rate
 
 
-FaultParams = LatencyParams | ErrorParams
+@dataclass(frozen=True)
+class StallParams:
+    """Answer no request for ``seconds``: every request that arrives meanwhile, and every one still
+    in progress, is answered when the stall ends (a drive that hangs, then comes back)."""
+
+    seconds: float
+
+    kind = "stall"
+
+    def __post_init__(self) -> None:
+        check_seconds(self.seconds, "stall")
+
+    @classmethod
+    def parse(cls, seconds: str | float | int) -> StallParams:
+        """``StallParams.parse("8s")``: a stall with its unit (see :func:`parse_delay`), above 0."""
+        return cls(parse_delay(seconds, "stall"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds}
+
+
+FaultParams = LatencyParams | ErrorParams | StallParams

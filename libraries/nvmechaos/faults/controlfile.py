@@ -42,11 +42,15 @@ class ControlState:
     error_ops: frozenset[str] = frozenset()
     error_errno: int = NBD_ERRNOS["EIO"]
     generation: int = 0
+    # Until when (``time.monotonic()``, one clock for every process of the host) no request is
+    # answered; 0: no stall.
+    stall_until: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "generation": self.generation,
+                "stall_until": self.stall_until,
                 "delays": self.delays,
                 "errors": {"rate": self.error_rate, "ops": sorted(self.error_ops), "errno": self.error_errno},
             }
@@ -61,11 +65,14 @@ class ControlState:
             error_ops=frozenset(str(op) for op in errors.get("ops", ())),
             error_errno=int(errors.get("errno", NBD_ERRNOS["EIO"])),
             generation=int(data.get("generation", 0)),
+            stall_until=float(data.get("stall_until", 0.0)),
         )
 
     def decide(self, op: str, rand: float | None = None) -> tuple[float, int]:
         """For one request of ``op``: (delay in seconds, NBD errno to fail with or 0)."""
         delay = self.delays.get(op, 0.0)
+        if self.stall_until:
+            delay = max(delay, self.stall_until - time.monotonic())
         if self.error_rate > 0 and op in self.error_ops:
             draw = random.random() if rand is None else rand  # noqa: S311 - fault injection, not crypto
             if draw < self.error_rate:

@@ -27,13 +27,21 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
 from nvmechaos.faults.base import FaultError, Injector, InjectorStartError
-from nvmechaos.faults.control import ErrorParams, FaultParamError, FaultParams, LatencyParams, parse_size
+from nvmechaos.faults.control import (
+    ErrorParams,
+    FaultParamError,
+    FaultParams,
+    LatencyParams,
+    StallParams,
+    parse_size,
+)
 from nvmechaos.faults.controlfile import ControlState, write_control
 from nvmechaos.files import cannot_create, last_log_lines
 from nvmechaos.process import REGISTRY, OwnedProcess, ProcessRegistry, spawn, wait_for_ready_file
@@ -141,6 +149,7 @@ class NbdInjector(Injector):
         self.log_path: Path | None = None
         self._log: IO[bytes] | None = None
         self._state = ControlState()
+        self._stall: StallParams | None = None
         self.export_path: Path | None = None
         self._created_backing = False
 
@@ -348,6 +357,13 @@ class NbdInjector(Injector):
             state.error_rate = errors.rate
             state.error_ops = frozenset(errors.operations)
             state.error_errno = errors.errno
+        stall = active.get("stall")
+        if isinstance(stall, StallParams):
+            # A stall ends when it began plus its length: rewriting the file for another fault
+            # keeps its end; a new stall starts now.
+            same = stall is self._stall
+            state.stall_until = self._state.stall_until if same else time.monotonic() + stall.seconds
+        self._stall = stall if isinstance(stall, StallParams) else None
         try:
             write_control(self.run_dir / "control.json", state)
         except OSError as error:

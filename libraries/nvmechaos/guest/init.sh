@@ -14,8 +14,18 @@ net_up() {
   ip route add default via 10.0.2.2
   net=up
 }
+# Module options from the kernel command line (nvme_core.io_timeout=5), as modprobe would pass them:
+# insmod alone does not, and the kernel applies them only to built-in modules.
+options_for() {
+  name=${1##*/}; name=${name%.ko}; name=$(echo "$name" | tr - _)
+  # shellcheck disable=SC2013
+  for word in $(cat /proc/cmdline); do
+    case "$word" in "$name".*=*) printf '%s ' "${word#"$name".}";; esac
+  done
+}
 while read -r module; do
-  insmod "/lib/modules/$module" || echo "nvmechaos: insmod $module failed"
+  # shellcheck disable=SC2046
+  insmod "/lib/modules/$module" $(options_for "$module") || echo "nvmechaos: insmod $module failed"
   case "$module" in */virtio_net.ko) net_up;; esac
 done < /etc/nvmechaos/modules
 [ "$net" = up ] || net_up

@@ -22,14 +22,17 @@ node (for a qcow2 namespace, metadata I/O counts too).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Protocol
 
 from nvmechaos.drive.handle import drive_serving
 from nvmechaos.faults.base import FaultError
 from nvmechaos.timeline import Channel, Event
+from nvmechaos.units import ArgumentError
 from nvmechaos.vm.devices import ControllerHandle, NamespaceHandle, parse_live_paths
 from nvmechaos.vm.errors import QmpError, VmError, VmSpecError
 from nvmechaos.vm.machine import Vm, fault_channel, positive_seconds
@@ -270,6 +273,36 @@ def path_io(vm: Vm, device: str, seconds: float = 1.0, shell: GuestShell | None 
     return {path: after[path] - before.get(path, 0) for path in sorted(after)}
 
 
+_NVME_IOS = "cat /sys/block/nvme*/stat 2>/dev/null | awk '{n += $1 + $5} END {print n + 0}'"
+
+
+def wait_for_guest_io(vm: Vm, timeout: float, shell: GuestShell | None = None) -> float:
+    """Wait until the guest completes NVMe I/O (the reads and writes of its NVMe block devices grow
+    over 0.2 s: a workload started in the background really runs; a TCG guest takes 1-3 s to load
+    fio); return the seconds waited.
+
+    Raises:
+        ArgumentError: ``timeout`` is not above zero.
+        GuestFaultError: no I/O within ``timeout``.
+    """
+    positive_seconds(timeout)
+    since = time.monotonic()
+    own = shell is None
+    guest: GuestShell = shell if shell is not None else vm.ssh()
+    try:
+        while True:
+            before = str(guest.run(_NVME_IOS, timeout=15).stdout).strip()
+            time.sleep(0.2)
+            after = str(guest.run(_NVME_IOS, timeout=15).stdout).strip()
+            if before.isdigit() and after.isdigit() and int(after) > int(before):
+                return time.monotonic() - since
+            if time.monotonic() - since >= timeout:
+                raise GuestFaultError(f"no NVMe I/O in the guest of VM '{vm.name}' within {timeout:g} s")
+    finally:
+        if own:
+            guest.close()
+
+
 def _path_counts(output: str) -> dict[str, int]:
     """Path disk -> reads + writes completed, from lines ``name <block stat fields>``."""
     counts = {}
@@ -476,23 +509,40 @@ def get_throttle(vm: Vm, device: str) -> dict[str, dict[str, int]]:
 
 
 __all__ = [
+    "PCIE_ERRORS",
+    "SMART_WARNINGS",
     "THROTTLE_FIELDS",
+    "FlapResult",
+    "GuestFaultError",
     "HotplugError",
+    "PcieError",
     "PlugResult",
+    "ResetKind",
+    "SmartWarning",
     "ThrottleError",
     "ThrottleLimits",
     "UnplugResult",
     "controller",
+    "critical_warning",
     "ensure_throttle_node",
     "fault_channel",
+    "flap",
     "get_throttle",
+    "guest_controller",
     "hot_plug",
     "hot_unplug",
+    "inject_pcie_error",
+    "kernel_log",
     "namespaces_of",
     "path_io",
+    "reset_controller",
     "set_throttle",
+    "smart_events",
     "throttle",
     "throttle_names",
+    "wait_for_guest_io",
+    "wait_for_kernel_message",
+    "watch_smart_events",
 ]
 
 
@@ -537,3 +587,284 @@ def follow_drive_warnings(vm: Vm, log: Channel) -> list[str]:
             links.append(f"{handle.id} <- drive {drive.name}")
             break
     return links
+
+
+# ----- datacenter faults: PCIe errors, resets, flaps, SMART events ------------------------------
+
+
+class PcieError(str, Enum):
+    """AER error classes: ``correctable`` (a receiver error the link fixes), ``non_fatal`` (an
+    uncorrectable poisoned TLP: the driver is told, the link stays up), ``fatal`` (an uncorrectable
+    data-link protocol error: the link is reset)."""
+
+    correctable = "correctable"
+    non_fatal = "non_fatal"
+    fatal = "fatal"
+
+
+#: ``pcie_aer_inject_error`` arguments per class, and the guest kernel line that reports it.
+PCIE_ERRORS: Mapping[PcieError, tuple[str, str]] = {
+    PcieError.correctable: ("-c {port} 0x1", "AER: Corrected error message received"),
+    PcieError.non_fatal: ("{port} POISON_TLP", r"AER: Uncorrected \(Non-Fatal\) error message received"),
+    PcieError.fatal: ("{port} DLP", r"AER: Uncorrected \(Fatal\) error message received"),
+}
+
+
+class ResetKind(str, Enum):
+    """What a reset resets: ``controller`` (``nvme reset``: the driver disables and re-enables the
+    controller), ``function`` (a PCIe function-level reset through sysfs), ``subsystem`` (``nvme
+    subsystem-reset``: NVM subsystem reset, only where the controller supports it)."""
+
+    controller = "controller"
+    function = "function"
+    subsystem = "subsystem"
+
+
+class GuestFaultError(FaultError):
+    """A fault made inside the guest failed, or the guest did not react as a check expected."""
+
+
+@dataclass(frozen=True)
+class FlapResult:
+    """Flaps of a controller: cycles done, seconds from the last ``device_add`` until the guest
+    read its namespaces again (stable), and the unplug (``device_del`` to ``DEVICE_DELETED``) times."""
+
+    device: str
+    cycles: int
+    stable_s: float
+    unplug_s: tuple[float, ...]
+
+
+def guest_controller(handle: ControllerHandle, guest: GuestShell) -> str:
+    """The guest's name (``nvme0``) of the first live controller with ``handle``'s serial.
+
+    Raises:
+        GuestFaultError: none is live.
+    """
+    probe = (
+        "for c in /sys/class/nvme/nvme*; do "
+        f'[ "$(echo $(cat $c/serial 2>/dev/null))" = "{handle.serial}" ] && '
+        '[ "$(cat $c/state 2>/dev/null)" = live ] && echo "${c##*/}" && break; done'
+    )
+    name = str(guest.run(probe, timeout=15).stdout).strip()
+    if not name:
+        raise GuestFaultError(f"no live controller with serial {handle.serial} ('{handle.id}') in the guest")
+    return name
+
+
+def kernel_log(guest: GuestShell) -> list[str]:
+    """The guest kernel's log lines (``dmesg``)."""
+    return str(guest.run("dmesg", timeout=15).stdout).splitlines()
+
+
+def inject_pcie_error(vm: Vm, device: str, severity: PcieError, log: Channel, shell: GuestShell) -> Event:
+    """Inject an AER error of ``severity`` at the PCIe root port of controller ``device`` (QEMU's
+    NVMe device has no AER capability of its own: the root port reports it, and the guest's AER
+    driver recovers the devices below it). Recorded as an instantaneous ``pcie_error`` fault whose
+    ``kernel_lines`` is the length of the guest's kernel log before it (see
+    :func:`wait_for_kernel_message`).
+
+    Raises:
+        HotplugError: no such controller.
+        VmError: QEMU refused the injection.
+    """
+    handle = controller(vm, device)
+    before = len(kernel_log(shell))
+    arguments = PCIE_ERRORS[PcieError(severity)][0].format(port=handle.bus)
+    answer = vm.execute("human-monitor-command", {"command-line": f"pcie_aer_inject_error {arguments}"})
+    if isinstance(answer, str) and ("rror" in answer and "OK" not in answer):
+        raise VmError(f"QEMU refused the PCIe error on '{device}' of VM '{vm.name}': {answer.strip()}")
+    params = {
+        "device": device,
+        "severity": PcieError(severity).value,
+        "port": handle.bus,
+        "kernel_lines": before,
+    }
+    event = log.record("pcie_error", "apply", params)
+    log.record("pcie_error", "clear", {"device": device})
+    return event
+
+
+def wait_for_kernel_message(
+    shell: GuestShell, pattern: str, after_line: int, timeout: float, poll: float = 0.2
+) -> str | None:
+    """The first guest kernel log line after line ``after_line`` that matches ``pattern`` (a
+    regular expression), waiting up to ``timeout`` seconds; None if none came."""
+    expression = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in kernel_log(shell)[after_line:]:
+            if expression.search(line):
+                return line
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(poll)
+
+
+def reset_controller(vm: Vm, device: str, kind: ResetKind, log: Channel, shell: GuestShell) -> float:
+    """Reset controller ``device`` from inside the guest while I/O may run, and return the seconds
+    until the guest has it live again. Recorded as a ``reset`` fault from the command to then.
+
+    Raises:
+        HotplugError: no such controller.
+        GuestFaultError: the guest has no live controller for it, refused the reset (a subsystem
+            reset on a controller without NSSR support: its message), or the controller was not
+            live again within 30 s.
+    """
+    handle = controller(vm, device)
+    name = guest_controller(handle, shell)
+    command = {
+        ResetKind.controller: f"nvme reset /dev/{name}",
+        ResetKind.subsystem: f"nvme subsystem-reset /dev/{name}",
+        ResetKind.function: (
+            f"echo 1 > /sys/bus/pci/devices/$(basename $(readlink /sys/class/nvme/{name}/device))/reset"
+        ),
+    }[ResetKind(kind)]
+    since = time.monotonic()
+    log.record(
+        "reset", "apply", {"device": device, "kind": ResetKind(kind).value, "guest": name}, monotonic=since
+    )
+    result = shell.run(
+        f'{command} && n=0 && until [ "$(cat /sys/class/nvme/{name}/state)" = live ]; do '
+        "[ $n -ge 600 ] && exit 3; n=$((n + 1)); usleep 50000; done",
+        timeout=60,
+    )
+    if result.exit_code != 0:
+        log.record("reset", "clear", {"device": device, "failed": True})
+        why = (result.stderr or result.stdout).strip() or f"exit code {result.exit_code}"
+        if result.exit_code == 3:
+            why = "the controller was not live again within 30 s"
+        raise GuestFaultError(
+            f"{ResetKind(kind).value} reset of '{device}' ({name}) in VM '{vm.name}' failed: {why}"
+        )
+    done = log.record("reset", "clear", {"device": device})
+    return done.monotonic - since
+
+
+def flap(
+    vm: Vm,
+    device: str,
+    log: Channel,
+    *,
+    cycles: int,
+    interval: float,
+    timeout: float = 10.0,
+    shell: GuestShell,
+) -> FlapResult:
+    """Unplug and plug controller ``device`` ``cycles`` times, ``interval`` seconds apart (after
+    each ``DEVICE_DELETED`` and after each ``device_add``), then wait until the guest reads its
+    namespaces again. One ``flap`` fault on the timeline, from the first unplug until stable.
+
+    Raises:
+        ArgumentError: cycles below 1, an interval below 0, a timeout not above 0.
+        HotplugError: unknown device, a device that cannot be plugged back, QEMU refused a step,
+            an unplug not done within ``timeout``, or not stable within ``timeout``.
+    """
+    positive_seconds(timeout)
+    if isinstance(cycles, bool) or not isinstance(cycles, int) or cycles < 1:
+        raise ArgumentError(f"cycles '{cycles}' is not a whole number of 1 or more")
+    if not interval >= 0:
+        raise ArgumentError(f"interval '{interval}' is negative")
+    handle = controller(vm, device)
+    if not handle.single_namespace and handle.subsystem is None:
+        raise HotplugError(f"'{device}' of VM '{vm.name}' has several namespaces: QEMU cannot plug it back")
+    wanted_paths = live_paths(handle, shell) if handle.subsystem is not None else 0
+    log.record("flap", "apply", {"device": device, "cycles": cycles, "interval_s": interval})
+    unplugs = []
+    plugged = time.monotonic()
+    try:
+        for _ in range(cycles):
+            since = time.monotonic()
+            vm.execute("device_del", {"id": handle.id})
+            vm.wait_for_event("DEVICE_DELETED", {"device": handle.id}, timeout, since=since)
+            unplugs.append(time.monotonic() - since)
+            time.sleep(interval)
+            plugged = time.monotonic()
+            vm.execute("device_add", handle.device_add_arguments())
+            time.sleep(interval)
+    except (VmError, QmpError) as error:
+        log.record("flap", "clear", {"device": device, "failed": True})
+        raise HotplugError(f"flap {len(unplugs) + 1} of '{device}' on VM '{vm.name}': {error}") from None
+    devices = _wait_usable(vm, handle, shell, plugged + timeout, 0.05, paths=wanted_paths)
+    if devices is None:
+        log.record("flap", "clear", {"device": device, "failed": True})
+        raise HotplugError(
+            f"'{device}' of VM '{vm.name}' was not stable within {timeout:g} s after the last of "
+            f"{cycles} flaps"
+        )
+    stable = log.record("flap", "clear", {"device": device, "devices": list(devices)})
+    return FlapResult(device, cycles, stable.monotonic - plugged, tuple(unplugs))
+
+
+class SmartWarning(str, Enum):
+    """SMART critical warning bits (NVMe SMART / Health log, byte 0)."""
+
+    spare = "spare"
+    temperature = "temperature"
+    reliability = "reliability"
+    read_only = "read_only"
+    volatile_backup = "volatile_backup"
+
+
+#: Bit of each warning, and the Asynchronous Event Information a SMART/Health event carries for it
+#: (0 subsystem reliability, 1 temperature threshold, 2 spare below threshold).
+SMART_WARNINGS: Mapping[SmartWarning, tuple[int, int]] = {
+    SmartWarning.spare: (0x01, 2),
+    SmartWarning.temperature: (0x02, 1),
+    SmartWarning.reliability: (0x04, 0),
+    SmartWarning.read_only: (0x08, 0),
+    SmartWarning.volatile_backup: (0x10, 0),
+}
+_TRACING = "/sys/kernel/tracing"
+_AEN = re.compile(r"nvme_async_event: (nvme\d+): NVME_AEN=0x([0-9a-fA-F]+)")
+
+
+def watch_smart_events(vm: Vm, device: str, shell: GuestShell) -> str:
+    """Make the guest controller of ``device`` report SMART/Health asynchronous events and record
+    them: Linux enables only notice events (Asynchronous Event Configuration, feature 0x0b), so the
+    SMART critical warning bits are added to it, and the kernel's ``nvme_async_event`` trace event
+    is turned on. Returns the guest controller's name. Linux rewrites the feature on a controller
+    reset: watch again after one.
+
+    Raises:
+        HotplugError: no such controller.
+        GuestFaultError: the guest could not be set up (its message).
+    """
+    name = guest_controller(controller(vm, device), shell)
+    script = (
+        f"set -e; mountpoint -q {_TRACING} || mount -t tracefs nodev {_TRACING}; "
+        f"echo 1 > {_TRACING}/events/nvme/nvme_async_event/enable; "
+        f"v=$(nvme get-feature /dev/{name} -f 0x0b | "
+        "sed -n 's/.*Current value:\\(0x[0-9a-fA-F]*\\).*/\\1/p'); "
+        f"nvme set-feature /dev/{name} -f 0x0b -v $(( ${{v:-0}} | 0xff )) >/dev/null"
+    )
+    result = shell.run(script, timeout=30)
+    if result.exit_code != 0:
+        raise GuestFaultError(
+            f"cannot watch SMART events of '{device}' ({name}) in VM '{vm.name}': "
+            f"{(result.stderr or result.stdout).strip() or f'exit code {result.exit_code}'}"
+        )
+    return name
+
+
+def smart_events(shell: GuestShell) -> list[tuple[str, int]]:
+    """(guest controller, event result) of every SMART/Health asynchronous event the guest's
+    trace holds (``watch_smart_events``), oldest first."""
+    output = str(shell.run(f"cat {_TRACING}/trace 2>/dev/null", timeout=15).stdout)
+    events = []
+    for match in _AEN.finditer(output):
+        result = int(match.group(2), 16)
+        if result & 0x7 == 1:  # Asynchronous Event Type 1: SMART / Health Status
+            events.append((match.group(1), result))
+    return events
+
+
+def critical_warning(guest_name: str, shell: GuestShell) -> int:
+    """The guest's view of the controller's SMART critical warning byte (``nvme smart-log``)."""
+    output = str(shell.run(f"nvme smart-log /dev/{guest_name} -o json", timeout=15).stdout)
+    match = re.search(r'"critical_warning"\s*:\s*(\d+)', output)
+    if match is None:
+        raise GuestFaultError(
+            f"nvme smart-log of {guest_name} has no critical_warning: {output.strip()[:200]}"
+        )
+    return int(match.group(1))
