@@ -1,7 +1,8 @@
 """The datacenter faults' figures, median of ``--rounds`` (default 5) runs each, in one run:
 
 fio in the built-in guest (4k random reads, QD4, every I/O logged) through each fault; from the
-guest's per-I/O log: the longest time without a completion (the I/O gap) and fio's errors.
+guest's per-I/O log: the longest time without a completion (the I/O gap) and fio's errors; the same
+run without a fault first, as the baseline gap (TCG's own stalls).
 
 - failover: dual-port drive, one path unplugged and plugged back during I/O;
 - single-path unplug: the reopening workload (``reopen``): the gap from the last completion before
@@ -71,22 +72,32 @@ def device_of(vm: Vm, ssh: GuestSsh) -> str:
 def start_fio(ssh: GuestSsh, device: str, *, reopen: bool = False) -> None:
     ssh.run("rm -rf /tmp/b && mkdir /tmp/b", timeout=30)
     if reopen:
-        script = REOPEN_SCRIPT.replace("job.fio", "")
-        ssh.run(f"cat > /tmp/b/r.sh <<'EOF'\n{script}\nEOF", timeout=30)
-        # The script's log joining expects fio_* names: name the logs so.
-        args = FIO_ARGS.replace("--write_lat_log=w", "--write_lat_log=fio --log_unix_epoch=1").replace(
-            "--output=w.json", ""
+        # The script restarts fio on job.fio, pointing it at the namespace's new name after a
+        # replug (the guest may call it /dev/nvme1n1): the device goes in the job file.
+        options = FIO_ARGS.replace("--write_lat_log=w", "--write_lat_log=fio --log_unix_epoch=1")
+        options = options.replace(" --output-format=json --output=w.json", "").replace("--name=w ", "")
+        job = (
+            "[global]\n"
+            + "\n".join(option.lstrip("-") for option in options.split())
+            + f"\nfilename={device}\n[w]\n"
         )
-        command = f"sh r.sh {RUNTIME} {device} fio {args} --filename={device}"
+        ssh.run(
+            f"cat > /tmp/b/r.sh <<'EOF'\n{REOPEN_SCRIPT}\nEOF\ncat > /tmp/b/job.fio <<'EOF'\n{job}EOF",
+            timeout=30,
+        )
+        command = f"sh r.sh {RUNTIME} {device} fio --output-format=json"
     else:
-        command = f"fio {FIO_ARGS} --filename={device}"
+        command = f"fio {FIO_ARGS} --allow_file_create=0 --filename={device}"
     ssh.run(f"cd /tmp/b && (setsid sh -c '{command}; touch done' </dev/null >out.txt 2>&1 &)", timeout=30)
     deadline = time.monotonic() + 30
     count = "$(cat /sys/block/nvme*/stat | awk '{n+=$1}END{print n}')"
     probe = f"a={count}; usleep 200000; b={count}; [ $b -gt $a ]"
     while ssh.run(probe, timeout=30).exit_code != 0:
         if time.monotonic() > deadline:
-            raise SystemExit("fio did no I/O in the guest")
+            output = ssh.run(
+                "cd /tmp/b && tail -3 out.txt fio.stderr fio-segments.txt 2>&1; ls /dev/nvme*", timeout=30
+            )
+            raise SystemExit(f"fio did no I/O on {device} in the guest: {output.stdout}")
     time.sleep(2.0)
 
 
@@ -152,11 +163,16 @@ def main() -> int:
         if only & {"failover", "flaps", "aer", "reset"}:
             vm = launch("dual", work, paths=2)
             with vm.ssh() as ssh:
-                device = device_of(vm, ssh)
+
+                def no_fault() -> dict[str, float]:
+                    start_fio(ssh, device_of(vm, ssh))
+                    return finish_fio(ssh)
+
+                show("baseline: no fault (dual-port drive)", run_rounds(args.rounds, no_fault))
                 if "failover" in only:
 
                     def failover() -> dict[str, float]:
-                        start_fio(ssh, device)
+                        start_fio(ssh, device_of(vm, ssh))
                         unplug = hot_unplug(vm, "nvme0", vm.faults, timeout=20)
                         time.sleep(1.0)
                         plug = hot_plug(vm, "nvme0", vm.faults, timeout=20, shell=ssh)
@@ -166,7 +182,7 @@ def main() -> int:
                 if "flaps" in only:
 
                     def path_flaps() -> dict[str, float]:
-                        start_fio(ssh, device)
+                        start_fio(ssh, device_of(vm, ssh))
                         result = flap(vm, "nvme0p1", vm.faults, cycles=5, interval=0.2, timeout=20, shell=ssh)
                         return {**finish_fio(ssh), "stable_s": result.stable_s}
 
@@ -178,7 +194,7 @@ def main() -> int:
                     for severity in (PcieError.correctable, PcieError.non_fatal):
 
                         def aer(severity: PcieError = severity) -> dict[str, float]:
-                            start_fio(ssh, device)
+                            start_fio(ssh, device_of(vm, ssh))
                             before = len(kernel_log(ssh))
                             inject_pcie_error(vm, "nvme0", severity, vm.faults, ssh)
                             figures = finish_fio(ssh)
@@ -190,7 +206,7 @@ def main() -> int:
                     for kind in (ResetKind.controller, ResetKind.function):
 
                         def reset(kind: ResetKind = kind) -> dict[str, float]:
-                            start_fio(ssh, device)
+                            start_fio(ssh, device_of(vm, ssh))
                             seconds = reset_controller(vm, "nvme0", kind, vm.faults, ssh)
                             return {**finish_fio(ssh), "live_again_s": seconds}
 
@@ -199,11 +215,10 @@ def main() -> int:
         if only & {"unplug", "flaps"}:
             vm = launch("single", work)
             with vm.ssh() as ssh:
-                device = device_of(vm, ssh)
                 if "unplug" in only:
 
                     def unplug() -> dict[str, float]:
-                        start_fio(ssh, device, reopen=True)
+                        start_fio(ssh, device_of(vm, ssh), reopen=True)
                         out = hot_unplug(vm, "nvme0", vm.faults, timeout=20)
                         back = hot_plug(vm, "nvme0", vm.faults, timeout=20, shell=ssh)
                         return {**finish_fio(ssh), "unplug_s": out.seconds, "plug_s": back.seconds}
@@ -212,7 +227,7 @@ def main() -> int:
                 if "flaps" in only:
 
                     def single_flaps() -> dict[str, float]:
-                        start_fio(ssh, device, reopen=True)
+                        start_fio(ssh, device_of(vm, ssh), reopen=True)
                         result = flap(vm, "nvme0", vm.faults, cycles=5, interval=0.2, timeout=20, shell=ssh)
                         return {**finish_fio(ssh), "stable_s": result.stable_s}
 
@@ -226,11 +241,10 @@ def main() -> int:
             injector.start()
             vm = launch("stall", work, nbd=injector.uri, io_timeout=5)
             with vm.ssh() as ssh:
-                device = device_of(vm, ssh)
                 for seconds in (2.0, 8.0):
 
                     def stall(seconds: float = seconds) -> dict[str, float]:
-                        start_fio(ssh, device)
+                        start_fio(ssh, device_of(vm, ssh))
                         before = len(kernel_log(ssh))
                         injector.apply(StallParams(seconds), seconds)
                         time.sleep(seconds)

@@ -298,7 +298,7 @@ class FaultKeywords:
         bit, info = SMART_WARNINGS[kind]
         deadline = time.monotonic() + timeout.total_seconds()
         with target.ssh() as shell:
-            name = guest_controller(controller(target, device), shell)
+            name = guest_controller(target, device, shell)
             while True:
                 byte = critical_warning(name, shell)  # reading the log also unmasks further events
                 events = [r for c, r in smart_events(shell) if c == name and (r >> 8) & 0xFF == info]

@@ -1,8 +1,12 @@
 *** Settings ***
-Documentation    Surprise hot-unplug of an NVMe controller while fio runs, then hot-plug: fio reports
-...              the I/O errors, and what matters is what happens next. The namespace is back within
-...              ${PLUG_LIMIT} s (blktests nvme/032 allows 5 s), data written and flushed before the
+Documentation    Hot-unplug of an NVMe controller while fio runs, then hot-plug: the workload behaves
+...              like an application (it reopens the namespace when it is back and goes on), so the
+...              chart shows the I/O before, the gap and after. The namespace is back within
+...              ${PLUG_LIMIT} s (blktests nvme/032 allows 5 s), I/O resumes within ${PLUG_LIMIT} s
+...              of the unplug with one error and one restart, data written and flushed before the
 ...              unplug reads back intact, and a new workload meets the ${VM_PROFILE} thresholds.
+...              QEMU's device_del is a cooperative (ACPI) removal: the guest is asked to release
+...              the controller, it is not a surprise removal of a link under load.
 ...              Repeated unplug/plug cycles too. Each verdict is also shown to fail, with a fault
 ...              of its own, for the reason it names: a replug limit no namespace can meet, a block
 ...              corrupted while the controller is out. Every test starts with the namespace plugged
@@ -25,22 +29,25 @@ ${VM}            ${None}
 
 *** Test Cases ***
 Hot Unplug During IO Recovers
-    [Documentation]    Pattern written, fio running, controller pulled, put back: errors reported,
-    ...    namespace back in time, pattern intact, new workload within thresholds.
-    Write Pattern On VM    ${VM}
+    [Documentation]    Pattern written, a reopening workload running, controller pulled, put back:
+    ...    one error and one restart, I/O back and namespace back in time, pattern intact, new
+    ...    workload within thresholds.
+    Write Pattern On Namespace
     ${fio}    Start Workload And Take A Baseline
     ${unplug}    Hot Unplug NVMe Device    ${VM}    nvme0
-    ${result}    Wait For Timed Fio Job On VM    ${fio}    allow_errors=True
-    Should Be Equal As Integers    ${result.jobs[0].error}    5    fio did not report EIO for the unplug
     ${plug}    Hot Plug NVMe Device    ${VM}    nvme0    timeout=${PLUG_LIMIT}
     Log    unplug ${unplug} s, plug to usable ${plug} s
-    Get Fault Impact    ${result}    baseline=2s
+    ${result}    Wait For Timed Fio Job On VM    ${fio}    allow_errors=True
+    ${events}    Get VM Fault Timeline    ${VM}
+    Fault Outage Should Be Within    ${result}    ${events}    max_resume_s=${PLUG_LIMIT}    max_io_errors=1
+    ...    max_restarts=1
+    Get Fault Impact    ${result}    ${events}    baseline=2s
     Namespace Should Be Healthy
 
 Repeated Unplug Plug Cycles
     [Documentation]    ${CYCLES} unplug/plug cycles; each time the namespace is back within the
     ...    limit; afterwards the pattern is intact and a workload meets its thresholds.
-    Write Pattern On VM    ${VM}
+    Write Pattern On Namespace
     VAR    @{plug_times}    @{EMPTY}
     FOR    ${_}    IN RANGE    ${CYCLES}
         Hot Unplug NVMe Device    ${VM}    nvme0
@@ -61,12 +68,13 @@ A Namespace Back Too Late Fails The Verdict
 Corrupted Data Fails The Integrity Verdict
     [Documentation]    Negative proof: a block of the pattern overwritten while the controller is
     ...    unplugged (in the backing file) fails `Pattern Should Be Intact On VM`.
-    Write Pattern On VM    ${VM}
+    Write Pattern On Namespace
     Hot Unplug NVMe Device    ${VM}    nvme0
     Corrupt Backing Block    ${VM.controllers[0].namespaces[0].backing}    offset=${1048576}
     Hot Plug NVMe Device    ${VM}    nvme0    timeout=${PLUG_LIMIT}
+    ${device}    Get Namespace Device    ${VM}
     Run Keyword And Expect Error    *verify: bad magic header*offset 1048576*
-    ...    Pattern Should Be Intact On VM    ${VM}
+    ...    Pattern Should Be Intact On VM    ${VM}    device=${device}
 
 
 *** Keywords ***
@@ -76,10 +84,12 @@ Launch Hotplug VM
     VAR    ${VM}    ${vm}    scope=SUITE
 
 Start Workload And Take A Baseline
-    [Documentation]    Start the fault workload for 8 s (every I/O logged) and return its handle
-    ...    once fio has done I/O for 3 s: the baseline before the fault.
-    ${fio}    Start Timed Fio Job On VM    ${VM}    faults/fault_workload    runtime=8
-    ...    &{EVERY_IO}
+    [Documentation]    Start the fault workload for 8 s (every I/O logged), reopening the namespace
+    ...    after an error, and return its handle once fio has done I/O for 3 s: the baseline
+    ...    before the fault.
+    ${device}    Get Namespace Device    ${VM}
+    ${fio}    Start Timed Fio Job On VM    ${VM}    faults/fault_workload    reopen=${True}    runtime=8
+    ...    filename=${device}    &{EVERY_IO}
     Wait Until Fio Does IO On VM    ${VM}
     Sleep    3s
     RETURN    ${fio}
@@ -87,11 +97,18 @@ Start Workload And Take A Baseline
 Namespace Should Be Healthy
     [Documentation]    After a replug: the pattern written before reads back intact, a new workload
     ...    meets the ${VM_PROFILE} thresholds, and the last timeline event says the device came back.
-    Pattern Should Be Intact On VM    ${VM}
-    ${after}    Run Fio Job On VM    ${VM}    faults/fault_workload    runtime=3
+    ${device}    Get Namespace Device    ${VM}
+    Pattern Should Be Intact On VM    ${VM}    device=${device}
+    ${after}    Run Fio Job On VM    ${VM}    faults/fault_workload    runtime=3    filename=${device}
     Fio Result Should Meet Thresholds    ${after}    profile=${VM_PROFILE}
     ${events}    Get VM Fault Timeline    ${VM}
     Should Be Equal    ${events[-1].action}    clear
+
+Write Pattern On Namespace
+    [Documentation]    Write the integrity pattern on the namespace of nvme0, whatever the guest calls
+    ...    it now.
+    ${device}    Get Namespace Device    ${VM}
+    Write Pattern On VM    ${VM}    device=${device}
 
 Namespace Should Be Back
     [Documentation]    Fail unless the guest shows the namespace of nvme0 again.

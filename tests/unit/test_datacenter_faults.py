@@ -21,6 +21,7 @@ from nvmechaos.units import ArgumentError
 from nvmechaos.verdicts.impact import outage_violations
 from nvmechaos.vm.devices import parse_live_paths, plan_namespaces
 from nvmechaos.vm.errors import VmSpecError
+from nvmechaos.vm.faults import guest_pci_address
 from nvmechaos.vm.spec import (
     ControllerSpec,
     GuestSpec,
@@ -146,6 +147,10 @@ def test_outage_verdict_names_fault_metric_value_and_limit() -> None:
         "end of the run at 10.0 s; limit max_resume_s 5 s)"
     ]
     assert outage_violations([outage()], {"max_resume_s": 2}) == []
+    assert outage_violations([outage(resumed_s=None, gap_ms=7000.0)], {"max_gap_ms": 1000}) == [
+        "fault 'unplug nvme0' at 2.0-3.0 s: max_gap_ms is 7000 ms (I/O never resumed), "
+        "above the limit 1000 ms"
+    ]
 
 
 def test_outage_verdict_refuses_no_or_unknown_limits() -> None:
@@ -163,13 +168,19 @@ def test_errors_of_a_run_and_of_a_reopening_run(tmp_path: Path) -> None:
     failed = JobResult("w", 0, 5, {}, error_count=0)
     counted = JobResult("w", 0, 5, {}, error_count=7)
     assert run_errors(result_in(tmp_path, failed, counted)) == (8, 0)
-    (tmp_path / "fio-segments.txt").write_text("0 1 1796066600\n1 0 1796066610\n", encoding="utf-8")
+    segments = "0 1 1796066600 0\n1 1 1796066601 0\n2 128 1796066610 1\n"
+    (tmp_path / "fio-segments.txt").write_text(segments, encoding="utf-8")
     (tmp_path / "fio.json.0").write_text(
         json.dumps({"jobs": [{"jobname": "w", "error": 5}]}), encoding="utf-8"
     )
-    segments = read_segments(tmp_path)  # segment 1 left no JSON: it counts as its exit code says
-    assert [(s.index, s.exit_code, s.io_errors) for s in segments] == [(0, 1, 1), (1, 0, 0)]
-    assert run_errors(result_in(tmp_path)) == (1, 1)
+    # Segment 1 failed with no JSON (its device gone again); segment 2 was ended when time was up.
+    found = read_segments(tmp_path)
+    assert [(s.index, s.exit_code, s.time_up, s.io_errors) for s in found] == [
+        (0, 1, False, 1),
+        (1, 1, False, 1),
+        (2, 128, True, 0),
+    ]
+    assert run_errors(result_in(tmp_path)) == (2, 2)
 
 
 def test_fio_total_err_is_read() -> None:
@@ -208,3 +219,18 @@ def test_a_stall_needs_a_length_with_its_unit() -> None:
         StallParams.parse("8")
     with pytest.raises(FaultParamError):
         StallParams(0.0)
+
+
+def test_the_guest_pci_address_of_a_controller_comes_from_query_pci() -> None:
+    class Pci:
+        name = "vm"
+        controllers = ()
+
+        def execute(self, command: str) -> object:
+            assert command == "query-pci"
+            nvme = {"bus": 3, "slot": 0, "function": 0, "qdev_id": "nvme0"}
+            port = {"bus": 0, "slot": 3, "function": 0, "qdev_id": "rp0", "pci_bridge": {"devices": [nvme]}}
+            return [{"bus": 0, "devices": [{"bus": 0, "slot": 2, "function": 0, "qdev_id": "tools"}, port]}]
+
+    assert guest_pci_address(Pci(), "nvme0") == "0000:03:00.0"  # type: ignore[arg-type]
+    assert guest_pci_address(Pci(), "nvme9") is None  # type: ignore[arg-type]

@@ -11,8 +11,9 @@ guest's folder and returns the exit code for ``collect_result``.
 
 With ``reopen``, the guest runs fio as an application that survives its device going away would:
 :data:`REOPEN_SCRIPT` (``fio-reopen.sh``) starts fio, and when fio ends on an error before the
-job's planned time is up, waits until the device reads again (every 20 ms), starts fio anew on it
-for the time left, and so on. Each segment's JSON is kept (``fio.json.N``), its exit code, error
+job's planned time is up, waits until the namespace reads again (every 20 ms; found by its
+controller's serial and nsid, since a replugged namespace may get another name), starts fio anew on
+it for the time left, and so on. Each segment's JSON is kept (``fio.json.N``), its exit code, error
 count and end time written to ``fio-segments.txt``; the interval logs of all segments are joined
 (they are on the guest's wall clock, ``log_unix_epoch=1``), and ``fio.json`` is the last
 segment's: the workload after it came back. See :func:`read_segments`.
@@ -83,18 +84,39 @@ def guest_time_limit(prepared: PreparedJob, margin: float = GUEST_MARGIN_SECONDS
 #: once the device reads again (see the module docstring). busybox sh; epoch seconds from ``date``.
 REOPEN_SCRIPT = r"""#!/bin/sh
 runtime=$1; device=$2; shift 2
+# The namespace is found again by its controller's serial and its nsid: after a replug the guest
+# may give it another name (/dev/nvme1n1 for /dev/nvme0n1), and the job file is pointed at it.
+identity() {  # "<serial> <nsid>" of the block device folder $1 (read trims the serial's padding)
+  read -r s <"$1/device/serial" && read -r i <"$1/nsid" && echo "$s $i"
+} 2>/dev/null
+wanted=$(identity "/sys/block/${device##*/}")
+find_namespace() {
+  for b in /sys/block/nvme*n*; do
+    name=${b##*/}
+    case "$name" in *c*) continue;; esac
+    [ "$(identity "$b")" = "$wanted" ] || continue
+    dd if="/dev/$name" of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null && echo "/dev/$name" && return 0
+  done
+  return 1
+}
 end=$(( $(date +%s) + runtime )); n=0
 while left=$(( end - $(date +%s) )); [ "$left" -gt 0 ]; do
-  timeout -s INT "$left" "$@" --output=fio.json.$n job.fio >>fio.stdout 2>>fio.stderr
+  # allow_file_create=0: a namespace gone again between the check and fio's open must fail fio,
+  # not make it create a file of that name in /dev and run on memory.
+  timeout -s INT "$left" "$@" --allow_file_create=0 --output=fio.json.$n job.fio >>fio.stdout 2>>fio.stderr
   rc=$?
-  echo "$n $rc $(date +%s)" >>fio-segments.txt
+  now=$(date +%s); over=0
+  [ "$now" -lt "$end" ] || over=1
+  echo "$n $rc $now $over" >>fio-segments.txt
   for log in fio_*.log; do [ -e "$log" ] && cat "$log" >>"joined.$log" && rm "$log"; done
   cp fio.json.$n fio.json 2>/dev/null
   [ "$rc" -eq 0 ] && break
-  until dd if="$device" of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null; do
+  until again=$(find_namespace); do
     [ "$(date +%s)" -lt "$end" ] || break 2
     usleep 20000
   done
+  [ "$again" = "$device" ] || sed -i "s|^filename=$device\$|filename=$again|" job.fio
+  device=$again
   n=$((n + 1))
 done
 for log in joined.fio_*.log; do [ -e "$log" ] && mv "$log" "${log#joined.}"; done
@@ -107,11 +129,14 @@ SEGMENTS_NAME = "fio-segments.txt"
 @dataclass(frozen=True)
 class Segment:
     """One fio run of a reopening workload: its exit code, when it ended (the guest's epoch
-    seconds), and the I/O errors its JSON (``fio.json.N``) reports."""
+    seconds), whether the workload's time was up then (the guest's ``timeout`` ended it), and its
+    I/O errors: those its JSON (``fio.json.N``) reports, or 1 for a fio that failed before its time
+    was up without an I/O error of its own (e.g. its device was gone again when it opened it)."""
 
     index: int
     exit_code: int
     ended_epoch_s: int
+    time_up: bool
     io_errors: int
 
 
@@ -123,13 +148,15 @@ def read_segments(run_dir: Path) -> list[Segment]:
     segments = []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         words = line.split()
-        if len(words) == 3 and all(word.isdigit() for word in words):
-            index, code, ended = (int(word) for word in words)
+        if len(words) == 4 and all(word.isdigit() for word in words):
+            index, code, ended, over = (int(word) for word in words)
             try:
                 errors = sum(job.io_errors for job in parse_fio_file(run_dir / f"{JSON_NAME}.{index}").jobs)
             except FioOutputError:
-                errors = 1 if code else 0  # fio died before writing its JSON: count what ended it
-            segments.append(Segment(index, code, ended, errors))
+                errors = 0
+            if not errors and code and not over:
+                errors = 1
+            segments.append(Segment(index, code, ended, bool(over), errors))
     return segments
 
 

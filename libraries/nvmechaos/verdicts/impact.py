@@ -71,7 +71,8 @@ def outage_violations(outages: Iterable[FaultOutage], limits: Mapping[str, float
                 shown = (
                     f"{float(value):.0f}" if unit in ("ms", "errors", "restarts") else f"{float(value):.2f}"
                 )
-                lines.append(f"{where}: {name} is {shown} {unit}, above the limit {limit:g} {unit}")
+                never = " (I/O never resumed)" if name == "max_gap_ms" and outage.resumed_s is None else ""
+                lines.append(f"{where}: {name} is {shown} {unit}{never}, above the limit {limit:g} {unit}")
     return lines
 
 

@@ -529,6 +529,7 @@ __all__ = [
     "flap",
     "get_throttle",
     "guest_controller",
+    "guest_pci_address",
     "hot_plug",
     "hot_unplug",
     "inject_pcie_error",
@@ -635,20 +636,43 @@ class FlapResult:
     unplug_s: tuple[float, ...]
 
 
-def guest_controller(handle: ControllerHandle, guest: GuestShell) -> str:
-    """The guest's name (``nvme0``) of the first live controller with ``handle``'s serial.
+def guest_pci_address(vm: Vm, device: str) -> str | None:
+    """The PCI address the guest gave controller ``device`` (``0000:03:00.0``, from QMP
+    ``query-pci``: the bus numbers are the ones the guest programmed), None when it is not plugged."""
+
+    def find(node: object) -> str | None:
+        if isinstance(node, Mapping):
+            if node.get("qdev_id") == device and {"bus", "slot", "function"} <= set(node):
+                return f"0000:{int(node['bus']):02x}:{int(node['slot']):02x}.{int(node['function']):x}"
+            node = list(node.values())
+        for child in node if isinstance(node, list) else []:
+            found = find(child)
+            if found is not None:
+                return found
+        return None
+
+    return find(vm.execute("query-pci"))
+
+
+def guest_controller(vm: Vm, device: str, guest: GuestShell) -> str:
+    """The guest's name (``nvme1``) of NVMe controller ``device`` (found by its PCI address, so
+    each path of a multi-port drive is told apart), once it is live.
 
     Raises:
-        GuestFaultError: none is live.
+        HotplugError: no such controller.
+        GuestFaultError: not plugged, or the guest has no live NVMe controller there.
     """
-    probe = (
-        "for c in /sys/class/nvme/nvme*; do "
-        f'[ "$(echo $(cat $c/serial 2>/dev/null))" = "{handle.serial}" ] && '
-        '[ "$(cat $c/state 2>/dev/null)" = live ] && echo "${c##*/}" && break; done'
-    )
-    name = str(guest.run(probe, timeout=15).stdout).strip()
+    controller(vm, device)
+    address = guest_pci_address(vm, device)
+    if address is None:
+        raise GuestFaultError(f"'{device}' of VM '{vm.name}' is not plugged in")
+    folder = f"/sys/bus/pci/devices/{address}/nvme"
+    probe = f'for c in {folder}/nvme*; do [ "$(cat $c/state 2>/dev/null)" = live ] && echo "${{c##*/}}"; done'
+    name = str(guest.run(probe, timeout=15).stdout).strip().split("\n")[0]
     if not name:
-        raise GuestFaultError(f"no live controller with serial {handle.serial} ('{handle.id}') in the guest")
+        raise GuestFaultError(
+            f"the guest of VM '{vm.name}' has no live NVMe controller at {address} ('{device}')"
+        )
     return name
 
 
@@ -672,8 +696,8 @@ def inject_pcie_error(vm: Vm, device: str, severity: PcieError, log: Channel, sh
     before = len(kernel_log(shell))
     arguments = PCIE_ERRORS[PcieError(severity)][0].format(port=handle.bus)
     answer = vm.execute("human-monitor-command", {"command-line": f"pcie_aer_inject_error {arguments}"})
-    if isinstance(answer, str) and ("rror" in answer and "OK" not in answer):
-        raise VmError(f"QEMU refused the PCIe error on '{device}' of VM '{vm.name}': {answer.strip()}")
+    if not str(answer).strip().startswith("OK"):  # "OK id: rp0 root bus: ..." on success
+        raise VmError(f"QEMU refused the PCIe error on '{device}' of VM '{vm.name}': {str(answer).strip()}")
     params = {
         "device": device,
         "severity": PcieError(severity).value,
@@ -711,8 +735,7 @@ def reset_controller(vm: Vm, device: str, kind: ResetKind, log: Channel, shell: 
             reset on a controller without NSSR support: its message), or the controller was not
             live again within 30 s.
     """
-    handle = controller(vm, device)
-    name = guest_controller(handle, shell)
+    name = guest_controller(vm, device, shell)
     command = {
         ResetKind.controller: f"nvme reset /dev/{name}",
         ResetKind.subsystem: f"nvme subsystem-reset /dev/{name}",
@@ -830,7 +853,7 @@ def watch_smart_events(vm: Vm, device: str, shell: GuestShell) -> str:
         HotplugError: no such controller.
         GuestFaultError: the guest could not be set up (its message).
     """
-    name = guest_controller(controller(vm, device), shell)
+    name = guest_controller(vm, device, shell)
     script = (
         f"set -e; mountpoint -q {_TRACING} || mount -t tracefs nodev {_TRACING}; "
         f"echo 1 > {_TRACING}/events/nvme/nvme_async_event/enable; "
