@@ -2,9 +2,9 @@
 Documentation    The drive that hangs and the controller that resets, with fio running through them.
 ...              The namespace is an NBD export of a fault injector; the guest's NVMe command
 ...              timeout is ${IO_TIMEOUT} (nvme_core.io_timeout). A stall shorter than the timeout
-...              is just waited out; a longer one makes the guest abort the commands (and reset the
-...              controller when the aborts do not help) while QEMU still waits for the backend:
-...              either way the I/O completes when the backend answers. Resets (`nvme reset`, a PCIe
+...              is just waited out; a longer one makes the guest abort the commands ("timeout,
+...              aborting"), which QEMU answers while it still waits for the backend: either way the
+...              I/O completes when the backend answers. Resets (`nvme reset`, a PCIe
 ...              function-level reset) requeue the I/O through the guest's multipath layer: no
 ...              error. Verdicts from fio's per-I/O log (`Fault Outage Should Be Within`).
 
