@@ -30,6 +30,7 @@ from nvmechaos.units import require
 from nvmechaos.verdicts.impact import (
     added_latency_bounds,
     added_latency_violations,
+    check_outage_limits,
     fault_impacts,
     impact_limits,
     judge_throttles,
@@ -336,6 +337,7 @@ class ImpactKeywords:
             )
             if value is not None
         }
+        check_outage_limits(limits)
         report = measure_outages(
             require(result, FioResult, "result", RESULT_EXPECTED),
             self._events(events),

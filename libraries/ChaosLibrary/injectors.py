@@ -140,7 +140,8 @@ class InjectorKeywords:
         workload sees depends on its host: a guest whose NVMe driver times out first
         (``io_timeout`` of `Launch NVMe VM`, Linux default 30 s) aborts the commands; QEMU
         answers the aborts but still waits for the backend, so the I/O completes when the stall
-        ends (measured: an 8 s stall under a 5 s timeout is an 8.0 s gap, no error). Recorded on the fault timeline (``stall``, apply and clear); with
+        ends (measured: an 8 s stall under a 5 s timeout is an 8.0 s gap, no error). Recorded on
+        the fault timeline (``stall``, apply and clear); with
         ``wait`` (default) the keyword returns when the stall has ended. Returns the apply event.
 
         Examples:

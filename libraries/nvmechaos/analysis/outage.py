@@ -86,19 +86,28 @@ def completion_times_ms(result: FioResult) -> tuple[np.ndarray, float]:
         ImpactError: the run has no per-I/O latency log.
     """
     artifacts = result.artifacts
-    logs = artifacts.logs if artifacts is not None else {}
-    kind = "clat" if "clat" in logs else "lat"
-    paths = list(logs.get(kind, ()))
-    if not paths or not is_per_io_log(paths[0]):
-        raise ImpactError(
-            "an outage is measured on a log with one line per I/O: run the job with log_avg_msec=0 "
-            "(&{EVERY_IO} of resources/faults.resource)"
-        )
+    paths = per_io_latency_logs(result)
     times = [chunk.time_ms for path in paths for chunk in iter_log_chunks(Path(path)) if len(chunk)]
     stamps = np.sort(np.concatenate(times)).astype(float) if times else np.zeros(0)
     planned = _planned_ms(artifacts.job_file if artifacts is not None else None)
     end = max(float(stamps[-1]) if stamps.size else 0.0, planned)
     return stamps, end
+
+
+def per_io_latency_logs(result: FioResult) -> list[Path]:
+    """The completion latency logs of ``result``, one line per I/O.
+
+    Raises:
+        ImpactError: the run has none (it averaged its logs over windows, or logged nothing).
+    """
+    logs = result.artifacts.logs if result.artifacts is not None else {}
+    paths = list(logs.get("clat" if "clat" in logs else "lat", ()))
+    if not paths or not is_per_io_log(paths[0]):
+        raise ImpactError(
+            "an outage is measured on a log with one line per I/O: run the job with log_avg_msec=0 "
+            "(&{EVERY_IO} of resources/faults.resource)"
+        )
+    return [Path(path) for path in paths]
 
 
 def _planned_ms(job_file: Path | None) -> float:
@@ -154,8 +163,11 @@ def measure_outages(
     """
     if not (isinstance(settle_s, int | float) and math.isfinite(settle_s) and settle_s >= 0):
         raise ImpactError(f"settle '{settle_s}' is not a time of 0 s or more")
-    stamps, run_end_ms = completion_times_ms(result)
+    per_io_latency_logs(result)
+    # Before the logs are read: for fio run on this host with log_unix_epoch=1, this rewrites them
+    # relative to fio's start.
     start, how = fio_origin(result, origin)
+    stamps, run_end_ms = completion_times_ms(result)
     series = run_series(result, CHART_WINDOW_S)
     windows = windows_during_run(events, start, _span(series.total, run_end_ms))
     if not windows:

@@ -42,6 +42,17 @@ OUTAGE_METRICS: Mapping[str, tuple[str, str]] = {
 }
 
 
+def check_outage_limits(limits: Mapping[str, float]) -> None:
+    """Raises ImpactError for no limit, or a metric name not in :data:`OUTAGE_METRICS`."""
+    if not limits:
+        raise ImpactError(f"no outage limit given (use {', '.join(OUTAGE_METRICS)})")
+    unknown = sorted(set(limits) - set(OUTAGE_METRICS))
+    if unknown:
+        raise ImpactError(
+            f"unknown outage metric(s) {', '.join(unknown)} (known: {', '.join(OUTAGE_METRICS)})"
+        )
+
+
 def outage_violations(outages: Iterable[FaultOutage], limits: Mapping[str, float]) -> list[str]:
     """One line per limit an outage breaks, naming the fault, the metric, its value and the limit.
     I/O that never resumed after a fault breaks ``max_resume_s`` whatever the limit.

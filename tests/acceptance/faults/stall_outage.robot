@@ -21,8 +21,10 @@ A Stall Is One Gap Of Its Length With Python Server
 
 Bad Stall And Outage Input Is One Line
     ${injector}    Start Latency Injector    size=16M    engine=python
-    Run Keyword And Expect Error    stall '8' needs a unit*
-    ...    Stall IO    ${injector}    8
+    Run Keyword And Expect Error    stall '0.0' is not positive
+    ...    Stall IO    ${injector}    0
+    Run Keyword And Expect Error    stall '-1.0' is negative
+    ...    Stall IO    ${injector}    -1
     ${fio}    Start Read Workload    ${injector}    runtime=2    log_avg_msec=0    log_unix_epoch=1
     ${result}    Wait For Fio Job    ${fio}
     Run Keyword And Expect Error    no outage limit given (use max_gap_ms, max_io_errors, max_resume_s, max_restarts)
