@@ -64,7 +64,10 @@ class FaultKeywords:
         """Unplug the NVMe controller ``device`` (its qdev id, e.g. ``nvme0``) from ``vm`` with QMP
         ``device_del``, wait for QEMU's ``DEVICE_DELETED`` and return the seconds in between.
 
-        The guest sees a surprise removal: I/O in flight fails (fio reports ``error=5``, EIO).
+        This is a cooperative (ACPI) removal, not a surprise one: QEMU asks the guest, which
+        releases the controller. On a single-path namespace the I/O fails (fio reports
+        ``error=5``, EIO: start the workload with ``reopen=True`` to see it come back); on a path
+        of a multi-port drive (``paths=2``) the guest's multipath moves it to the other path.
         The unplug is stamped on the VM's fault timeline (`Get VM Fault Timeline`); the fault
         window lasts until `Hot Plug NVMe Device` has the namespace usable again (a controller with
         several namespaces cannot be plugged back: QEMU takes no hot-plugged namespaces). Fails with QEMU's
