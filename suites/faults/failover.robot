@@ -84,10 +84,11 @@ Path Flaps Cause No IO Error
 
 Single Path Flaps Fail The No Error Verdict
     [Documentation]    Negative proof: the same flaps on the single path make the reopening workload
-    ...    fail and restart; max_io_errors=0 fails naming the count.
+    ...    fail and restart; max_io_errors=0 fails naming the count. (Stable within 0.27-0.30 s
+    ...    here; once, beside a busy core, not within 5 s: the wait is 10 s, this test judges errors.)
     [Tags]    flap
     ${fio}    Start Workload    ${SINGLE}    reopen=${True}
-    Flap NVMe Device    ${SINGLE}    nvme0    cycles=5    interval=200ms    timeout=5s
+    Flap NVMe Device    ${SINGLE}    nvme0    cycles=5    interval=200ms    timeout=10s
     ${result}    Wait For Timed Fio Job On VM    ${fio}    allow_errors=True
     ${events}    Get VM Fault Timeline    ${SINGLE}
     Run Keyword And Expect Error    *max_io_errors is * errors, above the limit 0 errors*

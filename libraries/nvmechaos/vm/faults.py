@@ -811,9 +811,10 @@ def flap(
     devices = _wait_usable(vm, handle, shell, plugged + timeout, 0.05, paths=wanted_paths)
     if devices is None:
         log.record("flap", "clear", {"device": device, "failed": True})
+        nvme = [line for line in kernel_log(shell) if "nvme" in line or "pcieport" in line][-3:]
         raise HotplugError(
             f"'{device}' of VM '{vm.name}' was not stable within {timeout:g} s after the last of "
-            f"{cycles} flaps"
+            f"{cycles} flaps; guest kernel: {' | '.join(line.strip() for line in nvme) or '-'}"
         )
     stable = log.record("flap", "clear", {"device": device, "devices": list(devices)})
     return FlapResult(device, cycles, stable.monotonic - plugged, tuple(unplugs))
