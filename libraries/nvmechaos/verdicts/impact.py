@@ -60,13 +60,7 @@ def outage_violations(outages: Iterable[FaultOutage], limits: Mapping[str, float
     Raises:
         ImpactError: no limit, or an unknown metric name (the message lists the known ones).
     """
-    if not limits:
-        raise ImpactError(f"no outage limit given (use {', '.join(OUTAGE_METRICS)})")
-    unknown = sorted(set(limits) - set(OUTAGE_METRICS))
-    if unknown:
-        raise ImpactError(
-            f"unknown outage metric(s) {', '.join(unknown)} (known: {', '.join(OUTAGE_METRICS)})"
-        )
+    check_outage_limits(limits)
     lines = []
     for outage in outages:
         where = f"fault '{outage.label}' at {outage.start_s:.1f}-{outage.end_s:.1f} s"
