@@ -22,9 +22,10 @@ node (for a qcow2 namespace, metadata I/O counts too).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -166,11 +167,7 @@ def hot_plug(
     """
     positive_seconds(timeout)
     handle = controller(vm, device)
-    if not handle.single_namespace and handle.subsystem is None:
-        raise HotplugError(
-            f"'{device}' of VM '{vm.name}' has {len(handle.namespaces)} namespaces: QEMU cannot plug nvme-ns "
-            "devices back (its NVMe bus has no hot-plug); give each hot-plugged controller one namespace"
-        )
+    _check_pluggable(vm, handle)
     own_shell = shell is None
     try:
         guest: GuestShell = shell if shell is not None else vm.ssh()
@@ -200,6 +197,29 @@ def hot_plug(
     finally:
         if own_shell:
             guest.close()
+
+
+@contextlib.contextmanager
+def _guest_shell(vm: Vm, shell: GuestShell | None) -> Iterator[GuestShell]:
+    """``shell`` when given (the caller closes it), else a connection of our own, closed after."""
+    if shell is not None:
+        yield shell
+        return
+    own = vm.ssh()
+    try:
+        yield own
+    finally:
+        own.close()
+
+
+def _check_pluggable(vm: Vm, handle: ControllerHandle) -> None:
+    """Raises HotplugError for a controller QEMU cannot plug back: several namespaces of its own."""
+    if not handle.single_namespace and handle.subsystem is None:
+        raise HotplugError(
+            f"'{handle.id}' of VM '{vm.name}' has {len(handle.namespaces)} namespaces: QEMU cannot plug "
+            "nvme-ns devices back (its NVMe bus has no hot-plug); give each hot-plugged controller one "
+            "namespace"
+        )
 
 
 def live_paths(handle: ControllerHandle, guest: GuestShell) -> int:
@@ -261,15 +281,10 @@ def path_io(vm: Vm, device: str, seconds: float = 1.0, shell: GuestShell | None 
         f'[ "$(echo $(cat $c/serial 2>/dev/null))" = "{handle.serial}" ] || continue; '
         'for p in $c/nvme*c*n*; do [ -e "$p" ] && echo "${p##*/} $(cat /sys/block/${p##*/}/stat)"; done; done'
     )
-    own = shell is None
-    guest: GuestShell = shell if shell is not None else vm.ssh()
-    try:
+    with _guest_shell(vm, shell) as guest:
         before = _path_counts(str(guest.run(sample).stdout))
         time.sleep(seconds)
         after = _path_counts(str(guest.run(sample).stdout))
-    finally:
-        if own:
-            guest.close()
     return {path: after[path] - before.get(path, 0) for path in sorted(after)}
 
 
@@ -287,9 +302,7 @@ def wait_for_guest_io(vm: Vm, timeout: float, shell: GuestShell | None = None) -
     """
     positive_seconds(timeout)
     since = time.monotonic()
-    own = shell is None
-    guest: GuestShell = shell if shell is not None else vm.ssh()
-    try:
+    with _guest_shell(vm, shell) as guest:
         while True:
             before = str(guest.run(_NVME_IOS, timeout=15).stdout).strip()
             time.sleep(0.2)
@@ -298,9 +311,6 @@ def wait_for_guest_io(vm: Vm, timeout: float, shell: GuestShell | None = None) -
                 return time.monotonic() - since
             if time.monotonic() - since >= timeout:
                 raise GuestFaultError(f"no NVMe I/O in the guest of VM '{vm.name}' within {timeout:g} s")
-    finally:
-        if own:
-            guest.close()
 
 
 def _path_counts(output: str) -> dict[str, int]:
@@ -789,8 +799,7 @@ def flap(
     if not interval >= 0:
         raise ArgumentError(f"interval '{interval}' is negative")
     handle = controller(vm, device)
-    if not handle.single_namespace and handle.subsystem is None:
-        raise HotplugError(f"'{device}' of VM '{vm.name}' has several namespaces: QEMU cannot plug it back")
+    _check_pluggable(vm, handle)
     wanted_paths = live_paths(handle, shell) if handle.subsystem is not None else 0
     log.record("flap", "apply", {"device": device, "cycles": cycles, "interval_s": interval})
     unplugs = []
