@@ -4,7 +4,6 @@ logs from the guest with the host clock the fault timeline is stamped on."""
 from __future__ import annotations
 
 import re
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,29 +20,25 @@ from nvmechaos.analysis.runclock import (
 from nvmechaos.timeline import Event
 from nvmechaos.vm import Vm, as_vm
 from nvmechaos.vm.faults import (
-    PCIE_ERRORS,
-    SMART_WARNINGS,
     PcieError,
     ResetKind,
     SmartWarning,
     ThrottleLimits,
     controller,
-    critical_warning,
     flap,
     get_throttle,
-    guest_controller,
     hot_plug,
     hot_unplug,
     inject_pcie_error,
     kernel_log,
     path_io,
+    pcie_error_report,
     reset_controller,
     set_critical_warning,
     set_throttle,
-    smart_events,
     throttle,
     wait_for_guest_io,
-    wait_for_kernel_message,
+    wait_for_smart_warning,
     watch_smart_events,
 )
 from nvmechaos.vm.machine import FAULT_SOURCE_PREFIX
@@ -179,30 +174,8 @@ class FaultKeywords:
         | ${lines} =    Guest Should Report PCIe Error    ${vm}    ${error}    timeout=5s
         """
         target = as_vm(vm)
-        params = error.params if isinstance(error, Event) and error.kind == "pcie_error" else None
-        if params is None:
-            fail(f"'{error}' is not a PCIe error event (use what Inject PCIe Error returned)")
-        severity = PcieError(params["severity"])
-        after = int(params["kernel_lines"])
-        seconds = timeout.total_seconds()
         with target.ssh() as shell:
-            reported = wait_for_kernel_message(shell, PCIE_ERRORS[severity][1], after, seconds)
-            if reported is None:
-                fail(
-                    f"the guest of VM '{target.name}' reported no {severity.value} PCIe error within "
-                    f"{seconds:g} s (no kernel line matching '{PCIE_ERRORS[severity][1]}')"
-                )
-            lines = [reported]
-            if severity is not PcieError.correctable:
-                outcome = wait_for_kernel_message(
-                    shell, "AER: device recovery (successful|failed)", after, seconds
-                )
-                if outcome is None or "failed" in outcome:
-                    fail(
-                        f"the guest of VM '{target.name}' did not recover from the {severity.value} PCIe "
-                        f"error within {seconds:g} s: {outcome or 'no recovery reported'}"
-                    )
-                lines.append(outcome)
+            lines = pcie_error_report(target, error, timeout.total_seconds(), shell)
         logger.info("guest kernel: " + " | ".join(lines))
         return lines
 
@@ -297,25 +270,11 @@ class FaultKeywords:
         | Guest Should See SMART Warning    ${vm}    nvme0    read_only
         """
         target = as_vm(vm)
-        kind = SmartWarning(warning)
-        bit, info = SMART_WARNINGS[kind]
-        deadline = time.monotonic() + timeout.total_seconds()
         with target.ssh() as shell:
-            name = guest_controller(target, device, shell)
-            while True:
-                byte = critical_warning(name, shell)  # reading the log also unmasks further events
-                events = [r for c, r in smart_events(shell) if c == name and (r >> 8) & 0xFF == info]
-                if byte & bit and events:
-                    break
-                if time.monotonic() >= deadline:
-                    seen = "no SMART event" if not events else f"event 0x{events[-1]:06x}"
-                    fail(
-                        f"the guest of VM '{target.name}' did not see the {kind.value} warning of '{device}' "
-                        f"within {timeout.total_seconds():g} s: smart-log critical_warning 0x{byte:02x}, "
-                        f"{seen} (watch SMART events first: Watch SMART Events In Guest)"
-                    )
-                time.sleep(0.2)
-        logger.info(f"guest {name}: critical_warning 0x{byte:02x}, SMART event 0x{events[-1]:06x}")
+            name, byte, event = wait_for_smart_warning(
+                target, device, warning, timeout.total_seconds(), shell
+            )
+        logger.info(f"guest {name}: critical_warning 0x{byte:02x}, SMART event 0x{event:06x}")
         return byte
 
     @keyword("Wait Until Guest Does NVMe IO")

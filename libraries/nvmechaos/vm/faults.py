@@ -546,6 +546,7 @@ __all__ = [
     "kernel_log",
     "namespaces_of",
     "path_io",
+    "pcie_error_report",
     "reset_controller",
     "set_throttle",
     "smart_events",
@@ -553,6 +554,7 @@ __all__ = [
     "throttle_names",
     "wait_for_guest_io",
     "wait_for_kernel_message",
+    "wait_for_smart_warning",
     "watch_smart_events",
 ]
 
@@ -735,6 +737,36 @@ def wait_for_kernel_message(
         time.sleep(poll)
 
 
+def pcie_error_report(vm: Vm, error: Event, timeout: float, shell: GuestShell) -> list[str]:
+    """The guest kernel's lines that reported the PCIe error ``error`` (what
+    :func:`inject_pcie_error` recorded) and, for an uncorrectable one, its recovery, waiting up to
+    ``timeout`` seconds for each.
+
+    Raises:
+        GuestFaultError: ``error`` is not a PCIe error event, no report came, or the recovery failed
+            or was not reported.
+    """
+    if not (isinstance(error, Event) and error.kind == "pcie_error"):
+        raise GuestFaultError(f"'{error}' is not a PCIe error event (use what Inject PCIe Error returned)")
+    severity = PcieError(error.params["severity"])
+    after = int(error.params["kernel_lines"])
+    reported = wait_for_kernel_message(shell, PCIE_ERRORS[severity][1], after, timeout)
+    if reported is None:
+        raise GuestFaultError(
+            f"the guest of VM '{vm.name}' reported no {severity.value} PCIe error within "
+            f"{timeout:g} s (no kernel line matching '{PCIE_ERRORS[severity][1]}')"
+        )
+    if severity is PcieError.correctable:
+        return [reported]
+    outcome = wait_for_kernel_message(shell, "AER: device recovery (successful|failed)", after, timeout)
+    if outcome is None or "failed" in outcome:
+        raise GuestFaultError(
+            f"the guest of VM '{vm.name}' did not recover from the {severity.value} PCIe "
+            f"error within {timeout:g} s: {outcome or 'no recovery reported'}"
+        )
+    return [reported, outcome]
+
+
 def reset_controller(vm: Vm, device: str, kind: ResetKind, log: Channel, shell: GuestShell) -> float:
     """Reset controller ``device`` from inside the guest while I/O may run, and return the seconds
     until the guest has it live again. Recorded as a ``reset`` fault from the command to then.
@@ -890,6 +922,35 @@ def smart_events(shell: GuestShell) -> list[tuple[str, int]]:
         if result & 0x7 == 1:  # Asynchronous Event Type 1: SMART / Health Status
             events.append((match.group(1), result))
     return events
+
+
+def wait_for_smart_warning(
+    vm: Vm, device: str, warning: SmartWarning, timeout: float, shell: GuestShell
+) -> tuple[str, int, int]:
+    """Wait up to ``timeout`` seconds until the guest's SMART log of controller ``device`` shows
+    ``warning`` and the guest received the SMART/Health event announcing it (its information field);
+    return (guest controller, critical warning byte, event result).
+
+    Raises:
+        GuestFaultError: not both within ``timeout`` (the byte and the last event seen named).
+    """
+    kind = SmartWarning(warning)
+    bit, info = SMART_WARNINGS[kind]
+    deadline = time.monotonic() + timeout
+    name = guest_controller(vm, device, shell)
+    while True:
+        byte = critical_warning(name, shell)  # reading the log also unmasks further events
+        events = [r for c, r in smart_events(shell) if c == name and (r >> 8) & 0xFF == info]
+        if byte & bit and events:
+            return name, byte, events[-1]
+        if time.monotonic() >= deadline:
+            seen = "no SMART event" if not events else f"event 0x{events[-1]:06x}"
+            raise GuestFaultError(
+                f"the guest of VM '{vm.name}' did not see the {kind.value} warning of '{device}' "
+                f"within {timeout:g} s: smart-log critical_warning 0x{byte:02x}, "
+                f"{seen} (watch SMART events first: Watch SMART Events In Guest)"
+            )
+        time.sleep(0.2)
 
 
 def critical_warning(guest_name: str, shell: GuestShell) -> int:
